@@ -1,0 +1,22 @@
+"""ashlsim: a discrete-event simulator of heterogeneous distributed training clusters.
+
+>>> import ashlsim
+>>> result = ashlsim.run(ashlsim.Scenario())   # the built-in default scenario
+>>> result.history.tail()                       # loss and accuracy vs simulated seconds
+"""
+
+from .engine import Simulation, run
+from .errors import ScenarioError
+from .results import Result
+from .scenario import Scenario, default_scenario, load_scenario
+
+__all__ = [
+    "Result",
+    "Scenario",
+    "ScenarioError",
+    "Simulation",
+    "default_scenario",
+    "load_scenario",
+    "run",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,205 @@
+"""Command line: ``ashlsim run``, ``ashlsim compare``, ``ashlsim scenario``.
+
+A user mistake (a bad scenario, a missing file) prints one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .errors import ScenarioError
+from .scenario import Scenario, load_scenario
+
+EXIT_USAGE = 2
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, shown only in a terminal and after one host second."""
+
+    def __init__(self, total: float, label: str = "", stream=sys.stderr):
+        self.total, self.label, self.stream = total, label, stream
+        self.enabled = stream.isatty()
+        self.started = time.monotonic()
+        self._last = 0.0
+        self.shown = False
+
+    def __call__(self, done: float) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.started < 1.0 or now - self._last < 0.1:
+            return
+        self._last = now
+        frac = min(1.0, done / self.total) if self.total else 0.0
+        bar = "#" * int(frac * 30)
+        self.stream.write(f"\r{self.label} [{bar:<30}] {frac:6.1%}  {now - self.started:5.1f}s")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+
+
+def _parse_sets(items: list[str]) -> dict[str, object]:
+    overrides = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ScenarioError("--set", item, "key.path=value, e.g. cluster.workers=4")
+        try:
+            overrides[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ScenarioError(f"--set {key}", raw, "a YAML value") from None
+    return overrides
+
+
+def resolve_scenario(path: str | None, strategy: str | None, sets: list[str]) -> Scenario:
+    """The scenario a command line describes: a file (or the default) plus overrides."""
+    scenario = load_scenario(path) if path else Scenario()
+    overrides = _parse_sets(sets or [])
+    if strategy:
+        overrides = {"strategy.name": strategy, **overrides}
+    return scenario.with_overrides(overrides) if overrides else scenario
+
+
+def _cmd_run(args) -> int:
+    from .engine import run
+    from .plots import learning_curve
+
+    scenario = resolve_scenario(args.scenario, args.strategy, args.set)
+    limit = scenario.stop.time_s
+    bar = ProgressBar(limit or 0.0, f"{scenario.name}/{scenario.strategy.name}")
+    if args.no_progress or not limit:
+        bar.enabled = False
+    try:
+        result = run(scenario, seed=args.seed, events=args.events or None, progress=bar)
+    finally:
+        bar.close()
+    out = result.save(args.out)
+    learning_curve(
+        result.history,
+        out / "curve.png",
+        title=f"{scenario.name}: {scenario.strategy.name}, {scenario.cluster.workers} workers",
+        target=scenario.stop.target_accuracy,
+        stage_changes=result.stage_changes,
+    )
+    print(format_run_summary(result))
+    print(f"wrote {out}/: history.csv workers.csv scenario.yaml curve.png")
+    return 0
+
+
+def format_run_summary(result) -> str:
+    """A readable summary: headline numbers and one line per worker."""
+    s = result.summary()
+    target = result.scenario.stop.target_accuracy
+    ttt = s["time_to_target_s"]
+    lines = [
+        f"scenario {result.scenario.name!r}, strategy {s['strategy']}, seed {s['seed']}",
+        f"stopped: {s['stop_reason']} at {s['elapsed_s']:.2f} simulated s "
+        f"({s['updates']} updates, {s['epochs']:.1f} epochs)",
+        f"final accuracy {s['final_accuracy']:.4f}, training loss {s['final_loss']:.4f}",
+    ]
+    if target is not None:
+        reached = f"{ttt:.2f} s" if ttt == ttt else "not reached"
+        lines.append(f"time to accuracy {target:g}: {reached}")
+    if result.stop_reason == "diverged":
+        lines.append("the loss became non-finite: the run diverged (try a smaller training.lr)")
+    lines.append(f"bytes up {s['bytes_up']:,}, down {s['bytes_down']:,}")
+    w = result.workers
+    cols = ["worker", "speed", "compute_s", "comm_s", "wait_s", "idle_share", "iterations"]
+    cols += [c for c in ("H", "data_share", "ratio") if c in w]
+    table = w[cols].copy()
+    table["idle_share"] = (100 * table["idle_share"]).map("{:.1f}%".format)
+    lines.append(table.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    if result.profile is not None:
+        lines.append("ASHL profile:")
+        lines.append(result.profile.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    return "\n".join(lines)
+
+
+def _cmd_scenario(args) -> int:
+    scenario = resolve_scenario(args.scenario, args.strategy, args.set)
+    sys.stdout.write(scenario.to_yaml())
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from .compare import compare, write_comparison
+
+    scenario = resolve_scenario(args.scenario, None, args.set)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    seeds = _int_list("--seeds", args.seeds)
+    table, history = compare(scenario, strategies, seeds, return_history=True)
+    summary = write_comparison(scenario, table, history, args.out)
+    print(summary.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(f"wrote {args.out}/: history.csv summary.csv runs.csv accuracy.png loss.png")
+    return 0
+
+
+def _int_list(field: str, raw: str) -> list[int]:
+    try:
+        values = [int(v) for v in raw.split(",") if v.strip()]
+    except ValueError:
+        raise ScenarioError(field, raw, "comma-separated integers, e.g. 0,1,2") from None
+    if not values:
+        raise ScenarioError(field, raw, "at least one integer")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ashlsim",
+        description="Simulate synchronization schemes on a heterogeneous training cluster.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def scenario_args(p, strategy=True):
+        p.add_argument("scenario", nargs="?", help="scenario YAML (default: the built-in one)")
+        if strategy:
+            p.add_argument("--strategy", help="override strategy.name (bsp, asp, ssp, ...)")
+        p.add_argument(
+            "--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+            help="override a scenario field, e.g. --set cluster.workers=4 (repeatable)",
+        )  # fmt: skip
+
+    p = sub.add_parser("run", help="run one scenario and write its results")
+    scenario_args(p)
+    p.add_argument("--out", default="ashlsim-out", help="output folder (default: ashlsim-out)")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--events", action="store_true", help="also write events.csv (Gantt data)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("compare", help="run one scenario under several schemes and seeds")
+    scenario_args(p, strategy=False)
+    p.add_argument("--strategies", default="bsp,asp,ssp,local_sgd")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    p.add_argument("--out", default="ashlsim-compare", help="output folder")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("scenario", help="print the resolved scenario as YAML")
+    scenario_args(p)
+    p.set_defaults(func=_cmd_scenario)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ScenarioError as exc:
+        print(f"ashlsim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ashlsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The parameter server: the global parameters, their version, and exactly-once application."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class ParameterServer:
+    """Holds the global parameter vector ``params`` and a ``version`` counting applications.
+
+    Applying replaces ``params`` with a new array instead of writing into it, so a pulled
+    snapshot is a reference that stays valid: a pull costs no copy.
+    """
+
+    def __init__(self, params: np.ndarray):
+        self.params = params
+        self.version = 0
+        self.applied_pushes = 0
+        self.staleness: list[tuple[int, int]] = []  # (worker, version at apply - version pulled)
+
+    def snapshot(self) -> tuple[np.ndarray, int]:
+        """The current parameters (treat as read-only) and their version."""
+        return self.params, self.version
+
+    def apply(self, updates, scale: float = 1.0) -> None:
+        """``W += scale * sum(decompressed deltas)`` in one step; each update applied once."""
+        total = None
+        for update in updates:
+            if update.applied:
+                raise RuntimeError(f"push {update.key} applied twice")
+            update.applied = True
+            self.staleness.append((update.worker, self.version - update.pulled_version))
+            if update.message is None:  # timing-only mode: nothing to add
+                continue
+            dense = update.message.decompress()
+            if update.weight != 1.0:
+                dense = update.weight * dense
+            total = dense if total is None else total + dense
+        self.applied_pushes += len(updates)
+        if total is not None:
+            self.params = self.params + (scale * total).astype(self.params.dtype, copy=False)
+        self.version += 1

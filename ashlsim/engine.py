@@ -1,0 +1,255 @@
+"""The runner: builds the simulated cluster for a scenario, runs it, and observes it.
+
+``run(scenario)`` is the whole story: load and split the data, draw the cluster, start one SimPy
+process per worker plus an observer that evaluates the global model every ``eval.every_s``
+simulated seconds (host time only; DESIGN.md 1), stop on the first stop condition, and return a
+``Result``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import simpy
+
+from .cluster import Network, ParameterServer, Worker
+from .compression import dense_bytes, virtual_values
+from .data import BatchSampler, load_dataset, partition
+from .errors import ScenarioError
+from .models import build_model
+from .results import Result
+from .rng import Streams
+from .scenario import Scenario
+from .strategies import build_strategy
+from .training import LocalTrainer
+
+
+class Simulation:
+    """One run of one scenario: the cluster, the strategy, the observer and the records."""
+
+    def __init__(self, scenario: Scenario, seed: int | None = None, events: bool | None = None):
+        self.scenario = s = scenario
+        self.seed = s.seed if seed is None else int(seed)
+        self.streams = streams = Streams(self.seed)
+        self.env = env = simpy.Environment()
+        self.n_workers = n = s.cluster.workers
+        self.workload = s.workload
+
+        dtype = np.dtype(s.model.dtype)
+        self.data = load_dataset(s.data, streams.get("data"), dtype)
+        self.model = build_model(s.model, self.data.n_features, self.data.n_classes)
+        if self.model is None:
+            if s.workload.param_bytes is None:
+                raise ScenarioError(
+                    "workload.param_bytes", None, "a size in bytes when model.name is none"
+                )
+            self.model_size = virtual_values(s.workload, 0)
+            params = np.zeros(0, dtype=dtype)
+        else:
+            self.model_size = self.model.size
+            params = self.model.init(streams.get("init"))
+        self.dense_bytes = dense_bytes(s.workload, self.model_size)
+        self.server = ParameterServer(params)
+
+        speeds = self._draw_speeds()
+        c = s.cluster
+        self.network = Network(
+            env,
+            c.uplink.bandwidth.per_worker(streams.get("cluster.uplink.bandwidth"), n),
+            c.uplink.latency.per_worker(streams.get("cluster.uplink.latency"), n),
+            c.downlink.bandwidth.per_worker(streams.get("cluster.downlink.bandwidth"), n),
+            c.downlink.latency.per_worker(streams.get("cluster.downlink.latency"), n),
+            c.server.ingress,
+            c.server.egress,
+        )
+        weights = s.data.weights if s.data.partition == "proportional" else None
+        shards = partition(
+            self.data.y_train, n, streams.get("data.partition"), s.data.partition,
+            s.data.alpha, weights,
+        )  # fmt: skip
+        trainer = None
+        if self.model is not None:
+            t = s.training
+            trainer = LocalTrainer(self.model, self.data, t.lr, t.momentum, t.lr_schedule)
+        self.workers = [
+            Worker(
+                i,
+                speeds[i],
+                c.jitter,
+                streams.get("jitter", i),
+                BatchSampler(shards[i], s.training.batch_size, streams.get("batches", i)),
+                trainer,
+                self,
+            )
+            for i in range(n)
+        ]
+
+        # records
+        self.record_events = s.eval.events if events is None else events
+        self.events: list[tuple] = []
+        self.log_event = self._log if self.record_events else None
+        self.history: list[dict] = []
+        self.stage = "main"
+        self.stage_changes: list[dict] = []
+        self.bytes_up = self.bytes_down = 0
+        self.samples = 0
+        self.pushes_received = 0
+        self.stop_reason: str | None = None
+        self.stop_event = env.event()
+        self.progress_callback: Callable[[float], None] | None = None
+
+        eval_rng = streams.get("eval")
+        m = min(s.eval.max_samples, self.data.n_train)
+        subset = np.sort(eval_rng.choice(self.data.n_train, m, replace=False))
+        self._train_eval = (self.data.X_train[subset], self.data.y_train[subset])
+
+        self.strategy = build_strategy(s.strategy, self)
+
+    # ---- set-up --------------------------------------------------------------------------------
+    def _draw_speeds(self) -> np.ndarray:
+        s, n = self.scenario, self.n_workers
+        if s.cluster.flops is not None:
+            flops = s.cluster.flops.per_worker(self.streams.get("cluster.flops"), n)
+            per_sample = s.workload.flops_per_sample
+            if per_sample is None:
+                if self.model is None:
+                    raise ScenarioError(
+                        "workload.flops_per_sample", None, "a number when cluster.flops is set"
+                    )
+                per_sample = self.model.flops_per_sample
+            return flops / per_sample
+        return s.cluster.speed.per_worker(self.streams.get("cluster.speed"), n)
+
+    # ---- the API strategies and workers use -----------------------------------------------------
+    def progress(self) -> float:
+        """Fraction of the run done, for learning-rate schedules."""
+        stop = self.scenario.stop
+        if stop.time_s is not None:
+            return self.env.now / stop.time_s
+        return self.samples / (stop.epochs * self.data.n_train)
+
+    def pushed(self, update) -> None:
+        """A push arrived at the PS (before the strategy handles it)."""
+        self.pushes_received += 1
+        self.samples += update.samples
+        epochs = self.scenario.stop.epochs
+        if epochs is not None and self.samples >= epochs * self.data.n_train:
+            self.stop("epochs")
+
+    def set_stage(self, stage: str, reason: str = "") -> None:
+        """Record a change of training stage (ASHL's AHL -> SHL switch)."""
+        last = self.history[-1] if self.history else {}
+        self.stage_changes.append(
+            {
+                "time_s": self.env.now,
+                "from_stage": self.stage,
+                "to_stage": stage,
+                "loss": last.get("loss", math.nan),
+                "reason": reason,
+            }
+        )
+        self.stage = stage
+
+    def reshard(self, weights) -> None:
+        """Re-split the training data across workers in proportion to ``weights``."""
+        shards = partition(
+            self.data.y_train, self.n_workers, self.streams.get("data.reshard"),
+            "proportional", weights=weights,
+        )  # fmt: skip
+        for worker, shard in zip(self.workers, shards, strict=True):
+            worker.sampler.reshard(shard)
+
+    def stop(self, reason: str) -> None:
+        if not self.stop_event.triggered:
+            self.stop_reason = reason
+            self.stop_event.succeed()
+
+    def _log(self, worker, kind, start, end):
+        self.events.append((worker, kind, start, end))
+
+    # ---- observing --------------------------------------------------------------------------
+    def evaluate(self) -> dict:
+        """Record the global model's loss and accuracy now (host time only)."""
+        params = self.server.params
+        if self.model is None:
+            loss = test_loss = accuracy = math.nan
+        else:
+            test_loss, accuracy = self.model.evaluate(params, self.data.X_test, self.data.y_test)
+            loss = self.model.loss(params, *self._train_eval)
+        record = {
+            "time_s": self.env.now,
+            "updates": self.server.applied_pushes,
+            "version": self.server.version,
+            "epoch": self.samples / self.data.n_train,
+            "loss": loss,
+            "test_loss": test_loss,
+            "accuracy": accuracy,
+            "bytes_up": self.bytes_up,
+            "bytes_down": self.bytes_down,
+            "stage": self.stage,
+        }
+        self.history.append(record)
+        return record
+
+    def _observer(self):
+        stop, every = self.scenario.stop, self.scenario.eval.every_s
+        while True:
+            record = self.evaluate()
+            if self.model is not None and not math.isfinite(record["loss"]):
+                self.stop("diverged")
+            elif stop.target_accuracy is not None and record["accuracy"] >= stop.target_accuracy:
+                self.stop("target_accuracy")
+            else:
+                self.strategy.observe(record)
+            if self.progress_callback is not None:
+                self.progress_callback(self.env.now)
+            yield self.env.timeout(every)
+
+    def _straggler(self, worker: Worker, spec):
+        rng = self.streams.get("stragglers", worker.index)
+        while True:
+            yield self.env.timeout(float(spec.interval_s.sample(rng)))
+            worker.slowdown = float(spec.factor.sample(rng))
+            start = self.env.now
+            yield self.env.timeout(float(spec.duration_s.sample(rng)))
+            worker.slowdown = 1.0
+            if self.log_event:
+                self.log_event(worker.index, "straggle", start, self.env.now)
+
+    # ---- running ------------------------------------------------------------------------------
+    def run(self) -> Result:
+        env, s = self.env, self.scenario
+        self.strategy.start()
+        for worker in self.workers:
+            env.process(worker.run())
+            if s.cluster.stragglers is not None:
+                env.process(self._straggler(worker, s.cluster.stragglers))
+        if s.stop.time_s is not None:
+            env.timeout(s.stop.time_s).callbacks.append(lambda _: self.stop("time_limit"))
+        env.process(self._observer())
+        # Divergence shows up as inf/nan in the arrays; the observer detects it, so the
+        # floating-point warnings on the way there are expected, not errors.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            env.run(until=self.stop_event)
+            if not self.history or self.history[-1]["time_s"] < env.now:
+                record = self.evaluate()
+                if self.model is not None and not math.isfinite(record["loss"]):
+                    self.stop_reason = "diverged"
+        return Result.from_simulation(self)
+
+
+def run(scenario: Scenario | dict | None = None, seed: int | None = None, **options) -> Result:
+    """Simulate ``scenario`` (default: the built-in one) and return its ``Result``.
+
+    ``seed`` overrides ``scenario.seed``; ``events=True`` records pull/compute/push/wait intervals.
+    """
+    if scenario is None:
+        scenario = Scenario()
+    elif isinstance(scenario, dict):
+        scenario = Scenario.from_dict(scenario)
+    progress = options.pop("progress", None)
+    sim = Simulation(scenario, seed=seed, **options)
+    sim.progress_callback = progress
+    return sim.run()

@@ -1,0 +1,56 @@
+"""What every model offers the simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy of integer labels ``y`` and its gradient with respect to ``logits``."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    rows = np.arange(len(y))
+    loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, y]))
+    probs = exp / total
+    probs[rows, y] -= 1.0
+    probs /= len(y)
+    return loss, probs
+
+
+class Model:
+    """A classifier on one flat parameter vector of ``size`` values of ``dtype``."""
+
+    size: int
+    dtype: np.dtype
+    n_classes: int
+
+    def init(self, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def logits(self, params: np.ndarray, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def loss_and_grad(self, params: np.ndarray, X: np.ndarray, y: np.ndarray):
+        """Mean cross-entropy on ``(X, y)`` and its gradient, a new flat vector."""
+        raise NotImplementedError
+
+    def loss(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
+        return softmax_cross_entropy(self.logits(params, X), y)[0]
+
+    def predict(self, params: np.ndarray, X: np.ndarray) -> np.ndarray:
+        return self.logits(params, X).argmax(axis=1)
+
+    def accuracy(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
+        return float(np.mean(self.predict(params, X) == y))
+
+    def evaluate(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(loss, accuracy) from one forward pass."""
+        logits = self.logits(params, X)
+        loss = softmax_cross_entropy(logits, y)[0]
+        return loss, float(np.mean(logits.argmax(axis=1) == y))
+
+    @property
+    def flops_per_sample(self) -> float:
+        """Forward and backward pass, about 3 x 2 FLOPs per weight per sample."""
+        raise NotImplementedError

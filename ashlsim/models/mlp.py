@@ -1,0 +1,64 @@
+"""Multi-layer perceptron with ReLU hidden layers and a softmax output."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Model, softmax_cross_entropy
+
+
+class MLP(Model):
+    """Layers ``n_features -> *hidden -> n_classes``; parameters are each layer's W then b."""
+
+    def __init__(self, n_features: int, hidden: tuple[int, ...], n_classes: int, dtype=np.float32):
+        self.widths = (n_features, *hidden, n_classes)
+        self.n_classes, self.dtype = n_classes, np.dtype(dtype)
+        self._slices = []
+        offset = 0
+        for fan_in, fan_out in zip(self.widths[:-1], self.widths[1:], strict=True):
+            w = slice(offset, offset + fan_in * fan_out)
+            b = slice(w.stop, w.stop + fan_out)
+            self._slices.append((w, b, (fan_in, fan_out)))
+            offset = b.stop
+        self.size = offset
+
+    def _layers(self, params):
+        return [(params[w].reshape(shape), params[b]) for w, b, shape in self._slices]
+
+    def init(self, rng):
+        """He initialisation for the weights, zero biases."""
+        params = np.zeros(self.size, dtype=self.dtype)
+        for w, _, (fan_in, fan_out) in self._slices:
+            params[w] = rng.normal(0, np.sqrt(2.0 / fan_in), fan_in * fan_out)
+        return params
+
+    def _forward(self, params, X):
+        activations = [X]
+        layers = self._layers(params)
+        for W, b in layers[:-1]:
+            activations.append(np.maximum(activations[-1] @ W + b, 0))
+        W, b = layers[-1]
+        return activations, activations[-1] @ W + b
+
+    def logits(self, params, X):
+        return self._forward(params, X)[1]
+
+    def loss_and_grad(self, params, X, y):
+        activations, logits = self._forward(params, X)
+        loss, delta = softmax_cross_entropy(logits, y)
+        grad = np.empty_like(params)
+        layers = self._layers(params)
+        for i in range(len(layers) - 1, -1, -1):
+            w, b, shape = self._slices[i]
+            a = activations[i]
+            np.matmul(a.T, delta, out=grad[w].reshape(shape))
+            grad[b] = delta.sum(axis=0)
+            if i:
+                delta = delta @ layers[i][0].T
+                delta *= a > 0
+        return loss, grad
+
+    @property
+    def flops_per_sample(self):
+        weights = sum(a * b for a, b in zip(self.widths[:-1], self.widths[1:], strict=True))
+        return 6.0 * weights

@@ -1,0 +1,41 @@
+"""Multinomial logistic (softmax) regression; with two classes it is logistic regression."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Model, softmax_cross_entropy
+
+
+class Softmax(Model):
+    """Linear logits ``X @ W + b``; parameters ``[W.ravel(), b]`` with W of shape (d, k)."""
+
+    def __init__(self, n_features: int, n_classes: int, dtype=np.float32):
+        self.d, self.n_classes, self.dtype = n_features, n_classes, np.dtype(dtype)
+        self.size = n_features * n_classes + n_classes
+
+    def _split(self, params):
+        k = self.n_classes
+        return params[: self.d * k].reshape(self.d, k), params[self.d * k :]
+
+    def init(self, rng):
+        params = np.zeros(self.size, dtype=self.dtype)
+        params[: self.d * self.n_classes] = rng.normal(0, 0.01, self.d * self.n_classes)
+        return params
+
+    def logits(self, params, X):
+        W, b = self._split(params)
+        return X @ W + b
+
+    def loss_and_grad(self, params, X, y):
+        W, b = self._split(params)
+        loss, dlogits = softmax_cross_entropy(X @ W + b, y)
+        grad = np.empty_like(params)
+        gW, gb = self._split(grad)
+        np.matmul(X.T, dlogits, out=gW)
+        gb[:] = dlogits.sum(axis=0)
+        return loss, grad
+
+    @property
+    def flops_per_sample(self):
+        return 6.0 * self.d * self.n_classes

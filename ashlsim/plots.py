@@ -1,0 +1,97 @@
+"""Figures from DataFrames (never from simulator objects)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files, not windows: the CLI and CI have no screen
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def learning_curve(
+    history: pd.DataFrame,
+    path: str | Path | None = None,
+    *,
+    title: str = "",
+    target: float | None = None,
+    stage_changes: pd.DataFrame | None = None,
+):
+    """Accuracy and training loss against simulated seconds for one run."""
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    ax_acc.plot(history["time_s"], history["accuracy"], color="C0")
+    ax_loss.plot(history["time_s"], history["loss"], color="C1")
+    if target is not None:
+        ax_acc.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
+        ax_acc.legend(loc="lower right")
+    for _, change in (stage_changes if stage_changes is not None else pd.DataFrame()).iterrows():
+        for ax in (ax_acc, ax_loss):
+            ax.axvline(change["time_s"], color="C3", ls="--", lw=1)
+        ax_acc.annotate(
+            f" {change['from_stage']} → {change['to_stage']}",
+            (change["time_s"], 0.05),
+            xycoords=("data", "axes fraction"),
+            color="C3",
+        )
+    ax_acc.set(xlabel="simulated time (s)", ylabel="test accuracy", ylim=(0, 1.0))
+    ax_loss.set(xlabel="simulated time (s)", ylabel="training loss", yscale="log")
+    for ax in (ax_acc, ax_loss):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def compare_curves(
+    history: pd.DataFrame,
+    path: str | Path | None = None,
+    *,
+    by: str = "strategy",
+    metric: str = "accuracy",
+    target: float | None = None,
+    title: str = "",
+    grid_s: int = 200,
+):
+    """One line per ``by`` value of ``metric`` against simulated time; with several seeds the
+    line is the mean over seeds and the band their min-max spread (resampled on a common grid)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    for i, (label, group) in enumerate(history.groupby(by, sort=False)):
+        seeds = group["seed"].unique() if "seed" in group else [None]
+        color = f"C{i}"
+        if len(seeds) == 1:
+            ax.plot(group["time_s"], group[metric], color=color, label=str(label))
+            continue
+        end = group.groupby("seed")["time_s"].max().min()
+        grid = pd.Series(range(grid_s + 1), dtype=float) * (end / grid_s)
+        curves = []
+        for _, run in group.groupby("seed"):
+            run = run.sort_values("time_s")
+            curves.append(
+                pd.Series(run[metric].to_numpy(), index=run["time_s"].to_numpy())
+                .reindex(grid, method="ffill")
+                .to_numpy()
+            )
+        frame = pd.DataFrame(curves)
+        ax.plot(grid, frame.mean(), color=color, label=f"{label} (mean of {len(seeds)} seeds)")
+        ax.fill_between(grid, frame.min(), frame.max(), color=color, alpha=0.2, lw=0)
+    if target is not None and metric == "accuracy":
+        ax.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
+    ylabel = {"accuracy": "test accuracy", "loss": "training loss"}.get(metric, metric)
+    ax.set(xlabel="simulated time (s)", ylabel=ylabel)
+    if metric == "loss":
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return _finish(fig, path)
+
+
+def _finish(fig, path):
+    if path is None:
+        return fig
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

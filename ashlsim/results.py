@@ -1,0 +1,137 @@
+"""What a run returns: records turned into pandas DataFrames (DESIGN.md 5)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HISTORY_COLUMNS = [
+    "time_s", "updates", "version", "epoch", "loss", "test_loss", "accuracy",
+    "bytes_up", "bytes_down", "stage",
+]  # fmt: skip
+EVENT_COLUMNS = ["worker", "kind", "start_s", "end_s"]
+
+
+@dataclass
+class Result:
+    """The outcome of one run.
+
+    ``history``: one row per evaluation of the global model (simulated ``time_s``). ``workers``:
+    one row per worker (seconds computing, communicating and waiting, counts and bytes).
+    ``events``: pull/compute/push/wait intervals when recorded. ``stop_reason``: ``time_limit``,
+    ``target_accuracy``, ``epochs`` or ``diverged``.
+    """
+
+    scenario: object
+    seed: int
+    stop_reason: str
+    elapsed_s: float
+    history: pd.DataFrame
+    workers: pd.DataFrame
+    events: pd.DataFrame | None = None
+    profile: pd.DataFrame | None = None
+    stage_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pushes_sent: int = 0
+    pushes_applied: int = 0
+    final_params: np.ndarray | None = None
+
+    @classmethod
+    def from_simulation(cls, sim) -> Result:
+        elapsed = sim.env.now
+        staleness = pd.DataFrame(sim.server.staleness, columns=["worker", "staleness"])
+        per_worker = staleness.groupby("worker")["staleness"]
+        applied = per_worker.size().reindex(range(sim.n_workers), fill_value=0)
+        mean_st = per_worker.mean().reindex(range(sim.n_workers))
+        max_st = per_worker.max().reindex(range(sim.n_workers))
+        rows = []
+        for w in sim.workers:
+            rows.append(
+                {
+                    "worker": w.index,
+                    "speed": w.speed,
+                    "compute_s": w.compute_s,
+                    "comm_s": w.comm_s,
+                    "wait_s": w.wait_s,
+                    "idle_share": w.wait_s / elapsed if elapsed > 0 else 0.0,
+                    "iterations": w.iterations,
+                    "samples": w.samples,
+                    "pushes": w.pushes,
+                    "applied": int(applied[w.index]),
+                    "bytes_up": w.bytes_up,
+                    "bytes_down": w.bytes_down,
+                    "mean_staleness": float(mean_st[w.index]),
+                    "max_staleness": float(max_st[w.index]),
+                }
+            )
+        workers = pd.DataFrame(rows)
+        for column, values in sim.strategy.worker_columns().items():
+            workers[column] = values
+        events = None
+        if sim.record_events:
+            events = pd.DataFrame(sim.events, columns=EVENT_COLUMNS).sort_values(
+                ["start_s", "worker"], kind="stable", ignore_index=True
+            )
+        profile = getattr(sim.strategy, "profile", None)
+        return cls(
+            scenario=sim.scenario,
+            seed=sim.seed,
+            stop_reason=sim.stop_reason,
+            elapsed_s=elapsed,
+            history=pd.DataFrame(sim.history, columns=HISTORY_COLUMNS),
+            workers=workers,
+            events=events,
+            profile=profile() if callable(profile) else profile,
+            stage_changes=pd.DataFrame(
+                sim.stage_changes, columns=["time_s", "from_stage", "to_stage", "loss", "reason"]
+            ),
+            pushes_sent=sum(w.pushes for w in sim.workers),
+            pushes_applied=sim.server.applied_pushes,
+            final_params=sim.server.params,
+        )
+
+    def time_to_accuracy(self, target: float | None = None) -> float:
+        """First simulated time (s) the test accuracy reached ``target`` (default: the
+        scenario's ``stop.target_accuracy``); NaN if it never did."""
+        if target is None:
+            target = self.scenario.stop.target_accuracy
+        if target is None:
+            return math.nan
+        hit = self.history.loc[self.history["accuracy"] >= target, "time_s"]
+        return float(hit.iloc[0]) if len(hit) else math.nan
+
+    def summary(self) -> dict:
+        """Headline numbers of the run, one flat dict."""
+        last = self.history.iloc[-1]
+        return {
+            "strategy": self.scenario.strategy.name,
+            "seed": self.seed,
+            "stop_reason": self.stop_reason,
+            "elapsed_s": self.elapsed_s,
+            "time_to_target_s": self.time_to_accuracy(),
+            "final_accuracy": float(last["accuracy"]),
+            "final_loss": float(last["loss"]),
+            "updates": int(last["updates"]),
+            "epochs": float(last["epoch"]),
+            "bytes_up": int(self.workers["bytes_up"].sum()),
+            "bytes_down": int(self.workers["bytes_down"].sum()),
+            "mean_idle_share": float(self.workers["idle_share"].mean()),
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write history.csv, workers.csv, scenario.yaml (and events, profile) into a folder."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        self.history.to_csv(out / "history.csv", index=False)
+        self.workers.to_csv(out / "workers.csv", index=False)
+        (out / "scenario.yaml").write_text(self.scenario.to_yaml())
+        if self.events is not None:
+            self.events.to_csv(out / "events.csv", index=False)
+        if self.profile is not None:
+            self.profile.to_csv(out / "profile.csv", index=False)
+        if len(self.stage_changes):
+            self.stage_changes.to_csv(out / "stage_changes.csv", index=False)
+        return out

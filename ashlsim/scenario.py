@@ -1,0 +1,255 @@
+"""A scenario is data: a frozen dataclass tree that round-trips to YAML (DESIGN.md 2, 5).
+
+``Scenario.from_dict`` validates every field and raises ``ScenarioError`` naming its path, the bad
+value and what is allowed; ``to_dict`` gives plain data back; ``load_scenario(path)`` reads YAML.
+The strategy block is validated by the strategy class it names (``strategies.parse_strategy``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .config import (
+    boolean,
+    choice,
+    dump,
+    dump_section,
+    int_tuple,
+    integer,
+    optional_section,
+    parse_section,
+    real,
+    real_tuple,
+    section,
+    spec,
+    text,
+    value,
+)
+from .data import DATASETS, PARTITIONS
+from .dist import Constant, Distribution, LogNormal, PerWorker
+from .errors import ScenarioError
+from .models import MODELS
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """A worker's link to the PS in one direction."""
+
+    bandwidth: Distribution = spec(Constant(1.25e7), value(), "bytes/s")
+    latency: Distribution = spec(Constant(0.001), value(allow_zero=True), "s, one way")
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """The PS network card: capacities shared max-min fairly by concurrent transfers."""
+
+    ingress: float = spec(1.25e8, real(0, exclusive_min=True, allow_inf=True), "bytes/s")
+    egress: float = spec(1.25e8, real(0, exclusive_min=True, allow_inf=True), "bytes/s")
+
+
+@dataclass(frozen=True)
+class StragglerSpec:
+    """Episodes in which a worker computes ``factor`` times slower for ``duration_s``."""
+
+    interval_s: Distribution = spec(Constant(60.0), value(), "s between episodes, per worker")
+    duration_s: Distribution = spec(Constant(10.0), value(), "s")
+    factor: Distribution = spec(Constant(4.0), value(), "slowdown, > 1 is slower")
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    workers: int = spec(8, integer(1, 100_000), "number of workers")
+    speed: Distribution = spec(LogNormal(2000.0, 0.6), value(), "samples/s, drawn once per worker")
+    flops: Distribution | None = spec(None, value(optional=True), "FLOP/s; replaces speed")
+    jitter: Distribution = spec(Constant(1.0), value(), "per-iteration factor on compute time")
+    uplink: LinkSpec = spec(LinkSpec(), section(LinkSpec))
+    downlink: LinkSpec = spec(LinkSpec(), section(LinkSpec))
+    server: ServerSpec = spec(ServerSpec(), section(ServerSpec))
+    stragglers: StragglerSpec | None = spec(None, optional_section(StragglerSpec))
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """Timing and message sizes of a virtual DNN; empty means: those of the proxy model."""
+
+    flops_per_sample: float | None = spec(None, real(0, exclusive_min=True, optional=True), "FLOP")
+    param_bytes: float | None = spec(None, real(0, exclusive_min=True, optional=True), "bytes")
+    bytes_per_value: int = spec(4, integer(1), "bytes")
+    bytes_per_index: int = spec(4, integer(1), "bytes")
+    header_bytes: int = spec(64, integer(0), "bytes per message")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str = spec("mlp", choice(*MODELS))
+    hidden: tuple[int, ...] = spec((64,), int_tuple(1), "hidden layer widths (mlp)")
+    dtype: str = spec("float32", choice("float32", "float64"))
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    name: str = spec("digits", choice(*DATASETS))
+    partition: str = spec("iid", choice(*PARTITIONS))
+    alpha: float = spec(0.5, real(0, exclusive_min=True), "Dirichlet concentration")
+    weights: tuple[float, ...] | None = spec(None, real_tuple(optional=True), "proportional")
+    test_fraction: float = spec(0.2, real(0, 0.9, exclusive_min=True))
+    n_samples: int = spec(5000, integer(20), "synthetic")
+    n_features: int = spec(20, integer(2), "synthetic")
+    n_classes: int = spec(2, integer(2), "synthetic")
+    n_informative: int | None = spec(None, integer(2, optional=True), "synthetic")
+    class_sep: float = spec(1.0, real(0, exclusive_min=True), "synthetic")
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    batch_size: int = spec(32, integer(1), "samples per local step")
+    lr: float = spec(0.05, real(0, exclusive_min=True), "worker learning rate")
+    momentum: float = spec(0.0, real(0, 0.999), "worker-side momentum")
+    lr_schedule: str = spec("constant", choice("constant", "cosine"), "over stop.time_s")
+
+
+@dataclass(frozen=True)
+class StopSpec:
+    time_s: float | None = spec(120.0, real(0, exclusive_min=True, optional=True), "simulated s")
+    target_accuracy: float | None = spec(0.95, real(0, 1, optional=True))
+    epochs: float | None = spec(None, real(0, exclusive_min=True, optional=True))
+
+
+@dataclass(frozen=True)
+class EvalSpec:
+    every_s: float = spec(1.0, real(0, exclusive_min=True), "simulated s between evaluations")
+    max_samples: int = spec(2000, integer(1), "training samples used for the training loss")
+    events: bool = spec(False, boolean, "record pull/compute/push/wait intervals")
+
+
+def _strategy(path, data):
+    from .strategies import parse_strategy  # strategies import the cluster, not the scenario
+
+    return parse_strategy(data, path)
+
+
+def _default_strategy():
+    from .strategies import parse_strategy
+
+    return parse_strategy({"name": "bsp"}, "strategy")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything a run needs; validated on construction from a dict."""
+
+    name: str = spec("default", text)
+    seed: int = spec(0, integer(0))
+    cluster: ClusterSpec = spec(ClusterSpec(), section(ClusterSpec))
+    workload: WorkloadSpec = spec(WorkloadSpec(), section(WorkloadSpec))
+    model: ModelSpec = spec(ModelSpec(), section(ModelSpec))
+    data: DataSpec = spec(DataSpec(), section(DataSpec))
+    training: TrainingSpec = spec(TrainingSpec(), section(TrainingSpec))
+    strategy: object = dataclasses.field(
+        default_factory=_default_strategy, metadata={"parse": _strategy}
+    )
+    stop: StopSpec = spec(StopSpec(), section(StopSpec))
+    eval: EvalSpec = spec(EvalSpec(), section(EvalSpec))
+
+    def __post_init__(self):
+        _check(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Scenario:
+        data = copy.deepcopy(data)
+        cluster = data.get("cluster")
+        if isinstance(cluster, dict) and "speeds" in cluster:  # alias: one speed per worker
+            if "speed" in cluster:
+                raise ScenarioError("cluster.speeds", cluster["speeds"], "speeds or speed, not both")
+            cluster["speed"] = cluster.pop("speeds")
+        return parse_section(cls, data, "")
+
+    def to_dict(self) -> dict:
+        return dump_section(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def replace(self, **changes) -> Scenario:
+        """A copy with top-level sections replaced (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_overrides(self, overrides: dict[str, object]) -> Scenario:
+        """A copy with dotted key paths set, e.g. ``{"cluster.workers": 4}``."""
+        data = self.to_dict()
+        for path, new in overrides.items():
+            set_path(data, path, new)
+        return Scenario.from_dict(data)
+
+
+def set_path(data: dict, path: str, new) -> None:
+    """Set ``a.b.c`` in nested dicts; a new strategy name drops the old strategy's parameters."""
+    keys = path.split(".")
+    node = data
+    for i, key in enumerate(keys[:-1]):
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        elif not isinstance(child, dict):
+            raise ScenarioError(".".join(keys[: i + 1]), child, "a mapping to set keys inside")
+        node = child
+    if keys == ["strategy", "name"] and node.get("name") != new:
+        node.clear()
+    node[keys[-1]] = new
+
+
+def _check(s: Scenario) -> None:
+    """Cross-field rules that no single field can check."""
+    n = s.cluster.workers
+    per_worker = [
+        ("cluster.speed", s.cluster.speed),
+        ("cluster.flops", s.cluster.flops),
+        ("cluster.jitter", s.cluster.jitter),
+        ("cluster.uplink.bandwidth", s.cluster.uplink.bandwidth),
+        ("cluster.uplink.latency", s.cluster.uplink.latency),
+        ("cluster.downlink.bandwidth", s.cluster.downlink.bandwidth),
+        ("cluster.downlink.latency", s.cluster.downlink.latency),
+    ]
+    for path, dist in per_worker:
+        if isinstance(dist, PerWorker) and len(dist.values) != n:
+            raise ScenarioError(path, list(dist.values), f"one value per worker ({n} values)")
+    if isinstance(s.cluster.jitter, PerWorker):
+        raise ScenarioError("cluster.jitter", list(s.cluster.jitter.values), "a number or a dist")
+    if s.data.partition == "proportional":
+        if s.data.weights is None or len(s.data.weights) != n:
+            raise ScenarioError("data.weights", s.data.weights, f"{n} positive numbers")
+    if s.stop.time_s is None and s.stop.epochs is None:
+        raise ScenarioError("stop", dump(s.stop), "a time_s or epochs limit, so the run ends")
+    if s.model.name == "none" and s.stop.target_accuracy is not None:
+        raise ScenarioError(
+            "stop.target_accuracy", s.stop.target_accuracy, "null with model.name: none"
+        )
+    if s.stop.time_s is not None and math.isinf(s.stop.time_s):  # pragma: no cover - parser
+        raise ScenarioError("stop.time_s", s.stop.time_s, "a finite number")
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario YAML file; keys it leaves out take the defaults."""
+    path = Path(path)
+    try:
+        text_ = path.read_text()
+    except OSError as exc:
+        raise ScenarioError("scenario", str(path), f"a readable YAML file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text_) or {}
+    except yaml.YAMLError as exc:
+        raise ScenarioError("scenario", str(path), f"valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ScenarioError("scenario", str(path), "a YAML mapping of sections")
+    return Scenario.from_dict(data)
+
+
+def default_scenario() -> Scenario:
+    """The built-in default: 8 heterogeneous workers training an MLP on digits with BSP."""
+    return Scenario()

@@ -1,0 +1,39 @@
+"""Synchronization schemes, one file each, all on the ``Strategy`` interface (``base``)."""
+
+from __future__ import annotations
+
+from ..config import parse_section
+from ..errors import ScenarioError
+from .base import ClockGate, RoundBarrier, Strategy, StrategyParams
+from .bsp import BSP
+
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (BSP,)}
+
+
+def parse_strategy(data, path: str = "strategy"):
+    """Validate a ``strategy:`` block with the parameters of the scheme it names."""
+    if isinstance(data, StrategyParams):
+        return data
+    if isinstance(data, str):
+        data = {"name": data}
+    if not isinstance(data, dict):
+        raise ScenarioError(path, data, f"a mapping with a name: one of {', '.join(STRATEGIES)}")
+    name = data.get("name")
+    if name not in STRATEGIES:
+        raise ScenarioError(f"{path}.name", name, f"one of {', '.join(STRATEGIES)}")
+    return parse_section(STRATEGIES[name].Params, data, path)
+
+
+def build_strategy(params, sim) -> Strategy:
+    return STRATEGIES[params.name](params, sim)
+
+
+__all__ = [
+    "STRATEGIES",
+    "ClockGate",
+    "RoundBarrier",
+    "Strategy",
+    "StrategyParams",
+    "build_strategy",
+    "parse_strategy",
+]
