@@ -5,6 +5,7 @@
 >>> result.history.tail()                       # loss and accuracy vs simulated seconds
 """
 
+from .compare import compare, summarize
 from .engine import Simulation, run
 from .errors import ScenarioError
 from .results import Result
@@ -15,8 +16,10 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "Simulation",
+    "compare",
     "default_scenario",
     "load_scenario",
     "run",
+    "summarize",
 ]
 __version__ = "0.1.0"

@@ -108,9 +108,7 @@ def real(
         value = float(value)
         if math.isnan(value) or (math.isinf(value) and not allow_inf):
             raise ScenarioError(path, value, _describe())
-        low_bad = minimum is not None and (
-            value < minimum or (exclusive_min and value == minimum)
-        )
+        low_bad = minimum is not None and (value < minimum or (exclusive_min and value == minimum))
         if low_bad or (maximum is not None and value > maximum):
             raise ScenarioError(path, value, _describe())
         return value

@@ -263,13 +263,17 @@ def parse_value(field: str, spec, *, allow_zero: bool = False) -> Distribution:
             raise ScenarioError(f"{field}.{key}", spec[key], f"keys {sorted(keys)} for {name}")
         missing = set(keys) - set(spec)
         if missing:
-            raise ScenarioError(f"{field}.{sorted(missing)[0]}", None, f"a number ({name} needs it)")
+            raise ScenarioError(
+                f"{field}.{sorted(missing)[0]}", None, f"a number ({name} needs it)"
+            )
         kwargs = {}
         for key, arg in keys.items():
             lax = allow_zero or key in ("low", "sigma", "std")  # spreads and lower ends may be 0
             kwargs[arg] = _number(f"{field}.{key}", spec[key], positive=True, allow_zero=lax)
         if name == "uniform" and kwargs["high"] < kwargs["low"]:
-            raise ScenarioError(f"{field}.high", kwargs["high"], f"a number >= low ({kwargs['low']})")
+            raise ScenarioError(
+                f"{field}.high", kwargs["high"], f"a number >= low ({kwargs['low']})"
+            )
         return cls(**kwargs)
     return Constant(_number(field, spec, positive=True, allow_zero=allow_zero))
 
@@ -285,7 +289,9 @@ def _parse_empirical(field, spec, allow_zero):
         with open(Path(path), newline="") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as exc:
-        raise ScenarioError(f"{field}.path", path, f"a readable CSV file ({exc.strerror})") from None
+        raise ScenarioError(
+            f"{field}.path", path, f"a readable CSV file ({exc.strerror})"
+        ) from None
     if not rows or column not in rows[0]:
         have = list(rows[0]) if rows else []
         raise ScenarioError(f"{field}.column", column, f"a column of {path}: {have}")

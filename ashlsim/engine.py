@@ -17,6 +17,7 @@ import simpy
 from .cluster import Network, ParameterServer, Worker
 from .compression import dense_bytes, virtual_values
 from .data import BatchSampler, load_dataset, partition
+from .dist import Constant, PerWorker
 from .errors import ScenarioError
 from .models import build_model
 from .results import Result
@@ -73,11 +74,16 @@ class Simulation:
         if self.model is not None:
             t = s.training
             trainer = LocalTrainer(self.model, self.data, t.lr, t.momentum, t.lr_schedule)
+        jitters = (
+            [Constant(v) for v in c.jitter.values]
+            if isinstance(c.jitter, PerWorker)
+            else [c.jitter] * n
+        )
         self.workers = [
             Worker(
                 i,
                 speeds[i],
-                c.jitter,
+                jitters[i],
                 streams.get("jitter", i),
                 BatchSampler(shards[i], s.training.batch_size, streams.get("batches", i)),
                 trainer,

@@ -123,7 +123,7 @@ class StopSpec:
 
 @dataclass(frozen=True)
 class EvalSpec:
-    every_s: float = spec(1.0, real(0, exclusive_min=True), "simulated s between evaluations")
+    every_s: float = spec(0.25, real(0, exclusive_min=True), "simulated s between evaluations")
     max_samples: int = spec(2000, integer(1), "training samples used for the training loss")
     events: bool = spec(False, boolean, "record pull/compute/push/wait intervals")
 
@@ -166,7 +166,9 @@ class Scenario:
         cluster = data.get("cluster")
         if isinstance(cluster, dict) and "speeds" in cluster:  # alias: one speed per worker
             if "speed" in cluster:
-                raise ScenarioError("cluster.speeds", cluster["speeds"], "speeds or speed, not both")
+                raise ScenarioError(
+                    "cluster.speeds", cluster["speeds"], "speeds or speed, not both"
+                )
             cluster["speed"] = cluster.pop("speeds")
         return parse_section(cls, data, "")
 
@@ -219,11 +221,8 @@ def _check(s: Scenario) -> None:
     for path, dist in per_worker:
         if isinstance(dist, PerWorker) and len(dist.values) != n:
             raise ScenarioError(path, list(dist.values), f"one value per worker ({n} values)")
-    if isinstance(s.cluster.jitter, PerWorker):
-        raise ScenarioError("cluster.jitter", list(s.cluster.jitter.values), "a number or a dist")
-    if s.data.partition == "proportional":
-        if s.data.weights is None or len(s.data.weights) != n:
-            raise ScenarioError("data.weights", s.data.weights, f"{n} positive numbers")
+    if s.data.partition == "proportional" and (s.data.weights is None or len(s.data.weights) != n):
+        raise ScenarioError("data.weights", s.data.weights, f"{n} positive numbers")
     if s.stop.time_s is None and s.stop.epochs is None:
         raise ScenarioError("stop", dump(s.stop), "a time_s or epochs limit, so the run ends")
     if s.model.name == "none" and s.stop.target_accuracy is not None:
@@ -240,7 +239,9 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         text_ = path.read_text()
     except OSError as exc:
-        raise ScenarioError("scenario", str(path), f"a readable YAML file ({exc.strerror})") from None
+        raise ScenarioError(
+            "scenario", str(path), f"a readable YAML file ({exc.strerror})"
+        ) from None
     try:
         data = yaml.safe_load(text_) or {}
     except yaml.YAMLError as exc:

@@ -126,9 +126,7 @@ class Network:
 
     def push(self, worker: int, nbytes: float):
         """Process: move ``nbytes`` from ``worker`` to the PS (uplink, then the PS ingress)."""
-        return self._move(
-            self.ingress, self.up_latency[worker], self.up_bandwidth[worker], nbytes
-        )
+        return self._move(self.ingress, self.up_latency[worker], self.up_bandwidth[worker], nbytes)
 
     def pull(self, worker: int, nbytes: float):
         """Process: move ``nbytes`` from the PS to ``worker`` (PS egress, then the downlink)."""

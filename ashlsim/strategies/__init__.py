@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from ..config import parse_section
 from ..errors import ScenarioError
+from .asp import ASP
 from .base import ClockGate, RoundBarrier, Strategy, StrategyParams
 from .bsp import BSP
+from .local_sgd import LocalSGD
+from .ssp import SSP
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (BSP,)}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (BSP, ASP, SSP, LocalSGD)}
 
 
 def parse_strategy(data, path: str = "strategy"):

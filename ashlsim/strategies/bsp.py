@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import spec, text
+from ..config import real, spec, text
 from .base import RoundBarrier, Strategy, StrategyParams
 
 
 @dataclass(frozen=True)
 class BSPParams(StrategyParams):
     name: str = spec("bsp", text)
+    server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS applies server_lr * mean")
 
 
 class BSP(Strategy):
@@ -23,7 +24,7 @@ class BSP(Strategy):
 
     def start(self):
         super().start()
-        self.barrier = RoundBarrier(self.sim, self.n)
+        self.barrier = RoundBarrier(self.sim, self.n, self.params.server_lr)
 
     def gate(self, worker):
         return self.barrier.gate(worker)

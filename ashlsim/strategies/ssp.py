@@ -1,0 +1,34 @@
+"""Stale synchronous parallel: asynchronous apply, but nobody runs more than s clocks ahead."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import integer, real, spec, text
+from .base import ClockGate, Strategy, StrategyParams
+
+
+@dataclass(frozen=True)
+class SSPParams(StrategyParams):
+    name: str = spec("ssp", text)
+    staleness: int = spec(3, integer(0), "max clocks ahead of the slowest worker")
+    server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS applies w += server_lr * delta")
+
+
+class SSP(Strategy):
+    """SSP(s) (Ho et al., NIPS 2013): each push applied on arrival; a worker whose clock
+    (completed pushes) is more than ``staleness`` ahead of the slowest worker's waits."""
+
+    name = "ssp"
+    Params = SSPParams
+
+    def start(self):
+        super().start()
+        self.clocks = ClockGate(self.sim.env, self.n, self.params.staleness)
+
+    def gate(self, worker):
+        return self.clocks.gate(worker)
+
+    def receive(self, update):
+        self.sim.server.apply([update], self.params.server_lr)
+        self.clocks.tick(update.worker)

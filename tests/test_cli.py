@@ -1,0 +1,73 @@
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import scenario_dict
+
+from ashlsim.cli import main
+
+
+@pytest.fixture
+def scenario_file(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(scenario_dict()))
+    return path
+
+
+def test_run_writes_results(tmp_path, scenario_file, capsys):
+    out = tmp_path / "out"
+    assert (
+        main(["run", str(scenario_file), "--out", str(out), "--strategy", "asp", "--events"]) == 0
+    )
+    for name in ["history.csv", "workers.csv", "scenario.yaml", "curve.png", "events.csv"]:
+        assert (out / name).stat().st_size > 0, name
+    text = capsys.readouterr().out
+    assert "strategy asp" in text and "idle_share" in text
+    assert yaml.safe_load((out / "scenario.yaml").read_text())["strategy"]["name"] == "asp"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--set", "cluster.uplink.bandwidth=-1"], "cluster.uplink.bandwidth"),
+        (["--set", "cluster.workers=0"], "cluster.workers"),
+        (["--strategy", "nope"], "strategy.name"),
+        (["--set", "model.name=resnet"], "model.name"),
+        (["--set", "nonsense"], "--set"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(args, words, scenario_file, tmp_path, capsys):
+    assert main(["run", str(scenario_file), "--out", str(tmp_path / "o"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and words in err and "Traceback" not in err
+
+
+def test_missing_file_through_the_real_entry_point(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "ashlsim.cli", "run", str(tmp_path / "none.yaml")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("ashlsim: error: scenario:") and "Traceback" not in proc.stderr
+
+
+def test_compare_writes_tidy_history_and_summary(tmp_path, scenario_file):
+    out = tmp_path / "cmp"
+    code = main(["compare", str(scenario_file), "--strategies", "bsp,asp,ssp(staleness=1)",
+                 "--seeds", "0,1", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    history = pd.read_csv(out / "history.csv")
+    assert set(history["strategy"]) == {"bsp", "asp", "ssp(staleness=1)"}
+    assert set(history["seed"]) == {0, 1}
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["strategy"]) == ["bsp", "asp", "ssp(staleness=1)"]
+    assert (summary["runs"] == 2).all()
+    assert (out / "accuracy.png").stat().st_size > 0
+
+
+def test_scenario_command_prints_yaml(capsys):
+    assert main(["scenario", "--set", "cluster.workers=3", "--set", "cluster.speed=[1,2,3]"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["cluster"]["workers"] == 3

@@ -1,0 +1,73 @@
+"""The fluid max-min fair network against closed forms worked by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import simpy
+
+from ashlsim.cluster import Network, SharedCapacity
+
+
+def finish_times(starts, sizes, caps, capacity, latency=0.0):
+    env = simpy.Environment()
+    n = len(sizes)
+    net = Network(
+        env, np.array(caps, float), np.full(n, latency), np.array(caps, float),
+        np.full(n, latency), capacity, capacity,
+    )  # fmt: skip
+    done = [None] * n
+
+    def push(i):
+        yield env.timeout(starts[i])
+        yield from net.push(i, sizes[i])
+        done[i] = env.now
+
+    for i in range(n):
+        env.process(push(i))
+    env.run()
+    return done
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 32])
+def test_simultaneous_pushes_share_ingress(n):
+    S, B, L = 1e6, 1e8, 0.002
+    times = finish_times([0.0] * n, [S] * n, [1e12] * n, B, latency=L)
+    assert times == pytest.approx([L + n * S / B] * n, rel=1e-12)
+
+
+def test_staggered_transfers_by_hand():
+    # B = 100 B/s. A: 100 B at t=0; B: 50 B at t=0.5.
+    # 0..0.5: A alone at 100 -> 50 B left. Then both at 50 B/s: B needs 1 s, A needs 1 s -> both
+    # finish at 1.5.  C: 10 B at t=1.5 alone -> 1.6.
+    times = finish_times([0.0, 0.5, 1.5], [100, 50, 10], [1e9] * 3, 100.0)
+    assert times == pytest.approx([1.5, 1.5, 1.6])
+
+
+def test_capped_flow_leaves_its_share_to_others():
+    # Capacity 100; flow 0 capped at 20 by its own link, flows 1 and 2 share the rest: 40 each.
+    times = finish_times([0, 0, 0], [20, 80, 120], [20, 1e9, 1e9], 100.0)
+    # flow0: 20/20 = 1.0. flows 1,2 at 40 until t=1 (40, 40 done); then 2 flows share 100 -> 50
+    # each: flow1 has 40 left -> t=1.8; flow2 has 80 left: 40 by 1.8, then alone at 100 -> 2.2
+    assert times == pytest.approx([1.0, 1.8, 2.2])
+
+
+def test_links_slower_than_share_are_link_bound():
+    n, S = 4, 1000.0
+    times = finish_times([0] * n, [S] * n, [10.0] * n, 1e6)  # PS far faster than links
+    assert times == pytest.approx([S / 10.0] * n)
+
+
+def test_infinite_capacity_is_one_timeout_per_transfer():
+    times = finish_times([0, 0], [100, 100], [10, 20], math.inf, latency=1.0)
+    assert times == pytest.approx([11.0, 6.0])
+
+
+def test_shared_capacity_conserves_bytes():
+    """Total bytes / capacity is a lower bound on the makespan, met when all flows overlap."""
+    rng = np.random.default_rng(3)
+    sizes = rng.uniform(10, 1000, 20)
+    times = finish_times([0.0] * 20, list(sizes), [1e9] * 20, 50.0)
+    assert max(times) == pytest.approx(sizes.sum() / 50.0)
+    env = simpy.Environment()
+    assert SharedCapacity(env, 1.0).active == 0

@@ -1,0 +1,19 @@
+"""README examples are tests: every ```python block runs."""
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_blocks_run():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), {})
+
+
+def test_readme_opens_with_install_and_test_commands():
+    first_block = re.search(r"```bash\n(.*?)```", README.read_text(), flags=re.S).group(1)
+    lines = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
+    assert lines == ['pip install -e ".[test]" && ashlsim run', "python -m pytest"]

@@ -1,0 +1,82 @@
+"""Scenarios are data: round trips, defaults, and one clear error per kind of bad input."""
+
+import pytest
+import yaml
+from conftest import scenario_dict
+
+from ashlsim import Scenario, ScenarioError, load_scenario
+
+
+def test_default_round_trips_through_yaml(tmp_path):
+    scenario = Scenario()
+    path = tmp_path / "s.yaml"
+    path.write_text(scenario.to_yaml())
+    assert load_scenario(path) == scenario
+    assert Scenario.from_dict(yaml.safe_load(scenario.to_yaml())) == scenario
+
+
+def test_default_matches_the_documented_one():
+    s = Scenario()
+    assert s.cluster.workers == 8
+    assert s.cluster.speed.to_spec() == {"dist": "lognormal", "mean": 2000.0, "sigma": 0.6}
+    assert s.model.name == "mlp" and s.model.hidden == (64,)
+    assert s.strategy.name == "bsp"
+    assert (s.stop.time_s, s.stop.target_accuracy) == (120.0, 0.95)
+
+
+def test_per_worker_lists_and_speeds_alias():
+    data = scenario_dict()
+    data["cluster"]["speeds"] = data["cluster"].pop("speed")
+    s = Scenario.from_dict(data)
+    assert s.cluster.speed.values == (4000, 4000, 1000, 1000)
+    again = Scenario.from_dict(s.to_dict())
+    assert again == s
+
+
+def test_overrides_and_strategy_switch():
+    s = Scenario().with_overrides({"cluster.workers": 3, "cluster.speed": [1, 2, 3]})
+    assert s.cluster.workers == 3
+    ssp = Scenario.from_dict(scenario_dict(strategy={"name": "ssp", "staleness": 7}))
+    asp = ssp.with_overrides({"strategy.name": "asp"})
+    assert asp.strategy.name == "asp" and not hasattr(asp.strategy, "staleness")
+
+
+@pytest.mark.parametrize(
+    ("sections", "field", "words"),
+    [
+        ({"cluster": {"bogus": 1}}, "cluster.bogus", "one of the keys"),
+        ({"cluster": {"workers": "four"}}, "cluster.workers", "integer"),
+        ({"cluster": {"workers": 0}}, "cluster.workers", "from 1"),
+        ({"cluster": {"uplink": {"bandwidth": -5}}}, "cluster.uplink.bandwidth", "> 0"),
+        ({"cluster": {"speed": [1, 2]}}, "cluster.speed", "one value per worker (4 values)"),
+        ({"strategy": {"name": "hogwild"}}, "strategy.name", "bsp, asp"),
+        ({"strategy": {"name": "ssp", "staleness": -1}}, "strategy.staleness", ">= 0"),
+        ({"strategy": {"name": "bsp", "staleness": 2}}, "strategy.staleness", "one of the keys"),
+        ({"model": {"name": "resnet"}}, "model.name", "softmax"),
+        ({"data": {"name": "cifar"}}, "data.name", "digits"),
+        ({"data": {"partition": "proportional"}}, "data.weights", "4 positive numbers"),
+        ({"stop": {"time_s": None, "epochs": None}}, "stop", "time_s or epochs"),
+        ({"training": {"lr": 0}}, "training.lr", "> 0"),
+    ],
+)
+def test_bad_input_names_field_value_and_allowed(sections, field, words):
+    with pytest.raises(ScenarioError) as info:
+        Scenario.from_dict(scenario_dict(**sections))
+    assert info.value.field == field
+    assert words in str(info.value)
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(ScenarioError, match="readable YAML file"):
+        load_scenario(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cluster: [unclosed")
+    with pytest.raises(ScenarioError, match="valid YAML"):
+        load_scenario(bad)
+
+
+def test_timing_only_mode_needs_a_message_size():
+    import ashlsim
+
+    with pytest.raises(ScenarioError, match="workload.param_bytes"):
+        ashlsim.run(Scenario.from_dict(scenario_dict(model={"name": "none"})))

@@ -1,0 +1,145 @@
+"""The baseline schemes against DESIGN.md 3: equivalences, invariants, arithmetic."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ashlsim
+from ashlsim import Simulation
+
+SCHEMES = ["bsp", "asp", "ssp", "local_sgd"]
+
+
+def test_local_sgd_with_one_step_is_bsp():
+    bsp = Simulation(make(strategy={"name": "bsp"}))
+    bsp.run()
+    local = Simulation(make(strategy={"name": "local_sgd", "local_steps": 1}))
+    local.run()
+    assert bsp.server.version == local.server.version > 10
+    np.testing.assert_allclose(local.server.params, bsp.server.params, rtol=1e-12)
+
+
+def test_local_sgd_takes_h_steps_per_push():
+    result = ashlsim.run(make(strategy={"name": "local_sgd", "local_steps": 5}))
+    w = result.workers
+    assert (w["iterations"] == 5 * w["pushes"]).all()
+
+
+def applied_sequence(sim):
+    return [worker for worker, _ in sim.server.staleness]
+
+
+def test_ssp_with_a_huge_bound_is_asp():
+    asp = Simulation(make(strategy={"name": "asp"}))
+    asp.run()
+    ssp = Simulation(make(strategy={"name": "ssp", "staleness": 10**9}))
+    ssp.run()
+    assert applied_sequence(asp) == applied_sequence(ssp)
+    assert len(applied_sequence(asp)) > 100
+    np.testing.assert_array_equal(asp.server.params, ssp.server.params)
+
+
+def clock_gaps_at_pulls(events: pd.DataFrame, n: int) -> np.ndarray:
+    """From the event log alone: at each pull, the worker's clock minus the slowest clock."""
+    push_ends = [
+        np.sort(events.query("worker == @w and kind == 'push'")["end_s"].to_numpy())
+        for w in range(n)
+    ]
+    gaps = []
+    for row in events.query("kind == 'pull'").itertuples():
+        clocks = [np.searchsorted(ends, row.start_s, side="right") for ends in push_ends]
+        gaps.append(clocks[row.worker] - min(clocks))
+    return np.array(gaps)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    staleness=st.integers(0, 6),
+    spread=st.floats(1.0, 20.0),
+    workers=st.integers(2, 6),
+    sigma=st.floats(0.0, 0.5),
+)
+def test_ssp_gap_never_exceeds_its_bound(staleness, spread, workers, sigma):
+    speeds = list(np.geomspace(1000.0, 1000.0 * spread, workers))
+    scenario = make(
+        cluster={"workers": workers, "speed": speeds,
+                 "jitter": {"dist": "lognormal", "mean": 1.0, "sigma": sigma} if sigma else 1.0},
+        model={"name": "none"}, workload={"param_bytes": 4e4},
+        strategy={"name": "ssp", "staleness": staleness}, stop={"time_s": 1.0},
+    )  # fmt: skip
+    sim = Simulation(scenario, events=True)
+    result = sim.run()
+    gaps = clock_gaps_at_pulls(result.events, workers)
+    assert gaps.max() <= staleness
+    assert sim.strategy.clocks.max_gap_seen <= staleness
+    if spread > 4 and staleness < 3:
+        assert result.workers["wait_s"].iloc[-1] > 0  # the fastest is held back
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_every_push_is_applied_exactly_once(scheme):
+    sim = Simulation(
+        make(strategy={"name": scheme}, cluster={"jitter": {"dist": "exponential", "mean": 1}})
+    )
+    result = sim.run()
+    keys = [key for key in sim.server.staleness]
+    assert result.pushes_applied == len(keys)
+    assert result.pushes_applied <= result.pushes_sent
+    pending = result.pushes_sent - result.pushes_applied
+    # only a barrier scheme can hold pushes at the stop, and fewer than one round's worth
+    assert pending == 0 if scheme in ("asp", "ssp") else pending < sim.n_workers
+    assert (result.workers["applied"] <= result.workers["pushes"]).all()
+
+
+def test_applying_twice_is_refused():
+    sim = Simulation(make(strategy={"name": "asp"}))
+    sim.run()
+    from ashlsim.cluster import Update
+
+    update = Update(0, 0, None, 0, 1, 16, 0.0, 0.0, 0.0)
+    sim.server.apply([update])
+    with pytest.raises(RuntimeError, match="applied twice"):
+        sim.server.apply([update])
+
+
+def test_two_speed_cluster_asp_faster_bsp_idles_as_arithmetic_predicts():
+    scenario = make(
+        cluster={"workers": 8, "speed": [4000] * 4 + [1000] * 4},
+        stop={"time_s": 4.0},
+    )
+    bsp = ashlsim.run(scenario)
+    asp = ashlsim.run(scenario.with_overrides({"strategy.name": "asp"}))
+    assert asp.history["updates"].iloc[-1] > bsp.history["updates"].iloc[-1]
+
+    # prediction from the scenario: a BSP round lasts as long as the slow worker's
+    # pull + compute + push; a fast worker idles for the rest
+    c, w = scenario.cluster, scenario.workload
+    nbytes = w.header_bytes + (64 * 10 + 10) * w.bytes_per_value
+    comm = 2 * (c.uplink.latency.value + nbytes / c.uplink.bandwidth.value)
+    b = scenario.training.batch_size
+    fast, slow = max(c.speed.values), min(c.speed.values)
+    predicted = 1 - (b / fast + comm) / (b / slow + comm)
+    assert 0.6 < predicted < 0.75
+    measured = bsp.workers.loc[bsp.workers["speed"] == fast, "idle_share"]
+    round_s = b / slow + comm
+    # the run may end inside a round: at most one round of difference
+    assert measured.to_numpy() == pytest.approx(predicted, abs=round_s / bsp.elapsed_s)
+
+
+def test_staleness_is_recorded():
+    asp = ashlsim.run(make(strategy={"name": "asp"}))
+    assert asp.workers["max_staleness"].max() >= 1
+    bsp = ashlsim.run(make())
+    assert (bsp.workers["max_staleness"] == 0).all()
+
+
+def test_server_lr_scales_asp_steps():
+    base = Simulation(make(strategy={"name": "asp"}, stop={"time_s": 0.05}))
+    base.run()
+    half = Simulation(make(strategy={"name": "asp", "server_lr": 0.5}, stop={"time_s": 0.05}))
+    half.run()
+    assert applied_sequence(base) == applied_sequence(half)
+    assert not np.allclose(base.server.params, half.server.params)
