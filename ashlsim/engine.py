@@ -101,6 +101,7 @@ class Simulation:
         self.stage_changes: list[dict] = []
         self.bytes_up = self.bytes_down = 0
         self.samples = 0
+        self._schedule_origin = (0.0, 0)
         self.pushes_received = 0
         self.stop_reason: str | None = None
         self.stop_event = env.event()
@@ -132,9 +133,15 @@ class Simulation:
     def progress(self) -> float:
         """Fraction of the run done, for learning-rate schedules."""
         stop = self.scenario.stop
+        t0, samples0 = self._schedule_origin
         if stop.time_s is not None:
-            return self.env.now / stop.time_s
-        return self.samples / (stop.epochs * self.data.n_train)
+            return (self.env.now - t0) / max(stop.time_s - t0, 1e-12)
+        total = stop.epochs * self.data.n_train
+        return (self.samples - samples0) / max(total - samples0, 1)
+
+    def restart_schedule(self) -> None:
+        """Start the learning-rate schedule afresh from now (ASHL resets it at its switch)."""
+        self._schedule_origin = (self.env.now, self.samples)
 
     def pushed(self, update) -> None:
         """A push arrived at the PS (before the strategy handles it)."""

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt  # headless machines fall back to Agg by themselves
+import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
-matplotlib.use("Agg")  # files, not windows: the CLI and CI have no screen
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+
+def _log_y(ax) -> None:
+    """A log y axis labelled 0.2, 0.5, 2 rather than 2x10^-1."""
+    ax.set_yscale("log")
+
+    def label(v, _):
+        leading = f"{v:e}"[0]  # first significant digit
+        return f"{v:g}" if leading in "125" else ""
+
+    ax.yaxis.set_major_formatter(FuncFormatter(label))
+    ax.yaxis.set_minor_formatter(FuncFormatter(label))
 
 
 def learning_curve(
@@ -36,7 +46,8 @@ def learning_curve(
             color="C3",
         )
     ax_acc.set(xlabel="simulated time (s)", ylabel="test accuracy", ylim=(0, 1.0))
-    ax_loss.set(xlabel="simulated time (s)", ylabel="training loss", yscale="log")
+    ax_loss.set(xlabel="simulated time (s)", ylabel="training loss")
+    _log_y(ax_loss)
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
     if title:
@@ -82,7 +93,7 @@ def compare_curves(
     ylabel = {"accuracy": "test accuracy", "loss": "training loss"}.get(metric, metric)
     ax.set(xlabel="simulated time (s)", ylabel=ylabel)
     if metric == "loss":
-        ax.set_yscale("log")
+        _log_y(ax)
     ax.grid(alpha=0.3)
     ax.legend()
     if title:

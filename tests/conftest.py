@@ -1,5 +1,6 @@
 import copy
 
+import numpy as np
 import pytest
 
 from ashlsim import Scenario
@@ -43,3 +44,15 @@ def make(**sections) -> Scenario:
 @pytest.fixture
 def small():
     return make()
+
+
+def clock_gaps_at_pulls(events, n: int, since: float = -1.0) -> np.ndarray:
+    """From the event log alone: at each pull after ``since``, the worker's clock (pushes
+    completed after ``since``) minus the slowest worker's."""
+    pushes = events[(events["kind"] == "push") & (events["end_s"] > since)]
+    push_ends = [np.sort(pushes.loc[pushes["worker"] == w, "end_s"].to_numpy()) for w in range(n)]
+    gaps = []
+    for row in events[(events["kind"] == "pull") & (events["start_s"] >= since)].itertuples():
+        clocks = [np.searchsorted(ends, row.start_s, side="right") for ends in push_ends]
+        gaps.append(clocks[row.worker] - min(clocks))
+    return np.array(gaps)

@@ -1,9 +1,8 @@
 """The baseline schemes against DESIGN.md 3: equivalences, invariants, arithmetic."""
 
 import numpy as np
-import pandas as pd
 import pytest
-from conftest import make
+from conftest import clock_gaps_at_pulls, make
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,19 +39,6 @@ def test_ssp_with_a_huge_bound_is_asp():
     assert applied_sequence(asp) == applied_sequence(ssp)
     assert len(applied_sequence(asp)) > 100
     np.testing.assert_array_equal(asp.server.params, ssp.server.params)
-
-
-def clock_gaps_at_pulls(events: pd.DataFrame, n: int) -> np.ndarray:
-    """From the event log alone: at each pull, the worker's clock minus the slowest clock."""
-    push_ends = [
-        np.sort(events.query("worker == @w and kind == 'push'")["end_s"].to_numpy())
-        for w in range(n)
-    ]
-    gaps = []
-    for row in events.query("kind == 'pull'").itertuples():
-        clocks = [np.searchsorted(ends, row.start_s, side="right") for ends in push_ends]
-        gaps.append(clocks[row.worker] - min(clocks))
-    return np.array(gaps)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from ..config import parse_section
 from ..errors import ScenarioError
+from .ashl import ASHL
 from .asp import ASP
 from .base import ClockGate, RoundBarrier, Strategy, StrategyParams
 from .bsp import BSP
 from .local_sgd import LocalSGD
 from .ssp import SSP
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (BSP, ASP, SSP, LocalSGD)}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (BSP, ASP, SSP, LocalSGD, ASHL)}
 
 
 def parse_strategy(data, path: str = "strategy"):

@@ -12,6 +12,7 @@ from .base import ClockGate, Strategy, StrategyParams
 class SSPParams(StrategyParams):
     name: str = spec("ssp", text)
     staleness: int = spec(3, integer(0), "max clocks ahead of the slowest worker")
+    local_steps: int = spec(1, integer(1), "local SGD steps per clock (push)")
     server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS applies w += server_lr * delta")
 
 
@@ -25,6 +26,9 @@ class SSP(Strategy):
     def start(self):
         super().start()
         self.clocks = ClockGate(self.sim.env, self.n, self.params.staleness)
+
+    def local_steps(self, worker):
+        return self.params.local_steps
 
     def gate(self, worker):
         return self.clocks.gate(worker)

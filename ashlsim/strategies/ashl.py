@@ -1,0 +1,215 @@
+"""ASHL (Zhang et al., IEEE Transactions on Computers 2024, DOI 10.1109/TC.2023.3315847).
+
+Profiling (Algorithm 1) gives each worker its own number of local steps ``H[i]`` and a data share
+``D[i]``; training then runs an asynchronous AHL stage (large H, no clock bound) and, once the
+loss falls below ``loss_preset``, a semi-asynchronous SHL stage (small H, clock bound
+``s_preset``, per-worker top-K ratios from Algorithm 2). The PS applies ``W += D[i] * delta_i``
+on each arrival (Algorithm 3). DESIGN.md section 4 is the specification.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..compression import COMPRESSORS, CompressionSpec
+from ..config import boolean, choice, integer, real, spec, text
+from ..errors import ScenarioError
+from ..profiling import compression_plan, data_shares, local_steps_plan, robust_mean
+from .base import ClockGate, Strategy, StrategyParams
+
+SWITCH_RULES = ("loss", "epochs", "plateau", "never", "immediate")
+
+
+@dataclass(frozen=True)
+class ASHLParams(StrategyParams):
+    name: str = spec("ashl", text)
+    profile_iters: int = spec(5, integer(0), "probe iterations per worker (0: no profiling)")
+    h_ahl: int = spec(8, integer(1), "H_preset of the AHL stage (the slowest worker's H)")
+    h_shl: int = spec(2, integer(1), "H_preset of the SHL stage")
+    s_ahl: float = spec(math.inf, real(0, allow_inf=True), "S_A: AHL clock-gap bound")
+    s_preset: int = spec(3, integer(0), "SHL clock-gap bound (sync rounds)")
+    switch: str = spec("loss", choice(*SWITCH_RULES), "when AHL hands over to SHL")
+    loss_preset: float = spec(0.5, real(0, exclusive_min=True), "switch: loss below this")
+    switch_epochs: float = spec(None, real(0, exclusive_min=True, optional=True), "switch: epochs")
+    patience: int = spec(8, integer(1), "switch: plateau after this many evaluations")
+    min_delta: float = spec(0.01, real(0), "switch: plateau unless loss improves by this")
+    r_preset: float = spec(0.25, real(0, 1, exclusive_min=True), "SHL: slowest pusher's ratio")
+    min_ratio: float = spec(0.01, real(0, 1, exclusive_min=True), "SHL: smallest ratio used")
+    compressor: str = spec("topk", choice(*COMPRESSORS), "SHL compressor")
+    error_feedback: bool = spec(False, boolean, "SHL: keep the unsent residual (not in paper)")
+    weighting: str = spec("data_share", choice("data_share", "none"), "PS weight eta_i: D[i] or 1")
+    server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS: W += server_lr*eta_i*delta")
+    reset_optimizer: bool = spec(True, boolean, "restart momentum and lr schedule at the switch")
+    reprofile_threshold: float = spec(
+        None, real(0, exclusive_min=True, optional=True), "re-plan when T_iter drifts by this"
+    )
+
+    def __post_init__(self):
+        if self.compression != CompressionSpec():
+            raise ScenarioError(
+                "strategy.compression", "a compression block",
+                "nothing for ashl: it compresses in SHL by compressor, r_preset, error_feedback",
+            )  # fmt: skip
+        if self.switch == "epochs" and self.switch_epochs is None:
+            raise ScenarioError("strategy.switch_epochs", None, "a number of epochs > 0")
+        if self.min_ratio > self.r_preset:
+            raise ScenarioError(
+                "strategy.min_ratio", self.min_ratio, f"<= r_preset ({self.r_preset})"
+            )
+
+
+class ASHL(Strategy):
+    """Profiling, then AHL (asynchronous, H_AHL), then SHL (bounded, H_SHL, top-K ratios)."""
+
+    name = "ashl"
+    Params = ASHLParams
+
+    def start(self):
+        p, n, env = self.params, self.n, self.sim.env
+        self.h = {"profile": [1] * n, "ahl": [p.h_ahl] * n, "shl": [p.h_shl] * n}
+        self.share = np.full(n, 1.0 / n)
+        self.ratio = np.full(n, p.r_preset)
+        self.times = np.full((n, 3), math.nan)  # planned T_iter, T_pull, T_push
+        window = max(3, p.profile_iters)
+        self.recent = [deque(maxlen=window) for _ in range(n)]  # (t_iter, t_pull, t_push)
+        self.rows: list[dict] = []
+        self.clocks = ClockGate(env, n, math.inf)
+        self._profiled = env.event()
+        self._best, self._since = math.inf, 0
+        for worker in self.sim.workers:
+            self.use_compression(worker, CompressionSpec())
+        if p.profile_iters:
+            self.sim.stage = "profile"
+        else:
+            self._record_plan()
+            self._enter("shl" if p.switch == "immediate" else "ahl")
+
+    def local_steps(self, worker):
+        return self.h[self.sim.stage][worker]
+
+    def gate(self, worker):
+        if self.sim.stage == "profile":
+            done = len(self.recent[worker]) >= self.params.profile_iters
+            return self._profiled if done else None
+        return self.clocks.gate(worker)
+
+    def receive(self, update):
+        w, p = update.worker, self.params
+        eta = self.share[w] if p.weighting == "data_share" else 1.0
+        self.sim.server.apply([update], p.server_lr * eta)
+        self.recent[w].append((update.compute_s / update.steps, update.pull_s, update.push_s))
+        if self.sim.stage != "profile":
+            self.clocks.tick(w)
+            self._maybe_reprofile(w)
+        elif all(len(r) >= p.profile_iters for r in self.recent):
+            self.times = np.array(
+                [[robust_mean(col) for col in np.array(r).T] for r in self.recent]
+            )
+            for r in self.recent:
+                r.clear()
+            self._plan()
+            self._enter("shl" if p.switch == "immediate" else "ahl", "profiled")
+            self._profiled.succeed()
+
+    def observe(self, record):
+        if self.sim.stage != "ahl":
+            return
+        p, loss = self.params, record["loss"]
+        if p.switch == "loss" and loss < p.loss_preset:
+            self._enter("shl", f"loss {loss:.4g} < loss_preset {p.loss_preset}")
+        elif p.switch == "epochs" and record["epoch"] >= p.switch_epochs:
+            self._enter("shl", f"epoch {record['epoch']:.3g} >= {p.switch_epochs}")
+        elif p.switch == "plateau":
+            if loss < self._best - p.min_delta:
+                self._best, self._since = loss, 0
+            else:
+                self._since += 1
+            if self._since >= p.patience:
+                self._enter("shl", f"loss plateau for {p.patience} evaluations")
+
+    def worker_columns(self):
+        return {
+            "h_ahl": list(self.h["ahl"]),
+            "h_shl": list(self.h["shl"]),
+            "data_share": list(self.share),
+            "ratio": list(self.ratio),
+        }
+
+    def profile(self) -> pd.DataFrame:
+        """One row per worker per (re-)planning: measured times, H per stage, share, ratio."""
+        return pd.DataFrame(self.rows)
+
+    # ---- internals --------------------------------------------------------------------------
+    def _enter(self, stage: str, reason: str | None = None) -> None:
+        """Start ``stage``: its clock bound, its compressors; record the change if not initial."""
+        p = self.params
+        if reason is None:
+            self.sim.stage = stage
+        else:
+            self.sim.set_stage(stage, reason)
+        self.clocks.reset(p.s_preset if stage == "shl" else p.s_ahl)
+        if stage == "shl":
+            self._compress_for_shl()
+            if p.reset_optimizer and reason is not None:
+                for worker in self.sim.workers:
+                    worker.velocity = None
+                self.sim.restart_schedule()
+
+    def _compress_for_shl(self, only=None) -> None:
+        p = self.params
+        block = CompressionSpec(p.compressor, p.r_preset, p.error_feedback)
+        for worker in self.sim.workers if only is None else only:
+            self.use_compression(worker, block, float(self.ratio[worker.index]))
+
+    def _plan(self) -> None:
+        """Algorithms 1 and 2 from ``self.times``; re-split the data by the new shares."""
+        p = self.params
+        t_iter, t_pull, t_push = self.times.T
+        self.h["ahl"] = list(local_steps_plan(t_iter, t_pull, t_push, p.h_ahl))
+        self.h["shl"] = list(local_steps_plan(t_iter, t_pull, t_push, p.h_shl))
+        self.share = data_shares(self.h["shl"])
+        self.ratio = compression_plan(
+            t_iter, t_pull, t_push, self.h["shl"], p.r_preset, p.min_ratio
+        )
+        self.sim.reshard(self.share)
+        self._record_plan()
+
+    def _record_plan(self) -> None:
+        for i in range(self.n):
+            self.rows.append(
+                {
+                    "at_s": self.sim.env.now,
+                    "worker": i,
+                    "t_iter_s": self.times[i, 0],
+                    "t_pull_s": self.times[i, 1],
+                    "t_push_s": self.times[i, 2],
+                    "h_ahl": self.h["ahl"][i],
+                    "h_shl": self.h["shl"][i],
+                    "data_share": self.share[i],
+                    "ratio": self.ratio[i],
+                }
+            )
+
+    def _maybe_reprofile(self, w: int) -> None:
+        """DESIGN.md 4.6 (off by default): when a worker's recent iteration time drifts from the
+        planned one by more than ``reprofile_threshold`` (relative), re-plan with it. Only
+        ``T_iter`` is re-measured: pushes after profiling may be compressed, so their times do
+        not estimate the dense ``T_push`` the formulas need; communication stays as profiled."""
+        threshold, recent = self.params.reprofile_threshold, self.recent[w]
+        if threshold is None or len(recent) < recent.maxlen or math.isnan(self.times[w, 0]):
+            return
+        t_iter = robust_mean([sample[0] for sample in recent])
+        if abs(t_iter / self.times[w, 0] - 1.0) <= threshold:
+            return
+        self.times[w, 0] = t_iter
+        recent.clear()
+        old_ratio = self.ratio.copy()
+        self._plan()
+        if self.sim.stage == "shl":
+            changed = [wk for wk in self.sim.workers if self.ratio[wk.index] != old_ratio[wk.index]]
+            self._compress_for_shl(changed)

@@ -1,0 +1,232 @@
+"""ASHL against DESIGN.md 4: profiling arithmetic, the PS rule, the stages, the equivalence."""
+
+import numpy as np
+import pytest
+from conftest import clock_gaps_at_pulls, make
+
+import ashlsim
+from ashlsim import ScenarioError, Simulation, default_scenario
+from ashlsim.profiling import local_steps_plan, robust_mean
+
+SPEEDS = [4000.0, 2000.0, 1000.0, 500.0]
+UP = [1.0e7, 4.0e6, 2.0e6, 1.0e6]  # bytes/s
+DOWN = [2.0e7, 8.0e6, 4.0e6, 2.0e6]
+LATENCY = 0.001
+PARAM_BYTES = 4.0e4  # a virtual model of 10,000 float32 values: communication matters
+
+
+def known_cluster(**strategy):
+    return make(
+        cluster={"speed": SPEEDS, "uplink": {"bandwidth": UP, "latency": LATENCY},
+                 "downlink": {"bandwidth": DOWN, "latency": LATENCY}},
+        workload={"param_bytes": PARAM_BYTES},
+        strategy={"name": "ashl", **strategy},
+    )  # fmt: skip
+
+
+def test_profiling_measures_the_known_times_and_plans_by_algorithm_1():
+    sim = Simulation(known_cluster(h_ahl=8, h_shl=2, r_preset=0.3, min_ratio=0.01))
+    result = sim.run()
+    profile = result.profile
+    assert list(profile["worker"]) == [0, 1, 2, 3]  # planned once (no re-profiling)
+    dense = 64 + 10_000 * 4
+    t_iter = 16 / np.array(SPEEDS)
+    t_pull = LATENCY + dense / np.array(DOWN)
+    t_push = LATENCY + dense / np.array(UP)
+    np.testing.assert_allclose(profile["t_iter_s"], t_iter, rtol=1e-9)
+    np.testing.assert_allclose(profile["t_pull_s"], t_pull, rtol=1e-9)
+    np.testing.assert_allclose(profile["t_push_s"], t_push, rtol=1e-9)
+
+    for preset, column in ((8, "h_ahl"), (2, "h_shl")):
+        h = profile[column].to_numpy()
+        update = h * t_iter + t_pull + t_push
+        slowest = np.argmax(t_iter * preset + t_pull + t_push)
+        assert slowest == 3 and h[slowest] == preset
+        assert (h > 1).all()  # no clipping, so the rounding bound below must hold
+        assert (np.abs(update - update[slowest]) <= t_iter / 2 + 1e-12).all()
+        assert (np.diff(h) < 0).all()  # faster workers take more local steps
+
+    h_shl = profile["h_shl"].to_numpy()
+    np.testing.assert_allclose(profile["data_share"], h_shl / h_shl.sum())
+    # Algorithm 2, written out again: R[i] = min(1, (max T_update - T_comm[i]) / T_push[i])
+    t_comm = [t_iter[i] * h_shl[i] + t_pull[i] for i in range(4)]
+    t_upd = [t_comm[i] + 0.3 * t_push[i] for i in range(4)]
+    expected = [min(1.0, max(0.01, (max(t_upd) - t_comm[i]) / t_push[i])) for i in range(4)]
+    np.testing.assert_allclose(profile["ratio"], expected)
+    assert profile["ratio"].min() == pytest.approx(0.3)  # the longest update keeps r_preset
+
+
+def test_data_is_resplit_in_proportion_to_the_shares():
+    sim = Simulation(known_cluster(switch="never"))
+    sim.run()
+    sizes = np.array([len(w.sampler.shard) for w in sim.workers])
+    assert sizes.sum() == sim.data.n_train
+    shares = sim.strategy.share
+    assert np.abs(sizes - shares * sim.data.n_train).max() < 1.0  # largest-remainder rounding
+    assert len(np.unique(np.concatenate([w.sampler.shard for w in sim.workers]))) == sizes.sum()
+
+
+def test_the_ps_weights_each_push_by_its_data_share():
+    sim = Simulation(known_cluster(switch="never", profile_iters=3))
+    scales = []
+    apply = sim.server.apply
+
+    def recording_apply(updates, scale=1.0):
+        scales.append((updates[0].worker, sim.stage, scale))
+        apply(updates, scale)
+
+    sim.server.apply = recording_apply
+    sim.run()
+    shares = sim.strategy.share
+    assert len({stage for _, stage, _ in scales}) == 2
+    for worker, stage, scale in scales:
+        expected = 0.25 if stage == "profile" else shares[worker]
+        assert scale == pytest.approx(expected)
+
+
+def test_ahl_never_waits_and_shl_keeps_its_bound():
+    jitter = {"dist": "lognormal", "mean": 1.0, "sigma": 0.3}
+    for switch, bound in (("never", None), ("immediate", 1)):
+        scenario = known_cluster(switch=switch, s_preset=bound or 3)
+        scenario = scenario.with_overrides({"cluster.jitter": jitter, "stop.time_s": 3.0})
+        result = Simulation(scenario, events=True).run()
+        profiled = result.stage_changes["time_s"].iloc[0]
+        waits = result.events.query("kind == 'wait' and start_s >= @profiled")
+        if bound is None:
+            assert len(waits) == 0
+        else:
+            assert len(waits) > 0  # the bound binds: 8x speed spread, bound 1
+            assert clock_gaps_at_pulls(result.events, 4, since=profiled).max() <= bound
+
+
+def test_one_stage_ashl_is_ssp_with_those_local_steps():
+    jitter = {"dist": "exponential", "mean": 1.0}
+    ssp = Simulation(make(strategy={"name": "ssp", "staleness": 2, "local_steps": 3},
+                          cluster={"jitter": jitter}))  # fmt: skip
+    ssp.run()
+    ashl = Simulation(
+        make(
+            strategy={
+                "name": "ashl",
+                "profile_iters": 0,
+                "switch": "immediate",
+                "h_shl": 3,
+                "s_preset": 2,
+                "weighting": "none",
+                "r_preset": 1.0,
+            },
+            cluster={"jitter": jitter},
+        )  # fmt: skip
+    )
+    ashl.run()
+    assert ashl.server.staleness == ssp.server.staleness
+    assert len(ssp.server.staleness) > 50
+    np.testing.assert_array_equal(ashl.server.params, ssp.server.params)
+
+
+def test_loss_rule_switches_at_the_first_evaluation_below_the_preset():
+    result = ashlsim.run(known_cluster(loss_preset=0.8).with_overrides({"stop.time_s": 6.0}))
+    h = result.history
+    changes = result.stage_changes
+    assert list(changes["to_stage"]) == ["ahl", "shl"]
+    first_below = h.loc[(h["stage"] == "ahl") & (h["loss"] < 0.8), "time_s"].iloc[0]
+    assert changes["time_s"].iloc[1] == first_below
+    assert (h.loc[h["time_s"] > first_below, "stage"] == "shl").all()
+    assert (h.loc[h["time_s"] < first_below, "loss"].iloc[1:] >= 0.8).all()
+
+
+def test_plateau_and_epoch_rules():
+    flat = known_cluster(switch="plateau", patience=2, min_delta=0.01)
+    flat = flat.with_overrides({"training.lr": 1e-9, "stop.time_s": 4.0})
+    result = ashlsim.run(flat)
+    assert list(result.stage_changes["to_stage"]) == ["ahl", "shl"]
+    assert (result.history["stage"] == "ahl").sum() == 3  # best, then 2 without improvement
+
+    by_epoch = known_cluster(switch="epochs", switch_epochs=1.0)
+    result = ashlsim.run(by_epoch.with_overrides({"stop.time_s": 6.0}))
+    at = result.stage_changes["time_s"].iloc[1]
+    h = result.history
+    assert h.loc[h["time_s"] == at, "epoch"].iloc[0] >= 1.0
+    assert (h.loc[h["time_s"] < at, "epoch"] < 1.0).all()
+
+
+def test_shl_pushes_are_compressed_by_their_planned_ratio():
+    sim = Simulation(known_cluster(switch="immediate", r_preset=0.2), events=True)
+    result = sim.run()
+    ratio = result.profile["ratio"].to_numpy()
+    assert ratio.min() < 1.0
+    for worker in sim.workers:
+        if ratio[worker.index] < 1.0:
+            assert worker.ratio == pytest.approx(ratio[worker.index])
+            assert worker.compress_state is None  # no error feedback by default
+    before = result.workers["bytes_up"].to_numpy()
+    dense = 64 + 10_000 * 4
+    assert (before < result.workers["pushes"].to_numpy() * dense).any()
+
+
+def test_timing_only_ashl_runs_both_stages():
+    scenario = known_cluster(switch="epochs", switch_epochs=2.0).with_overrides(
+        {"model.name": "none", "stop.time_s": 5.0}
+    )
+    result = ashlsim.run(scenario)
+    assert list(result.stage_changes["to_stage"]) == ["ahl", "shl"]
+    assert result.pushes_sent > 100
+
+
+def test_reprofiling_follows_a_worker_that_slows_down():
+    scenario = known_cluster(switch="never", reprofile_threshold=0.5, profile_iters=3)
+    sim = Simulation(scenario.with_overrides({"stop.time_s": 8.0}))
+
+    def slow_down():
+        yield sim.env.timeout(1.0)
+        sim.workers[0].slowdown = 4.0
+
+    sim.env.process(slow_down())
+    result = sim.run()
+    profile = result.profile
+    later = profile[profile["at_s"] > 1.0]
+    assert len(later) >= 4
+    first, last = profile.iloc[0], later[later["worker"] == 0].iloc[-1]
+    assert last["t_iter_s"] == pytest.approx(4 * first["t_iter_s"], rel=1e-9)
+    assert last["h_ahl"] < first["h_ahl"]
+
+    quiet = ashlsim.run(known_cluster(switch="never", reprofile_threshold=0.5))
+    assert len(quiet.profile) == 4  # no drift, no re-planning
+
+
+def test_default_scenario_reaches_the_target_through_both_stages():
+    result = ashlsim.run(default_scenario().with_overrides({"strategy.name": "ashl"}))
+    assert result.stop_reason == "target_accuracy"
+    assert list(result.stage_changes["to_stage"]) == ["ahl", "shl"]
+    assert set(result.history["stage"]) == {"profile", "ahl", "shl"}
+    assert {"h_ahl", "h_shl", "data_share", "ratio"} <= set(result.workers.columns)
+
+
+def test_robust_mean_drops_the_extremes():
+    assert robust_mean([1.0, 2.0, 3.0, 100.0]) == 2.5
+    assert robust_mean([4.0, 6.0]) == 5.0
+
+
+def test_local_steps_plan_by_hand():
+    # T_update at H=2: 2.0 and 20.002 -> T_max = 20.002; worker 0: (20.002 - 0) / 1 -> 20
+    assert list(local_steps_plan([1.0, 0.001], [0.0, 10.0], [0.0, 10.0], 2)) == [20, 2]
+    # nobody gets fewer than the preset: T_max >= T_iter[i] * preset + T_comm[i] for every i
+    rng = np.random.default_rng(0)
+    t = rng.exponential(size=(3, 50))
+    assert (local_steps_plan(*t, 5) >= 5).all()
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"switch": "epochs"}, "strategy.switch_epochs"),
+        ({"compression": {"name": "topk"}}, "strategy.compression"),
+        ({"min_ratio": 0.5, "r_preset": 0.1}, "strategy.min_ratio"),
+        ({"switch": "sometime"}, "strategy.switch"),
+        ({"h_ahl": 0}, "strategy.h_ahl"),
+    ],
+)
+def test_bad_parameters_name_the_field(params, field):
+    with pytest.raises(ScenarioError) as info:
+        make(strategy={"name": "ashl", **params})
+    assert info.value.field == field
