@@ -87,6 +87,7 @@ def _cmd_run(args) -> int:
         title=f"{scenario.name}: {scenario.strategy.name}, {scenario.cluster.workers} workers",
         target=scenario.stop.target_accuracy,
         stage_changes=result.stage_changes,
+        faults=result.faults,
     )
     print(format_run_summary(result))
     print(f"wrote {out}/: history.csv workers.csv scenario.yaml curve.png")
@@ -112,10 +113,15 @@ def format_run_summary(result) -> str:
     lines.append(f"bytes up {s['bytes_up']:,}, down {s['bytes_down']:,}")
     w = result.workers
     cols = ["worker", "speed", "compute_s", "comm_s", "wait_s", "idle_share", "iterations"]
-    cols += [c for c in ("H", "data_share", "ratio") if c in w]
+    cols += [c for c in ("h_ahl", "h_shl", "data_share", "ratio") if c in w]
+    if w["down_s"].any():
+        cols += ["down_s", "lost_pushes"]
     table = w[cols].copy()
     table["idle_share"] = (100 * table["idle_share"]).map("{:.1f}%".format)
     lines.append(table.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    if len(result.faults):
+        lines.append(f"faults ({result.lost_pushes} pushes lost):")
+        lines.append(result.faults.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     if result.profile is not None:
         lines.append("ASHL profile:")
         lines.append(result.profile.to_string(index=False, float_format=lambda x: f"{x:.4g}"))

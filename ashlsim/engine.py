@@ -106,6 +106,8 @@ class Simulation:
         self.stop_reason: str | None = None
         self.stop_event = env.event()
         self.progress_callback: Callable[[float], None] | None = None
+        self.faults: list[dict] = []  # one row per injected fault, with its effect
+        self.network.faulty = bool(s.faults)
 
         eval_rng = streams.get("eval")
         m = min(s.eval.max_samples, self.data.n_train)
@@ -224,21 +226,55 @@ class Simulation:
         rng = self.streams.get("stragglers", worker.index)
         while True:
             yield self.env.timeout(float(spec.interval_s.sample(rng)))
-            worker.slowdown = float(spec.factor.sample(rng))
+            factor = float(spec.factor.sample(rng))
+            worker.slowdown *= factor
             start = self.env.now
             yield self.env.timeout(float(spec.duration_s.sample(rng)))
-            worker.slowdown = 1.0
+            worker.slowdown /= factor
             if self.log_event:
                 self.log_event(worker.index, "straggle", start, self.env.now)
+
+    def _fault(self, spec):
+        """Inject one fault (DESIGN.md: crash, slowdown, link_down) and record it."""
+        env, worker = self.env, self.workers[spec.worker]
+        yield env.timeout(spec.at_s)
+        row = {"worker": spec.worker, "kind": spec.kind, "start_s": env.now, "end_s": math.inf}
+        self.faults.append(row)
+        if spec.kind == "crash":
+            recovered = env.event()
+            row["lost_push"] = worker.phase in ("compute", "push")
+            if not worker.crash(recovered):
+                row["kind"] = "crash (already down)"
+                return
+            worker.will_recover = spec.recover_after_s is not None
+            if all(w.down and not w.will_recover for w in self.workers):
+                self.stop("all_workers_down")  # nobody is left, nobody will come back
+            if spec.recover_after_s is None:
+                return
+            yield env.timeout(spec.recover_after_s)
+            recovered.succeed()
+        elif spec.kind == "slowdown":
+            worker.slowdown *= spec.factor
+            yield env.timeout(spec.duration_s)
+            worker.slowdown /= spec.factor
+        else:  # link_down
+            self.network.set_link(spec.worker, False)
+            yield env.timeout(spec.duration_s)
+            self.network.set_link(spec.worker, True)
+        row["end_s"] = env.now
+        if self.log_event:
+            self.log_event(spec.worker, spec.kind, row["start_s"], env.now)
 
     # ---- running ------------------------------------------------------------------------------
     def run(self) -> Result:
         env, s = self.env, self.scenario
         self.strategy.start()
         for worker in self.workers:
-            env.process(worker.run())
+            worker.process = env.process(worker.run())
             if s.cluster.stragglers is not None:
                 env.process(self._straggler(worker, s.cluster.stragglers))
+        for spec in s.faults:
+            env.process(self._fault(spec))
         if s.stop.time_s is not None:
             env.timeout(s.stop.time_s).callbacks.append(lambda _: self.stop("time_limit"))
         env.process(self._observer())
@@ -246,6 +282,9 @@ class Simulation:
         # floating-point warnings on the way there are expected, not errors.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             env.run(until=self.stop_event)
+            for row in self.faults:  # a permanent crash, or a fault still going at the end
+                if math.isinf(row["end_s"]) and self.log_event:
+                    self.log_event(row["worker"], row["kind"], row["start_s"], env.now)
             if not self.history or self.history[-1]["time_s"] < env.now:
                 record = self.evaluate()
                 if self.model is not None and not math.isfinite(record["loss"]):

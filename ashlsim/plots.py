@@ -28,22 +28,40 @@ def learning_curve(
     title: str = "",
     target: float | None = None,
     stage_changes: pd.DataFrame | None = None,
+    faults: pd.DataFrame | None = None,
 ):
-    """Accuracy and training loss against simulated seconds for one run."""
+    """Accuracy and training loss against simulated seconds for one run; stage changes as
+    dashed lines, injected faults as shaded spans labelled with the worker."""
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     ax_acc.plot(history["time_s"], history["accuracy"], color="C0")
     ax_loss.plot(history["time_s"], history["loss"], color="C1")
     if target is not None:
         ax_acc.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
         ax_acc.legend(loc="lower right")
-    for _, change in (stage_changes if stage_changes is not None else pd.DataFrame()).iterrows():
+    changes = stage_changes if stage_changes is not None else pd.DataFrame()
+    for i, (_, change) in enumerate(changes.iterrows()):
         for ax in (ax_acc, ax_loss):
             ax.axvline(change["time_s"], color="C3", ls="--", lw=1)
         ax_acc.annotate(
             f" {change['from_stage']} → {change['to_stage']}",
-            (change["time_s"], 0.05),
+            (change["time_s"], 0.05 + 0.07 * (i % 3)),  # staggered: changes can be close
             xycoords=("data", "axes fraction"),
             color="C3",
+        )
+    end = float(history["time_s"].max()) if len(history) else 0.0
+    colors = {"crash": "C3", "slowdown": "C1", "link_down": "C4"}
+    for i, (_, fault) in enumerate((faults if faults is not None else pd.DataFrame()).iterrows()):
+        stop = min(float(fault["end_s"]), end)
+        color = colors.get(fault["kind"], "grey")
+        for ax in (ax_acc, ax_loss):
+            ax.axvspan(fault["start_s"], max(stop, fault["start_s"]), color=color, alpha=0.12)
+            ax.axvline(fault["start_s"], color=color, lw=1)
+        ax_acc.annotate(
+            f" w{fault['worker']} {fault['kind']}",
+            (fault["start_s"], 0.95 - 0.06 * (i % 4)),
+            xycoords=("data", "axes fraction"),
+            color=color,
+            fontsize=8,
         )
     ax_acc.set(xlabel="simulated time (s)", ylabel="test accuracy", ylim=(0, 1.0))
     ax_loss.set(xlabel="simulated time (s)", ylabel="training loss")

@@ -14,6 +14,7 @@ HISTORY_COLUMNS = [
     "bytes_up", "bytes_down", "stage",
 ]  # fmt: skip
 EVENT_COLUMNS = ["worker", "kind", "start_s", "end_s"]
+FAULT_COLUMNS = ["worker", "kind", "start_s", "end_s", "lost_push"]
 
 
 @dataclass
@@ -22,8 +23,10 @@ class Result:
 
     ``history``: one row per evaluation of the global model (simulated ``time_s``). ``workers``:
     one row per worker (seconds computing, communicating and waiting, counts and bytes).
-    ``events``: pull/compute/push/wait intervals when recorded. ``stop_reason``: ``time_limit``,
-    ``target_accuracy``, ``epochs`` or ``diverged``.
+    ``events``: pull/compute/push/wait intervals (and faults) when recorded. ``faults``: one row
+    per injected fault (``end_s`` inf: never over). ``lost_pushes``: pushes computed by a worker
+    that crashed before delivering them (never applied). ``stop_reason``: ``time_limit``,
+    ``target_accuracy``, ``epochs``, ``diverged`` or ``all_workers_down``.
     """
 
     scenario: object
@@ -35,8 +38,10 @@ class Result:
     events: pd.DataFrame | None = None
     profile: pd.DataFrame | None = None
     stage_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
+    faults: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAULT_COLUMNS))
     pushes_sent: int = 0
     pushes_applied: int = 0
+    lost_pushes: int = 0
     final_params: np.ndarray | None = None
 
     @classmethod
@@ -56,10 +61,12 @@ class Result:
                     "compute_s": w.compute_s,
                     "comm_s": w.comm_s,
                     "wait_s": w.wait_s,
+                    "down_s": w.down_s + (elapsed - w.down_since if w.down else 0.0),
                     "idle_share": w.wait_s / elapsed if elapsed > 0 else 0.0,
                     "iterations": w.iterations,
                     "samples": w.samples,
                     "pushes": w.pushes,
+                    "lost_pushes": w.lost_pushes,
                     "applied": int(applied[w.index]),
                     "bytes_up": w.bytes_up,
                     "bytes_down": w.bytes_down,
@@ -88,7 +95,9 @@ class Result:
             stage_changes=pd.DataFrame(
                 sim.stage_changes, columns=["time_s", "from_stage", "to_stage", "loss", "reason"]
             ),
+            faults=pd.DataFrame(sim.faults, columns=FAULT_COLUMNS),
             pushes_sent=sum(w.pushes for w in sim.workers),
+            lost_pushes=sum(w.lost_pushes for w in sim.workers),
             pushes_applied=sim.server.applied_pushes,
             final_params=sim.server.params,
         )
@@ -134,4 +143,6 @@ class Result:
             self.profile.to_csv(out / "profile.csv", index=False)
         if len(self.stage_changes):
             self.stage_changes.to_csv(out / "stage_changes.csv", index=False)
+        if len(self.faults):
+            self.faults.to_csv(out / "faults.csv", index=False)
         return out

@@ -128,6 +128,31 @@ class EvalSpec:
     events: bool = spec(False, boolean, "record pull/compute/push/wait intervals")
 
 
+FAULT_KINDS = ("crash", "slowdown", "link_down")
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """One injected fault: ``worker`` suffers ``kind`` at ``at_s`` simulated seconds."""
+
+    worker: int = spec(0, integer(0), "worker index")
+    at_s: float = spec(0.0, real(0), "s")
+    kind: str = spec("crash", choice(*FAULT_KINDS))
+    recover_after_s: float | None = spec(
+        None, real(0, exclusive_min=True, optional=True), "crash: s until restart; null: never"
+    )
+    factor: float = spec(4.0, real(0, exclusive_min=True), "slowdown: compute time multiplier")
+    duration_s: float = spec(10.0, real(0, exclusive_min=True), "slowdown, link_down: s")
+
+
+def _faults(path, data):
+    if data is None:
+        return ()
+    if not isinstance(data, (list, tuple)):
+        raise ScenarioError(path, data, "a list of faults, each {worker, at_s, kind, ...}")
+    return tuple(parse_section(FaultSpec, item, f"{path}[{i}]") for i, item in enumerate(data))
+
+
 def _strategy(path, data):
     from .strategies import parse_strategy  # strategies import the cluster, not the scenario
 
@@ -156,6 +181,7 @@ class Scenario:
     )
     stop: StopSpec = spec(StopSpec(), section(StopSpec))
     eval: EvalSpec = spec(EvalSpec(), section(EvalSpec))
+    faults: tuple = spec((), _faults, "injected crashes, slowdowns, link outages")
 
     def __post_init__(self):
         _check(self)
@@ -225,6 +251,9 @@ def _check(s: Scenario) -> None:
         raise ScenarioError("data.weights", s.data.weights, f"{n} positive numbers")
     if s.stop.time_s is None and s.stop.epochs is None:
         raise ScenarioError("stop", dump(s.stop), "a time_s or epochs limit, so the run ends")
+    for i, fault in enumerate(s.faults):
+        if fault.worker >= n:
+            raise ScenarioError(f"faults[{i}].worker", fault.worker, f"a worker index < {n}")
     if s.model.name == "none" and s.stop.target_accuracy is not None:
         raise ScenarioError(
             "stop.target_accuracy", s.stop.target_accuracy, "null with model.name: none"

@@ -37,16 +37,36 @@ class SharedCapacity:
 
     def transfer(self, nbytes: float, cap: float) -> simpy.Event:
         """An event that succeeds when ``nbytes`` have passed at most ``cap`` bytes/s."""
-        env = self.env
         if math.isinf(self.capacity):  # no sharing: the link alone sets the pace
-            return env.timeout(nbytes / cap)
-        done = env.event()
+            return self.env.timeout(nbytes / cap)
+        return self.start(nbytes, cap).done
+
+    def start(self, nbytes: float, cap: float) -> _Flow:
+        """Start a transfer that can be re-capped (``set_cap``) or cancelled (``cancel``)."""
+        flow = _Flow(float(nbytes), float(cap), self.env.event())
         if nbytes <= 0:
-            return done.succeed()
+            flow.done.succeed()
+            return flow
         self._advance()
-        self._flows.append(_Flow(float(nbytes), float(cap), done))
+        self._flows.append(flow)
         self._reschedule()
-        return done
+        return flow
+
+    def set_cap(self, flow: _Flow, cap: float) -> None:
+        """Change a flow's cap mid-transfer (0 stalls it: a link outage)."""
+        if flow.done.triggered:
+            return
+        self._advance()
+        flow.cap = float(cap)
+        self._reschedule()
+
+    def cancel(self, flow: _Flow) -> None:
+        """Drop a flow that will never finish (its worker crashed); frees its share."""
+        if flow.done.triggered or flow not in self._flows:
+            return
+        self._advance()
+        self._flows.remove(flow)
+        self._reschedule()
 
     @property
     def active(self) -> int:
@@ -81,9 +101,11 @@ class SharedCapacity:
 
     def _reschedule(self) -> None:
         self._allocate()
-        if not self._flows:
+        delays = [f.remaining / f.rate for f in self._flows if f.rate > 0]
+        if not delays:  # nothing moves (no flows, or all stalled): nothing to wake up for
+            self._wakeup = None
             return
-        delay = min(f.remaining / f.rate for f in self._flows)
+        delay = min(delays)
         wakeup = self.env.timeout(max(delay, 0.0))
         wakeup.callbacks.append(self._on_wakeup)
         self._wakeup = wakeup
@@ -94,7 +116,9 @@ class SharedCapacity:
         self._advance()
         still = []
         for flow in self._flows:
-            if flow.remaining <= flow.rate * self._EPS_S or flow.remaining <= 1e-9:
+            if flow.rate > 0 and (
+                flow.remaining <= flow.rate * self._EPS_S or flow.remaining <= 1e-9
+            ):
                 flow.done.succeed()
             else:
                 still.append(flow)
@@ -123,25 +147,43 @@ class Network:
         self.down_latency = [float(x) for x in down_latency]
         self.ingress = SharedCapacity(env, ingress)
         self.egress = SharedCapacity(env, egress)
+        n = len(self.up_bandwidth)
+        self.link_up = [True] * n
+        self._flows: list[list] = [[] for _ in range(n)]  # (shared, flow, bandwidth) in flight
+        # With faults, every transfer is a fluid flow so that it can stall and be cancelled.
+        self.faulty = False
 
     def push(self, worker: int, nbytes: float):
         """Process: move ``nbytes`` from ``worker`` to the PS (uplink, then the PS ingress)."""
-        return self._move(self.ingress, self.up_latency[worker], self.up_bandwidth[worker], nbytes)
+        bandwidth = self.up_bandwidth[worker]
+        return self._move(self.ingress, worker, self.up_latency[worker], bandwidth, nbytes)
 
     def pull(self, worker: int, nbytes: float):
         """Process: move ``nbytes`` from the PS to ``worker`` (PS egress, then the downlink)."""
-        return self._move(
-            self.egress, self.down_latency[worker], self.down_bandwidth[worker], nbytes
-        )
+        bandwidth = self.down_bandwidth[worker]
+        return self._move(self.egress, worker, self.down_latency[worker], bandwidth, nbytes)
 
-    def _move(self, shared: SharedCapacity, latency: float, bandwidth: float, nbytes: float):
+    def _move(self, shared, worker: int, latency: float, bandwidth: float, nbytes: float):
         env = self.env
-        if math.isinf(shared.capacity):  # one event: latency plus the link's own time
+        if math.isinf(shared.capacity) and not self.faulty:  # one event: latency + link time
             yield env.timeout(latency + nbytes / bandwidth)
             return
         if latency > 0:
             yield env.timeout(latency)
-        yield shared.transfer(nbytes, bandwidth)
+        flow = shared.start(nbytes, bandwidth if self.link_up[worker] else 0.0)
+        entry = (shared, flow, bandwidth)
+        self._flows[worker].append(entry)
+        try:
+            yield flow.done
+        finally:  # done, or interrupted by a crash: then the flow is dropped
+            self._flows[worker].remove(entry)
+            shared.cancel(flow)
+
+    def set_link(self, worker: int, up: bool) -> None:
+        """Take ``worker``'s link down (its transfers stall) or bring it back up (they resume)."""
+        self.link_up[worker] = up
+        for shared, flow, bandwidth in self._flows[worker]:
+            shared.set_cap(flow, bandwidth if up else 0.0)
 
     def uncontended_time(self, worker: int, nbytes: float, direction: str) -> float:
         """Seconds a transfer would take alone: latency + bytes / min(link, PS capacity)."""

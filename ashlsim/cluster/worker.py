@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import simpy
 
 from ..compression import identity, message_bytes
 
@@ -53,6 +54,13 @@ class Worker:
         self.iterations = self.samples = self.pushes = 0
         self.bytes_up = self.bytes_down = 0
         self.last_pull_s = self.last_push_s = 0.0
+        # faults: a crash interrupts ``process``; ``recovered`` restarts it
+        self.process = None
+        self.phase = "gate"
+        self.down = self.will_recover = False
+        self.down_s = 0.0
+        self.lost_pushes = 0
+        self.recovered: simpy.Event | None = None
 
     def set_compressor(self, compressor, ratio: float | None) -> None:
         """Use ``compressor`` from the next push on; its residual starts empty.
@@ -71,13 +79,40 @@ class Worker:
         return base * float(np.sum(jitter.sample(self.rng_jitter, steps)))
 
     def run(self):
-        """The worker's life, as a SimPy process."""
+        """The worker's life, as a SimPy process: iterations, and restarts after crashes."""
+        env, strategy = self.sim.env, self.sim.strategy
+        while True:
+            try:
+                yield from self._iterate()
+            except simpy.Interrupt:  # crashed: the iteration in flight is lost
+                if self.phase in ("compute", "push"):
+                    self.lost_pushes += 1
+                strategy.worker_down(self.index)
+                yield self.recovered
+                self.down_s += env.now - self.down_since
+                self.down = False
+                # a restarted machine has lost its optimizer state and compression residual
+                self.velocity = None
+                self.compress_state = self.compressor.init(self.sim.model_size)
+                strategy.worker_up(self.index)
+
+    def crash(self, recovered: simpy.Event) -> bool:
+        """Crash now; restart when ``recovered`` succeeds. False if already down."""
+        if self.down:
+            return False
+        self.down, self.recovered, self.down_since = True, recovered, self.sim.env.now
+        self.process.interrupt("crash")
+        return True
+
+    def _iterate(self):
+        """Gate -> pull -> compute -> push -> the PS receives, forever."""
         sim = self.sim
         env, network, server, strategy = sim.env, sim.network, sim.server, sim.strategy
         index, log = self.index, sim.log_event
         pull_bytes = sim.dense_bytes
         seq = 0
         while True:
+            self.phase = "gate"
             gate = strategy.gate(index)
             if gate is not None:
                 start = env.now
@@ -86,6 +121,7 @@ class Worker:
                 if log:
                     log(index, "wait", start, env.now)
 
+            self.phase = "pull"
             params, version = server.snapshot()
             start = env.now
             yield from network.pull(index, pull_bytes)
@@ -96,6 +132,7 @@ class Worker:
             if log:
                 log(index, "pull", start, env.now)
 
+            self.phase = "compute"
             steps = strategy.local_steps(index)
             compute_s = self.compute_time(steps)
             samples = steps * self.sampler.batch_size
@@ -116,6 +153,7 @@ class Worker:
             if log:
                 log(index, "compute", start, env.now)
 
+            self.phase = "push"
             start = env.now
             yield from network.push(index, push_bytes)
             push_s = env.now - start

@@ -98,6 +98,14 @@ class ASHL(Strategy):
             return self._profiled if done else None
         return self.clocks.gate(worker)
 
+    def worker_down(self, worker):
+        self.clocks.leave(worker)
+        if self.sim.stage == "profile":  # nobody waits for a crashed worker's probes
+            self._maybe_finish_profiling()
+
+    def worker_up(self, worker):
+        self.clocks.join(worker)
+
     def receive(self, update):
         w, p = update.worker, self.params
         eta = self.share[w] if p.weighting == "data_share" else 1.0
@@ -145,6 +153,23 @@ class ASHL(Strategy):
         return pd.DataFrame(self.rows)
 
     # ---- internals --------------------------------------------------------------------------
+    def _maybe_finish_profiling(self) -> None:
+        """Plan once every running worker has made its probes. A worker that crashed before
+        its first probe is planned as the slowest measured (its times are unknown)."""
+        p, workers = self.params, self.sim.workers
+        if any(len(r) < p.profile_iters and not workers[i].down for i, r in enumerate(self.recent)):
+            return
+        nan = [math.nan] * 3
+        times = np.array(
+            [[robust_mean(c) for c in np.array(r).T] if r else nan for r in self.recent]
+        )
+        self.times = np.where(np.isnan(times), np.nanmax(times, axis=0), times)
+        for r in self.recent:
+            r.clear()
+        self._plan()
+        self._enter("shl" if p.switch == "immediate" else "ahl", "profiled")
+        self._profiled.succeed()
+
     def _enter(self, stage: str, reason: str | None = None) -> None:
         """Start ``stage``: its clock bound, its compressors; record the change if not initial."""
         p = self.params

@@ -19,7 +19,7 @@ from typing import ClassVar
 import simpy
 
 from ..compression import CompressionSpec, build_compressor
-from ..config import section, spec, text
+from ..config import choice, real, section, spec, text
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,15 @@ class StrategyParams:
 
     name: str = spec("", text)
     compression: CompressionSpec = spec(CompressionSpec(), section(CompressionSpec))
+
+
+@dataclass(frozen=True)
+class BarrierParams(StrategyParams):
+    """Parameters of the round-based schemes (BSP, Local SGD)."""
+
+    server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS applies server_lr * mean")
+    on_failure: str = spec("wait", choice("wait", "drop"), "a crashed worker: wait or drop it")
+    failure_timeout_s: float = spec(5.0, real(0), "drop: s after a crash before dropping")
 
 
 class Strategy:
@@ -62,6 +71,12 @@ class Strategy:
     def observe(self, record: dict) -> None:
         """Called after each evaluation of the global model (loss, accuracy, time_s, ...)."""
 
+    def worker_down(self, worker: int) -> None:
+        """``worker`` crashed (its in-flight push is lost)."""
+
+    def worker_up(self, worker: int) -> None:
+        """``worker`` restarted; it will pull the current model next."""
+
     def worker_columns(self) -> dict[str, list]:
         """Extra per-worker columns for ``Result.workers`` (e.g. ASHL's H)."""
         return {}
@@ -76,38 +91,62 @@ class Strategy:
 
 
 class RoundBarrier:
-    """Collects one push from each of N workers, applies their mean once, releases everybody."""
+    """Collects one push from each member worker, applies their mean once, releases everybody.
 
-    def __init__(self, sim, n: int, server_lr: float = 1.0):
+    Members are all workers, except one that crashed and was dropped (``on_failure: drop``,
+    after ``failure_timeout_s``); with ``wait`` the round stalls until it restarts and pushes.
+    """
+
+    def __init__(self, sim, n: int, server_lr=1.0, on_failure="wait", failure_timeout_s=5.0):
         self.sim, self.n, self.server_lr = sim, n, server_lr
+        self.on_failure, self.failure_timeout_s = on_failure, failure_timeout_s
+        self.members = set(range(n))
         self.rounds = 0
-        self.pushed = [0] * n  # pushes received per worker
-        self._buffer = []
+        self._buffer: dict[int, object] = {}  # this round's pushes, by worker
         self._done = sim.env.event()
 
     def gate(self, worker: int):
-        return self._done if self.pushed[worker] > self.rounds else None
+        return self._done if worker in self._buffer else None
 
     def receive(self, update) -> None:
-        self.pushed[update.worker] += 1
-        self._buffer.append(update)
-        if len(self._buffer) == self.n:
-            self.sim.server.apply(self._buffer, self.server_lr / self.n)
-            self._buffer = []
-            self.rounds += 1
-            done, self._done = self._done, self.sim.env.event()
-            done.succeed()
+        self._buffer[update.worker] = update
+        self._maybe_close()
+
+    def _maybe_close(self) -> None:
+        if not self._buffer or not self.members <= self._buffer.keys():
+            return
+        updates = list(self._buffer.values())
+        self.sim.server.apply(updates, self.server_lr / len(updates))
+        self._buffer = {}
+        self.rounds += 1
+        done, self._done = self._done, self.sim.env.event()
+        done.succeed()
+
+    def worker_down(self, worker: int) -> None:
+        if self.on_failure == "drop":
+            timer = self.sim.env.timeout(self.failure_timeout_s)
+            timer.callbacks.append(lambda _: self._drop(worker))
+
+    def _drop(self, worker: int) -> None:
+        if self.sim.workers[worker].down:
+            self.members.discard(worker)
+            self._maybe_close()
+
+    def worker_up(self, worker: int) -> None:
+        self.members.add(worker)
 
 
 class ClockGate:
     """Clocks (completed pushes) per worker; holds a worker more than ``bound`` ahead of the
-    slowest. O(1) per tick: a count of workers at each clock value finds the minimum."""
+    slowest. O(1) per tick: a count of workers at each clock value finds the minimum. A crashed
+    worker ``leave``s the count (nobody waits for it) and ``join``s at the slowest clock."""
 
-    def __init__(self, env: simpy.Environment, n: int, bound: float):
+    def __init__(self, env: simpy.Environment, n: int, bound: float, active=None):
         self.env, self.bound = env, bound
+        self.active = [True] * n if active is None else list(active)
         self.clocks = [0] * n
         self.min_clock = 0
-        self._at = {0: n}  # clock value -> workers at it
+        self._at = {0: sum(self.active)}  # clock value -> active workers at it
         self._waiting: dict[int, simpy.Event] = {}  # min clock needed -> event
         self.max_gap_seen = 0  # largest clock - min clock of a worker let through
 
@@ -126,20 +165,46 @@ class ClockGate:
         """``worker`` completed a push."""
         clock = self.clocks[worker]
         self.clocks[worker] = clock + 1
-        self._at[clock] -= 1
         self._at[clock + 1] = self._at.get(clock + 1, 0) + 1
-        if clock == self.min_clock and self._at[clock] == 0:
-            del self._at[clock]
-            self.min_clock += 1  # the worker just moved there, so it is occupied
-            released = self._waiting.pop(self.min_clock, None)
-            if released is not None:
-                released.succeed()
+        self._remove(clock)
+
+    def leave(self, worker: int) -> None:
+        """``worker`` is down: the slowest clock is taken over the others."""
+        if self.active[worker]:
+            self.active[worker] = False
+            self._remove(self.clocks[worker])
+
+    def join(self, worker: int) -> None:
+        """``worker`` is back, at the slowest clock of those running."""
+        if not self.active[worker]:
+            self.active[worker] = True
+            if self._at:
+                clock = self.min_clock
+            else:  # nobody else is running: its own clock is the slowest
+                clock = self.min_clock = self.clocks[worker]
+            self.clocks[worker] = clock
+            self._at[clock] = self._at.get(clock, 0) + 1
+
+    def _remove(self, clock: int) -> None:
+        """One active worker fewer at ``clock``; raise the minimum if that emptied it."""
+        self._at[clock] -= 1
+        if self._at[clock]:
+            return
+        del self._at[clock]
+        if clock == self.min_clock and self._at:
+            # after a tick the next clock is occupied; after a leave, search the few keys
+            new = clock + 1 if clock + 1 in self._at else min(self._at)
+            for needed in range(self.min_clock + 1, new + 1):
+                released = self._waiting.pop(needed, None)
+                if released is not None:
+                    released.succeed()
+            self.min_clock = new
 
     def reset(self, bound: float) -> None:
         """Start counting afresh (a new stage) with a new bound; release anybody held."""
         for event in self._waiting.values():
             event.succeed()
-        self.__init__(self.env, len(self.clocks), bound)
+        self.__init__(self.env, len(self.clocks), bound, self.active)
 
     @property
     def unbounded(self) -> bool:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import real, spec, text
-from .base import RoundBarrier, Strategy, StrategyParams
+from ..config import spec, text
+from .base import BarrierParams, RoundBarrier, Strategy
 
 
 @dataclass(frozen=True)
-class BSPParams(StrategyParams):
+class BSPParams(BarrierParams):
     name: str = spec("bsp", text)
-    server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS applies server_lr * mean")
 
 
 class BSP(Strategy):
@@ -24,10 +23,19 @@ class BSP(Strategy):
 
     def start(self):
         super().start()
-        self.barrier = RoundBarrier(self.sim, self.n, self.params.server_lr)
+        p = self.params
+        self.barrier = RoundBarrier(
+            self.sim, self.n, p.server_lr, p.on_failure, p.failure_timeout_s
+        )
 
     def gate(self, worker):
         return self.barrier.gate(worker)
 
     def receive(self, update):
         self.barrier.receive(update)
+
+    def worker_down(self, worker):
+        self.barrier.worker_down(worker)
+
+    def worker_up(self, worker):
+        self.barrier.worker_up(worker)

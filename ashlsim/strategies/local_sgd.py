@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import integer, real, spec, text
-from .base import RoundBarrier, Strategy, StrategyParams
+from ..config import integer, spec, text
+from .base import BarrierParams, RoundBarrier, Strategy
 
 
 @dataclass(frozen=True)
-class LocalSGDParams(StrategyParams):
+class LocalSGDParams(BarrierParams):
     name: str = spec("local_sgd", text)
     local_steps: int = spec(2, integer(1), "H: local SGD steps per round")
-    server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS applies server_lr * mean")
 
 
 class LocalSGD(Strategy):
@@ -24,7 +23,10 @@ class LocalSGD(Strategy):
 
     def start(self):
         super().start()
-        self.barrier = RoundBarrier(self.sim, self.n, self.params.server_lr)
+        p = self.params
+        self.barrier = RoundBarrier(
+            self.sim, self.n, p.server_lr, p.on_failure, p.failure_timeout_s
+        )
 
     def local_steps(self, worker):
         return self.params.local_steps
@@ -34,3 +36,9 @@ class LocalSGD(Strategy):
 
     def receive(self, update):
         self.barrier.receive(update)
+
+    def worker_down(self, worker):
+        self.barrier.worker_down(worker)
+
+    def worker_up(self, worker):
+        self.barrier.worker_up(worker)

@@ -33,6 +33,12 @@ class SSP(Strategy):
     def gate(self, worker):
         return self.clocks.gate(worker)
 
+    def worker_down(self, worker):
+        self.clocks.leave(worker)
+
+    def worker_up(self, worker):
+        self.clocks.join(worker)
+
     def receive(self, update):
         self.sim.server.apply([update], self.params.server_lr)
         self.clocks.tick(update.worker)

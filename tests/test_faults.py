@@ -1,0 +1,161 @@
+"""Fault injection: crashes, slowdowns and link outages under every scheme (issue: trust)."""
+
+import numpy as np
+import pytest
+from conftest import make
+
+import ashlsim
+from ashlsim import ScenarioError, Simulation
+
+SCHEMES = ["bsp", "asp", "ssp", "local_sgd", "ashl"]
+FAULTS = {
+    "crash": {"worker": 2, "at_s": 0.7, "kind": "crash", "recover_after_s": 0.6},
+    "crash_forever": {"worker": 2, "at_s": 0.7, "kind": "crash"},
+    "slowdown": {"worker": 2, "at_s": 0.7, "kind": "slowdown", "factor": 5, "duration_s": 0.8},
+    "link_down": {"worker": 2, "at_s": 0.7, "kind": "link_down", "duration_s": 0.8},
+}
+
+
+def strategy_block(scheme):
+    block = {"name": scheme}
+    if scheme in ("bsp", "local_sgd"):
+        block |= {"on_failure": "drop", "failure_timeout_s": 0.2}
+    if scheme == "ashl":
+        block |= {"profile_iters": 2, "switch": "epochs", "switch_epochs": 1.0}
+    return block
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_every_scheme_survives_every_fault(scheme, fault):
+    scenario = make(
+        strategy=strategy_block(scheme),
+        faults=[FAULTS[fault]],
+        cluster={"jitter": {"dist": "exponential", "mean": 1.0}},
+        stop={"time_s": 3.0},
+    )
+    sim = Simulation(scenario, events=True)
+    result = sim.run()  # the server refuses a second application of any push
+    assert result.stop_reason == "time_limit"
+    assert result.history["time_s"].iloc[-1] == 3.0
+    assert result.pushes_applied + sim_pending(sim) == result.pushes_sent
+    lost = result.workers["lost_pushes"]
+    assert lost.drop(index=2).sum() == 0  # only the crashed worker loses anything
+    assert lost[2] <= (1 if fault.startswith("crash") else 0)
+    assert result.lost_pushes == lost.sum()
+    # the run goes on after the fault: updates are applied in its last second
+    h = result.history
+    assert h["updates"].iloc[-1] > h.loc[h["time_s"] <= 2.0, "updates"].iloc[-1]
+    assert len(result.faults) == 1
+    assert FAULTS[fault]["kind"] in set(result.events["kind"])
+
+
+def sim_pending(sim):
+    """Pushes received but not yet applied: only a round barrier holds any."""
+    barrier = getattr(sim.strategy, "barrier", None)
+    return len(barrier._buffer) if barrier is not None else 0
+
+
+def test_bsp_wait_stalls_until_recovery_and_drop_goes_on_without_the_worker():
+    crash = {"worker": 0, "at_s": 0.5, "kind": "crash", "recover_after_s": 1.0}
+    wait = ashlsim.run(make(faults=[crash], stop={"time_s": 3.0}), events=True)
+    ev = wait.events
+    stalled = ev[(ev["kind"] == "push") & (ev["end_s"] > 0.6) & (ev["end_s"] < 1.5)]
+    assert len(stalled) == 0  # nobody finishes a round while worker 0 is down
+    assert (ev.query("kind == 'push'")["end_s"] > 1.5).sum() > 20  # and all go on after it
+    assert wait.workers.loc[0, "down_s"] == pytest.approx(1.0)
+
+    forever = {"worker": 0, "at_s": 0.5, "kind": "crash"}
+    drop = Simulation(
+        make(faults=[forever], strategy={"name": "bsp", "on_failure": "drop",
+                                         "failure_timeout_s": 0.1}, stop={"time_s": 3.0})
+    )  # fmt: skip
+    sizes = []
+    apply = drop.server.apply
+    drop.server.apply = lambda updates, scale=1.0: (
+        sizes.append(len(updates)),
+        apply(updates, scale),
+    )
+    drop.run()
+    assert sizes[0] == 4 and sizes[-1] == 3  # the dropped worker is no longer waited for
+    assert 3 in sizes and set(sizes) <= {3, 4}
+
+
+def test_ssp_leaves_a_crashed_worker_out_of_the_slowest_clock():
+    forever = {"worker": 3, "at_s": 0.3, "kind": "crash"}
+    result = ashlsim.run(
+        make(strategy={"name": "ssp", "staleness": 0}, faults=[forever], stop={"time_s": 2.0})
+    )
+    w = result.workers
+    assert w.loc[3, "pushes"] < w.loc[0, "pushes"] / 3  # the others went on without it
+    assert result.stop_reason == "time_limit"
+
+
+def test_a_restarted_worker_pulls_the_current_model():
+    crash = {"worker": 3, "at_s": 0.5, "kind": "crash", "recover_after_s": 0.5}
+    sim = Simulation(make(strategy={"name": "asp"}, faults=[crash]), events=True)
+    result = sim.run()
+    pulls = result.events.query("worker == 3 and kind == 'pull'")
+    assert (pulls["start_s"] == 1.0).any()  # straight after the restart
+    late = [s for w, s in sim.server.staleness if w == 3]
+    assert max(late) < 20  # its next push was computed on a fresh model, not a pre-crash one
+
+
+def test_a_crash_frees_the_crashed_transfer_share_at_the_ps():
+    # two workers push 1e6 bytes at once through a 1e6 B/s ingress; worker 1 dies at 0.5 s
+    # into the push: worker 0 then has 0.75e6 bytes left at the full 1e6 B/s -> 1.25 s in all
+    scenario = make(
+        cluster={"workers": 2, "speed": [1000, 1000],
+                 "uplink": {"bandwidth": 1e9, "latency": 0.0},
+                 "downlink": {"bandwidth": 1e12, "latency": 0.0},
+                 "server": {"ingress": 1e6, "egress": None}},
+        model={"name": "none"}, workload={"param_bytes": 1e6 - 64, "bytes_per_value": 1,
+                                          "header_bytes": 64},
+        strategy={"name": "asp"}, stop={"time_s": 3.0, "target_accuracy": None},
+        faults=[{"worker": 1, "at_s": 1e-6 + 0.016 + 0.5, "kind": "crash"}],
+    )  # fmt: skip
+    events = ashlsim.run(scenario, events=True).events
+    first_push = events.query("worker == 0 and kind == 'push'").iloc[0]
+    assert first_push["start_s"] == pytest.approx(1e-6 + 0.016)  # pull, then 16 samples
+    assert first_push["end_s"] - first_push["start_s"] == pytest.approx(1.25)
+
+
+def test_a_link_outage_stalls_a_transfer_for_its_duration():
+    scenario = make(
+        cluster={"workers": 1, "speed": [1000],
+                 "uplink": {"bandwidth": 1e6, "latency": 0.0},
+                 "downlink": {"bandwidth": 1e12, "latency": 0.0}},
+        model={"name": "none"}, workload={"param_bytes": 1e6 - 64, "bytes_per_value": 1,
+                                          "header_bytes": 64},
+        strategy={"name": "asp"}, stop={"time_s": 3.0, "target_accuracy": None},
+        faults=[{"worker": 0, "at_s": 0.3, "kind": "link_down", "duration_s": 0.4}],
+    )  # fmt: skip
+    pushes = ashlsim.run(scenario, events=True).events.query("kind == 'push'")
+    durations = (pushes["end_s"] - pushes["start_s"]).to_numpy()
+    np.testing.assert_allclose(durations[:2], [1.4, 1.0])  # 1 s of bytes + 0.4 s stalled
+
+
+def test_a_slowdown_multiplies_compute_time_in_its_window():
+    slow = {"worker": 0, "at_s": 0.5, "kind": "slowdown", "factor": 3.0, "duration_s": 0.5}
+    events = ashlsim.run(make(strategy={"name": "asp"}, faults=[slow]), events=True).events
+    computes = events.query("worker == 0 and kind == 'compute'")
+    length = computes["end_s"] - computes["start_s"]
+    inside = computes["start_s"].between(0.5, 0.999)
+    np.testing.assert_allclose(length[inside], 3 * 16 / 4000)
+    np.testing.assert_allclose(length[~inside], 16 / 4000)
+
+
+def test_when_everybody_is_gone_for_good_the_run_ends():
+    faults = [{"worker": w, "at_s": 0.2 + 0.1 * w, "kind": "crash"} for w in range(4)]
+    result = ashlsim.run(make(strategy={"name": "asp"}, faults=faults, stop={"time_s": 50.0}))
+    assert result.stop_reason == "all_workers_down"
+    assert result.elapsed_s == pytest.approx(0.5)
+
+
+def test_a_fault_for_a_worker_that_does_not_exist_is_refused():
+    with pytest.raises(ScenarioError) as info:
+        make(faults=[{"worker": 9, "at_s": 1.0, "kind": "crash"}])
+    assert info.value.field == "faults[0].worker"
+    with pytest.raises(ScenarioError) as info:
+        make(faults=[{"worker": 0, "at_s": 1.0, "kind": "meteor"}])
+    assert info.value.field == "faults[0].kind"
