@@ -102,6 +102,7 @@ class RoundBarrier:
         self.on_failure, self.failure_timeout_s = on_failure, failure_timeout_s
         self.members = set(range(n))
         self.rounds = 0
+        self.round_ends: list[float] = []  # simulated time each round was applied
         self._buffer: dict[int, object] = {}  # this round's pushes, by worker
         self._done = sim.env.event()
 
@@ -119,6 +120,7 @@ class RoundBarrier:
         self.sim.server.apply(updates, self.server_lr / len(updates))
         self._buffer = {}
         self.rounds += 1
+        self.round_ends.append(self.sim.env.now)
         done, self._done = self._done, self.sim.env.event()
         done.succeed()
 
