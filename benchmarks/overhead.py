@@ -1,0 +1,94 @@
+"""Simulator overhead: host seconds of a simulated run over a bare NumPy loop doing the same
+gradient evaluations (same model, shapes, dtype, batch indexing and SGD step), measured in one
+process run so that the ratio holds on a noisy machine.
+
+    python benchmarks/overhead.py [--time-s 10] [--repeat 3]
+
+Prints one line per scheme and model: gradient evaluations, simulator host s, bare-loop host s,
+overhead = simulator / bare. Targets (issue 6): <= 1.25 for softmax, <= 1.10 for the MLP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # one core per run, as a sweep would use
+
+import numpy as np  # noqa: E402
+
+from ashlsim import Scenario, Simulation  # noqa: E402
+
+SCHEMES = ["bsp", "asp", "ssp", "local_sgd", "ashl"]
+MODELS = {"softmax": {"name": "softmax"}, "mlp": {"name": "mlp", "hidden": [128]}}
+
+
+def scenario(scheme: str, model: dict, time_s: float) -> Scenario:
+    strategy = {"name": scheme}
+    if scheme == "local_sgd":
+        strategy["local_steps"] = 4
+    if scheme == "ashl":  # both stages within the run
+        strategy |= {"switch": "epochs", "switch_epochs": 1.0}
+    return Scenario.from_dict(
+        {
+            "name": "overhead",
+            "cluster": {"workers": 16, "speed": {"dist": "lognormal", "mean": 2000, "sigma": 0.5}},
+            "model": model,
+            "data": {"name": "synthetic", "n_samples": 12000, "n_features": 784, "n_classes": 10},
+            "training": {"batch_size": 32, "lr": 0.01},
+            "strategy": strategy,
+            "stop": {"time_s": time_s, "target_accuracy": None},
+            "eval": {"every_s": time_s, "max_samples": 500},  # evaluation is not overhead
+        }
+    )
+
+
+def simulate(s: Scenario) -> tuple[float, int, Simulation]:
+    sim = Simulation(s)
+    start = time.perf_counter()
+    result = sim.run()
+    host = time.perf_counter() - start
+    return host, int(result.workers["iterations"].sum()), sim
+
+
+def bare_loop(sim: Simulation, evaluations: int, seed: int = 0) -> float:
+    """The same number of SGD steps, one worker's way: index a batch, gradient, update."""
+    model, data = sim.model, sim.data
+    rng = np.random.default_rng(seed)
+    batches = rng.integers(0, len(data.y_train), size=(evaluations, 32))
+    params = model.init(rng)
+    X, y, lr = data.X_train, data.y_train, 0.01
+    start = time.perf_counter()
+    for batch in batches:
+        _, grad = model.loss_and_grad(params, X[batch], y[batch])
+        params = params - lr * grad
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--time-s", type=float, default=10.0, help="simulated seconds per run")
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many timings")
+    parser.add_argument("--schemes", default=",".join(SCHEMES))
+    args = parser.parse_args(argv)
+    print(f"{'model':8} {'scheme':10} {'grad evals':>10} {'sim s':>8} {'bare s':>8} {'overhead':>9}")
+    for model_name, model in MODELS.items():
+        for scheme in args.schemes.split(","):
+            s = scenario(scheme, model, args.time_s)
+            sim_s, bare_s = [], []
+            for _ in range(args.repeat):  # interleaved, so both see the same machine state
+                host, evaluations, sim = simulate(s)
+                sim_s.append(host)
+                bare_s.append(bare_loop(sim, evaluations))
+            best_sim, best_bare = min(sim_s), min(bare_s)
+            print(
+                f"{model_name:8} {scheme:10} {evaluations:>10,} {best_sim:>8.3f} "
+                f"{best_bare:>8.3f} {best_sim / best_bare:>9.2f}",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
