@@ -72,7 +72,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="best of this many timings")
     parser.add_argument("--schemes", default=",".join(SCHEMES))
     args = parser.parse_args(argv)
-    print(f"{'model':8} {'scheme':10} {'grad evals':>10} {'sim s':>8} {'bare s':>8} {'overhead':>9}")
+    print(
+        f"{'model':8} {'scheme':10} {'grad evals':>10} {'sim s':>8} {'bare s':>8} {'overhead':>9}"
+    )
     for model_name, model in MODELS.items():
         for scheme in args.schemes.split(","):
             s = scenario(scheme, model, args.time_s)
