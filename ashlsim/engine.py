@@ -52,7 +52,7 @@ class Simulation:
             self.model_size = self.model.size
             params = self.model.init(streams.get("init"))
         self.dense_bytes = dense_bytes(s.workload, self.model_size)
-        self.server = ParameterServer(params)
+        self.server = ParameterServer(params, self.materialize)
 
         speeds = self._draw_speeds()
         c = s.cluster
@@ -175,6 +175,16 @@ class Simulation:
         )  # fmt: skip
         for worker, shard in zip(self.workers, shards, strict=True):
             worker.sampler.reshard(shard)
+
+    def materialize(self, updates) -> None:
+        """Compute the deltas of pending updates (together, so same-shaped work is batched)
+        and compress each for its worker."""
+        pending = [u for u in updates if u.message is None and u.work is not None]
+        if not pending:
+            return
+        deltas = self.workers[0].trainer.run([u.work for u in pending])
+        for update, delta in zip(pending, deltas, strict=True):
+            update.message = self.workers[update.worker].message_for(delta)
 
     def stop(self, reason: str) -> None:
         if not self.stop_event.triggered:

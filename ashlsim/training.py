@@ -1,16 +1,38 @@
 """Local SGD on a worker's shard: the learning a worker does between a pull and a push.
 
-Knows nothing of time except the learning-rate schedule's progress, which the caller passes in.
+A worker *prepares* its work when its computation starts (the pulled parameters, the mini-batch
+indices it draws, the learning rate): that fixes everything the result depends on. The maths
+runs when the PS needs the delta (``run``), so that the workers of a BSP or Local SGD round,
+whose deltas arrive together, are computed as one stacked NumPy computation (issue 6). The result
+is the same as computing each delta at its worker's compute start, up to float rounding.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from .data import BatchSampler, Dataset
 from .models import Model
+
+
+@dataclass(slots=True, eq=False)
+class Work:
+    """A worker's local steps, fixed but not yet computed."""
+
+    params: np.ndarray  # the pulled parameters (read-only)
+    batches: list  # one index array per local step
+    lr: float
+    owner: object  # the worker: holds the momentum buffer the steps use and update
+    velocity: np.ndarray | None  # the owner's momentum buffer when the work started
+    resets: int  # the owner's optimizer resets by then: a later reset discards our buffer
+
+    def keep(self, velocity) -> None:
+        """Hand the new momentum buffer back, unless the owner reset its optimizer since."""
+        if self.owner.optimizer_resets == self.resets:
+            self.owner.velocity = velocity
 
 
 class LocalTrainer:
@@ -19,6 +41,7 @@ class LocalTrainer:
     def __init__(self, model: Model, data: Dataset, lr: float, momentum: float, schedule: str):
         self.model, self.data = model, data
         self.lr, self.momentum, self.schedule = lr, momentum, schedule
+        self.stacked = True  # batch several workers' steps together when they arrive together
 
     def learning_rate(self, progress: float) -> float:
         """The worker learning rate at ``progress`` in [0, 1] of the run (cosine or constant)."""
@@ -26,24 +49,66 @@ class LocalTrainer:
             return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
         return self.lr
 
-    def delta(
-        self,
-        params: np.ndarray,
-        steps: int,
-        sampler: BatchSampler,
-        velocity: np.ndarray | None,
-        progress: float = 0.0,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """``w_local - w_pulled`` after ``steps`` SGD steps from ``params`` (left untouched),
-        and the updated momentum buffer (None without momentum)."""
-        X, y, model = self.data.X_train, self.data.y_train, self.model
+    def prepare(self, params, steps: int, sampler: BatchSampler, progress: float, owner) -> Work:
+        """Draw the batches now (the sampler's stream advances in simulated order)."""
+        batches = [sampler.next() for _ in range(steps)]
         lr = self.learning_rate(progress)
+        return Work(params, batches, lr, owner, owner.velocity, owner.optimizer_resets)
+
+    def run(self, works: list[Work]) -> list[np.ndarray]:
+        """The deltas ``w_local - w_pulled`` of ``works``; updates each owner's momentum."""
+        deltas: list = [None] * len(works)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, work in enumerate(works):
+            key = (len(work.batches), len(work.batches[0]))
+            groups.setdefault(key, []).append(i)
+        for members in groups.values():
+            if len(members) == 1 or not self.stacked:
+                for i in members:
+                    deltas[i] = self._one(works[i])
+            else:
+                for i, delta in zip(
+                    members, self._stacked([works[i] for i in members]), strict=True
+                ):
+                    deltas[i] = delta
+        return deltas
+
+    def _one(self, work: Work) -> np.ndarray:
+        X, y, model = self.data.X_train, self.data.y_train, self.model
+        lr, velocity, params = work.lr, work.velocity, work.params
+        if len(work.batches) == 1 and not self.momentum:  # one plain step: delta = -lr * grad
+            batch = work.batches[0]
+            return -lr * model.loss_and_grad(params, X[batch], y[batch])[1]
         local = params
-        for _ in range(steps):
-            batch = sampler.next()
+        for batch in work.batches:
             _, grad = model.loss_and_grad(local, X[batch], y[batch])
             if self.momentum:
                 velocity = grad if velocity is None else self.momentum * velocity + grad
                 grad = velocity
             local = local - lr * grad
-        return local - params, velocity
+        if self.momentum:
+            work.keep(velocity)
+        return local - params
+
+    def _stacked(self, works: list[Work]) -> np.ndarray:
+        """G workers' steps in lockstep: parameters (G, d), batches (G, B, F)."""
+        X, y, model = self.data.X_train, self.data.y_train, self.model
+        start = np.stack([w.params for w in works])
+        lr = np.array([w.lr for w in works], dtype=start.dtype)[:, None]
+        velocity = None
+        if self.momentum:
+            velocity = np.stack(
+                [np.zeros_like(w.params) if w.velocity is None else w.velocity for w in works]
+            )  # fmt: skip
+        local = start
+        for step in range(len(works[0].batches)):
+            index = np.stack([w.batches[step] for w in works])
+            _, grad = model.loss_and_grad(local, X[index], y[index])
+            if self.momentum:
+                velocity = self.momentum * velocity + grad
+                grad = velocity
+            local = local - lr * grad
+        if self.momentum:
+            for i, w in enumerate(works):
+                w.keep(velocity[i])
+        return local - start

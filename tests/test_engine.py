@@ -178,3 +178,19 @@ def test_per_worker_jitter_is_a_constant_factor_each():
     )
     per_step = result.workers["compute_s"] / result.workers["iterations"]
     assert per_step.to_numpy() == pytest.approx([0.016, 0.016, 0.032, 0.032])
+
+
+@pytest.mark.parametrize("strategy", [{"name": "bsp"}, {"name": "local_sgd", "local_steps": 3}])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_batched_maths_equals_the_per_worker_path(strategy, momentum):
+    """A round's deltas computed as one stacked NumPy computation (issue 6) give the same run
+    as computing each worker's delta alone, to float tolerance."""
+    results = []
+    for stacked in (True, False):
+        sim = Simulation(make(strategy=strategy, training={"momentum": momentum}))
+        sim.workers[0].trainer.stacked = stacked
+        sim.run()
+        results.append(sim)
+    batched, alone = results
+    assert batched.server.version == alone.server.version > 10
+    np.testing.assert_allclose(batched.server.params, alone.server.params, rtol=1e-9, atol=1e-12)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from ashlsim.models import MLP, Softmax
+from ashlsim.models import MLP, Softmax, build_model
+from ashlsim.scenario import ModelSpec
 
 
 def finite_difference(model, params, X, y, eps=1e-6, samples=40, seed=0):
@@ -55,3 +56,22 @@ def test_sgd_on_softmax_learns_separable_data():
 def test_flop_counts():
     assert Softmax(784, 10).flops_per_sample == 6 * 7840
     assert MLP(784, (128,), 10).flops_per_sample == 6 * (784 * 128 + 128 * 10)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["softmax", "mlp"])
+def test_stacked_gradients_equal_separate_ones(name, dtype):
+    """Batched maths (issue 6): G workers' gradients in one stacked computation."""
+    rng = np.random.default_rng(5)
+    model = build_model(ModelSpec(name=name, hidden=(16, 8), dtype=dtype), 12, 4)
+    G, B = 5, 7
+    params = np.stack([model.init(rng) for _ in range(G)])
+    X = rng.normal(size=(G, B, 12)).astype(dtype)
+    y = rng.integers(0, 4, size=(G, B))
+    losses, grads = model.loss_and_grad(params, X, y)
+    assert grads.shape == (G, model.size)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for g in range(G):
+        loss, grad = model.loss_and_grad(params[g], X[g], y[g])
+        assert losses[g] == pytest.approx(loss, rel=tol)
+        np.testing.assert_allclose(grads[g], grad, rtol=tol, atol=tol)

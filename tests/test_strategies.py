@@ -85,7 +85,7 @@ def test_applying_twice_is_refused():
     sim.run()
     from ashlsim.cluster import Update
 
-    update = Update(0, 0, None, 0, 1, 16, 0.0, 0.0, 0.0)
+    update = Update(0, 0, None, None, 0, 1, 16, 0.0, 0.0, 0.0)
     sim.server.apply([update])
     with pytest.raises(RuntimeError, match="applied twice"):
         sim.server.apply([update])

@@ -12,8 +12,10 @@ class ParameterServer:
     snapshot is a reference that stays valid: a pull costs no copy.
     """
 
-    def __init__(self, params: np.ndarray):
+    def __init__(self, params: np.ndarray, materialize=None):
         self.params = params
+        # computes the messages of pending updates, all at once (batched maths); set by the engine
+        self.materialize = materialize
         self.version = 0
         self.applied_pushes = 0
         self.staleness: list[tuple[int, int]] = []  # (worker, version at apply - version pulled)
@@ -24,6 +26,8 @@ class ParameterServer:
 
     def apply(self, updates, scale: float = 1.0) -> None:
         """``W += scale * sum(decompressed deltas)`` in one step; each update applied once."""
+        if self.materialize is not None:
+            self.materialize(updates)
         total = None
         for update in updates:
             if update.applied:
@@ -38,5 +42,7 @@ class ParameterServer:
             total = dense if total is None else total + dense
         self.applied_pushes += len(updates)
         if total is not None:
-            self.params = self.params + (scale * total).astype(self.params.dtype, copy=False)
+            if scale != 1.0:
+                total = scale * total
+            self.params = self.params + total.astype(self.params.dtype, copy=False)
         self.version += 1

@@ -20,7 +20,8 @@ class Update:
 
     worker: int
     seq: int  # this worker's push number, from 0
-    message: object  # compression.Message, or None in timing-only mode
+    message: object  # compression.Message once computed (None: pending, or timing-only)
+    work: object  # training.Work whose delta the message carries (None in timing-only mode)
     pulled_version: int
     steps: int
     samples: int
@@ -48,6 +49,7 @@ class Worker:
         self.sim = sim
         self.slowdown = 1.0  # > 1 during a straggler episode
         self.velocity = None  # momentum buffer
+        self.optimizer_resets = 0
         self.set_compressor(identity(), None)
         # statistics (simulated seconds, bytes, counts)
         self.compute_s = self.comm_s = self.wait_s = 0.0
@@ -92,9 +94,19 @@ class Worker:
                 self.down_s += env.now - self.down_since
                 self.down = False
                 # a restarted machine has lost its optimizer state and compression residual
-                self.velocity = None
+                self.reset_optimizer()
                 self.compress_state = self.compressor.init(self.sim.model_size)
                 strategy.worker_up(self.index)
+
+    def reset_optimizer(self) -> None:
+        """Forget the momentum buffer (also the one of work still being computed)."""
+        self.velocity = None
+        self.optimizer_resets += 1
+
+    def message_for(self, delta) -> object:
+        """Compress ``delta`` for the PS (the compressor's state advances in push order)."""
+        message, self.compress_state = self.compressor.compress(delta, self.compress_state)
+        return message
 
     def crash(self, recovered: simpy.Event) -> bool:
         """Crash now; restart when ``recovered`` succeeds. False if already down."""
@@ -136,15 +148,10 @@ class Worker:
             steps = strategy.local_steps(index)
             compute_s = self.compute_time(steps)
             samples = steps * self.sampler.batch_size
-            message = None
-            if self.trainer is not None:  # SGD runs at the start of the computation (DESIGN 1)
-                delta, self.velocity = self.trainer.delta(
-                    params, steps, self.sampler, self.velocity, sim.progress()
-                )
-                message, self.compress_state = self.compressor.compress(delta, self.compress_state)
-                push_bytes = message.wire_bytes(sim.workload, sim.model_size)
-            else:
-                push_bytes = message_bytes(sim.workload, sim.model_size, self.ratio)
+            work = None
+            if self.trainer is not None:  # SGD as of the computation's start (DESIGN 1)
+                work = self.trainer.prepare(params, steps, self.sampler, sim.progress(), self)
+            push_bytes = message_bytes(sim.workload, sim.model_size, self.ratio)
             start = env.now
             yield env.timeout(compute_s)
             self.compute_s += compute_s
@@ -164,7 +171,9 @@ class Worker:
             self.last_pull_s, self.last_push_s = pull_s, push_s
             if log:
                 log(index, "push", start, env.now)
-            update = Update(index, seq, message, version, steps, samples, pull_s, compute_s, push_s)
+            update = Update(
+                index, seq, None, work, version, steps, samples, pull_s, compute_s, push_s
+            )
             seq += 1
             sim.pushed(update)
             strategy.receive(update)

@@ -5,16 +5,27 @@ from __future__ import annotations
 import numpy as np
 
 
-def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-    """Mean cross-entropy of integer labels ``y`` and its gradient with respect to ``logits``."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
+def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray):
+    """Mean cross-entropy of integer labels ``y`` and its gradient with respect to ``logits``.
+
+    ``logits`` is ``(B, K)`` (loss a float) or a stack ``(G, B, K)`` with ``y`` ``(G, B)``
+    (loss an array of G): several workers' batches in one computation.
+    """
+    shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
-    total = exp.sum(axis=1, keepdims=True)
-    rows = np.arange(len(y))
-    loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, y]))
+    total = exp.sum(axis=-1, keepdims=True)
     probs = exp / total
-    probs[rows, y] -= 1.0
-    probs /= len(y)
+    if logits.ndim == 2:
+        rows = np.arange(len(y))
+        loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, y]))
+        probs[rows, y] -= 1.0
+    else:
+        picked = np.take_along_axis(shifted, y[..., None], axis=-1)[..., 0]
+        loss = np.mean(np.log(total[..., 0]) - picked, axis=-1)
+        np.put_along_axis(
+            probs, y[..., None], np.take_along_axis(probs, y[..., None], axis=-1) - 1.0, axis=-1
+        )
+    probs /= y.shape[-1]
     return loss, probs
 
 
@@ -32,7 +43,9 @@ class Model:
         raise NotImplementedError
 
     def loss_and_grad(self, params: np.ndarray, X: np.ndarray, y: np.ndarray):
-        """Mean cross-entropy on ``(X, y)`` and its gradient, a new flat vector."""
+        """Mean cross-entropy on ``(X, y)`` and its gradient, a new flat vector. Stacked:
+        ``params`` ``(G, size)``, ``X`` ``(G, B, F)``, ``y`` ``(G, B)`` give G losses and a
+        ``(G, size)`` gradient, equal to G separate calls up to float rounding."""
         raise NotImplementedError
 
     def loss(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:

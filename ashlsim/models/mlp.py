@@ -23,7 +23,14 @@ class MLP(Model):
         self.size = offset
 
     def _layers(self, params):
-        return [(params[w].reshape(shape), params[b]) for w, b, shape in self._slices]
+        """(W, b) per layer as views; with stacked parameters W is (G, in, out), b (G, 1, out)."""
+        if params.ndim == 1:
+            return [(params[w].reshape(shape), params[b]) for w, b, shape in self._slices]
+        g = params.shape[0]
+        return [
+            (params[:, w].reshape(g, *shape), params[:, b].reshape(g, 1, -1))
+            for w, b, shape in self._slices
+        ]
 
     def init(self, rng):
         """He initialisation for the weights, zero biases."""
@@ -47,14 +54,14 @@ class MLP(Model):
         activations, logits = self._forward(params, X)
         loss, delta = softmax_cross_entropy(logits, y)
         grad = np.empty_like(params)
-        layers = self._layers(params)
+        layers, grad_layers = self._layers(params), self._layers(grad)
         for i in range(len(layers) - 1, -1, -1):
-            w, b, shape = self._slices[i]
             a = activations[i]
-            np.matmul(a.T, delta, out=grad[w].reshape(shape))
-            grad[b] = delta.sum(axis=0)
+            gW, gb = grad_layers[i]
+            np.matmul(a.swapaxes(-1, -2), delta, out=gW)
+            gb[...] = delta.sum(axis=-2, keepdims=params.ndim > 1)
             if i:
-                delta = delta @ layers[i][0].T
+                delta = delta @ layers[i][0].swapaxes(-1, -2)
                 delta *= a > 0
         return loss, grad
 

@@ -15,8 +15,9 @@ class Softmax(Model):
         self.size = n_features * n_classes + n_classes
 
     def _split(self, params):
-        k = self.n_classes
-        return params[: self.d * k].reshape(self.d, k), params[self.d * k :]
+        """W ``(..., d, k)`` and b ``(..., k)`` views of flat (or stacked) parameters."""
+        k, lead = self.n_classes, params.shape[:-1]
+        return params[..., : self.d * k].reshape(*lead, self.d, k), params[..., self.d * k :]
 
     def init(self, rng):
         params = np.zeros(self.size, dtype=self.dtype)
@@ -25,15 +26,14 @@ class Softmax(Model):
 
     def logits(self, params, X):
         W, b = self._split(params)
-        return X @ W + b
+        return X @ W + b[..., None, :] if params.ndim > 1 else X @ W + b
 
     def loss_and_grad(self, params, X, y):
-        W, b = self._split(params)
-        loss, dlogits = softmax_cross_entropy(X @ W + b, y)
+        loss, dlogits = softmax_cross_entropy(self.logits(params, X), y)
         grad = np.empty_like(params)
         gW, gb = self._split(grad)
-        np.matmul(X.T, dlogits, out=gW)
-        gb[:] = dlogits.sum(axis=0)
+        np.matmul(X.swapaxes(-1, -2), dlogits, out=gW)
+        gb[...] = dlogits.sum(axis=-2)
         return loss, grad
 
     @property

@@ -80,6 +80,7 @@ class ASHL(Strategy):
         self.rows: list[dict] = []
         self.clocks = ClockGate(env, n, math.inf)
         self._profiled = env.event()
+        self._probing = n if p.profile_iters else 0  # running workers short of their probes
         self._best, self._since = math.inf, 0
         for worker in self.sim.workers:
             self.use_compression(worker, CompressionSpec())
@@ -100,17 +101,22 @@ class ASHL(Strategy):
 
     def worker_down(self, worker):
         self.clocks.leave(worker)
-        if self.sim.stage == "profile":  # nobody waits for a crashed worker's probes
+        if self.sim.stage == "profile" and len(self.recent[worker]) < self.params.profile_iters:
+            self._probing -= 1  # nobody waits for a crashed worker's probes
             self._maybe_finish_profiling()
 
     def worker_up(self, worker):
         self.clocks.join(worker)
+        if self.sim.stage == "profile" and len(self.recent[worker]) < self.params.profile_iters:
+            self._probing += 1
 
     def receive(self, update):
         w, p = update.worker, self.params
         eta = self.share[w] if p.weighting == "data_share" else 1.0
         self.sim.server.apply([update], p.server_lr * eta)
         self.recent[w].append((update.compute_s / update.steps, update.pull_s, update.push_s))
+        if self.sim.stage == "profile" and len(self.recent[w]) == p.profile_iters:
+            self._probing -= 1
         if self.sim.stage != "profile":
             self.clocks.tick(w)
             self._maybe_reprofile(w)
@@ -156,8 +162,8 @@ class ASHL(Strategy):
     def _maybe_finish_profiling(self) -> None:
         """Plan once every running worker has made its probes. A worker that crashed before
         its first probe is planned as the slowest measured (its times are unknown)."""
-        p, workers = self.params, self.sim.workers
-        if any(len(r) < p.profile_iters and not workers[i].down for i, r in enumerate(self.recent)):
+        p = self.params
+        if self._probing > 0:  # running workers still probing
             return
         nan = [math.nan] * 3
         times = np.array(
@@ -182,7 +188,7 @@ class ASHL(Strategy):
             self._compress_for_shl()
             if p.reset_optimizer and reason is not None:
                 for worker in self.sim.workers:
-                    worker.velocity = None
+                    worker.reset_optimizer()
                 self.sim.restart_schedule()
 
     def _compress_for_shl(self, only=None) -> None:

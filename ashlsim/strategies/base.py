@@ -101,6 +101,7 @@ class RoundBarrier:
         self.sim, self.n, self.server_lr = sim, n, server_lr
         self.on_failure, self.failure_timeout_s = on_failure, failure_timeout_s
         self.members = set(range(n))
+        self._arrived = 0  # pushes in this round from current members
         self.rounds = 0
         self.round_ends: list[float] = []  # simulated time each round was applied
         self._buffer: dict[int, object] = {}  # this round's pushes, by worker
@@ -111,14 +112,16 @@ class RoundBarrier:
 
     def receive(self, update) -> None:
         self._buffer[update.worker] = update
+        self._arrived += update.worker in self.members
         self._maybe_close()
 
     def _maybe_close(self) -> None:
-        if not self._buffer or not self.members <= self._buffer.keys():
+        if not self._buffer or self._arrived < len(self.members):
             return
         updates = list(self._buffer.values())
         self.sim.server.apply(updates, self.server_lr / len(updates))
         self._buffer = {}
+        self._arrived = 0
         self.rounds += 1
         self.round_ends.append(self.sim.env.now)
         done, self._done = self._done, self.sim.env.event()
@@ -130,12 +133,15 @@ class RoundBarrier:
             timer.callbacks.append(lambda _: self._drop(worker))
 
     def _drop(self, worker: int) -> None:
-        if self.sim.workers[worker].down:
+        if self.sim.workers[worker].down and worker in self.members:
             self.members.discard(worker)
+            self._arrived -= worker in self._buffer  # its push, if any, still counts
             self._maybe_close()
 
     def worker_up(self, worker: int) -> None:
-        self.members.add(worker)
+        if worker not in self.members:
+            self.members.add(worker)
+            self._arrived += worker in self._buffer
 
 
 class ClockGate:

@@ -1,0 +1,110 @@
+"""Scaling: host seconds per simulated worker-iteration as the cluster grows, and the
+timing-only throughput at 1,024 workers.
+
+    python benchmarks/scaling.py [--sizes 16,64,256,1024] [--iterations 30000]
+
+Each configuration runs in a fresh process (so its peak memory is its own). The network is under
+contention: a 100 kB virtual model through a 1 Gbit/s PS, so many transfers share the PS card at
+once and the fluid model is exercised. Target (issue 6): cost per worker-iteration at N=1024
+within 1.5x of N=16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import time
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def scenario(n: int, scheme: str, model: str, time_s: float):
+    from ashlsim import Scenario
+
+    return Scenario.from_dict(
+        {
+            "name": f"scaling-{n}",
+            "cluster": {
+                "workers": n,
+                "speed": {"dist": "lognormal", "mean": 2000, "sigma": 0.5},
+                "server": {"ingress": 1.25e8, "egress": 1.25e8},
+            },
+            "workload": {"param_bytes": 1.0e5},
+            "model": {"name": model},
+            # digits has 1,437 training samples: too few for 1,024 shards of a 32-sample batch
+            "data": {
+                "name": "synthetic",
+                "n_samples": max(5000, 48 * n),
+                "n_features": 64,
+                "n_classes": 10,
+            },
+            "training": {"batch_size": 32},
+            "strategy": {"name": scheme},
+            "stop": {"time_s": time_s, "target_accuracy": None},
+            "eval": {"every_s": time_s, "max_samples": 500},
+        }  # fmt: skip
+    )
+
+
+def measure(n, scheme, model, time_s, queue):
+    from ashlsim import Simulation
+
+    sim = Simulation(scenario(n, scheme, model, time_s))
+    start = time.perf_counter()
+    result = sim.run()
+    host = time.perf_counter() - start
+    iterations = int(result.workers["iterations"].sum())
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((iterations, host, peak_mb))
+
+
+def run_isolated(*args):
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=measure, args=(*args, queue))
+    proc.start()
+    out = queue.get()
+    proc.join()
+    return out
+
+
+def calibrate(n, scheme, model, iterations):
+    """Simulated seconds that give about ``iterations`` worker-iterations (from a short run)."""
+    probe = 0.5
+    while True:
+        its, _, _ = run_isolated(n, scheme, model, probe)
+        if its >= min(iterations / 10, 2000):
+            return probe * iterations / its
+        probe *= 4
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="16,64,256,1024")
+    parser.add_argument("--iterations", type=int, default=30000, help="worker-iterations per run")
+    parser.add_argument("--schemes", default="bsp,asp")
+    args = parser.parse_args(argv)
+    sizes = [int(x) for x in args.sizes.split(",")]
+    print(f"{'model':8} {'scheme':6} {'N':>5} {'iterations':>10} {'host s':>7} "
+          f"{'us/iter':>8} {'vs N=' + str(sizes[0]):>8} {'peak MB':>8}")  # fmt: skip
+    for model in ("softmax", "none"):
+        for scheme in args.schemes.split(","):
+            base = None
+            for n in sizes:
+                time_s = calibrate(n, scheme, model, args.iterations)
+                its, host, peak = run_isolated(n, scheme, model, time_s)
+                per = host / its * 1e6
+                base = base or per
+                print(
+                    f"{model:8} {scheme:6} {n:>5} {its:>10,} {host:>7.2f} {per:>8.1f} "
+                    f"{per / base:>8.2f} {peak:>8.0f}",
+                    flush=True,
+                )
+    print("timing-only (model: none) throughput = 1e6 / us-per-iteration worker-iterations/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
