@@ -9,6 +9,7 @@ simulated seconds (host time only; DESIGN.md 1), stop on the first stop conditio
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -106,6 +107,7 @@ class Simulation:
         self.stop_reason: str | None = None
         self.stop_event = env.event()
         self.progress_callback: Callable[[float], None] | None = None
+        self.eval_host_s = 0.0  # host seconds spent evaluating the global model
         self.faults: list[dict] = []  # one row per injected fault, with its effect
         self.network.faulty = bool(s.faults)
 
@@ -197,6 +199,7 @@ class Simulation:
     # ---- observing --------------------------------------------------------------------------
     def evaluate(self) -> dict:
         """Record the global model's loss and accuracy now (host time only)."""
+        started = time.perf_counter()
         params = self.server.params
         if self.model is None:
             loss = test_loss = accuracy = math.nan
@@ -216,6 +219,7 @@ class Simulation:
             "stage": self.stage,
         }
         self.history.append(record)
+        self.eval_host_s += time.perf_counter() - started
         return record
 
     def _observer(self):

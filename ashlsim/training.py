@@ -93,8 +93,17 @@ class LocalTrainer:
     def _stacked(self, works: list[Work]) -> np.ndarray:
         """G workers' steps in lockstep: parameters (G, d), batches (G, B, F)."""
         X, y, model = self.data.X_train, self.data.y_train, self.model
-        start = np.stack([w.params for w in works])
+        first = works[0].params
+        if all(w.params is first for w in works):  # one round's pull: no copies
+            start = np.broadcast_to(first, (len(works), first.size))
+        else:
+            start = np.stack([w.params for w in works])
         lr = np.array([w.lr for w in works], dtype=start.dtype)[:, None]
+        if len(works[0].batches) == 1 and not self.momentum:  # one plain step each
+            index = np.stack([w.batches[0] for w in works])
+            grad = model.loss_and_grad(start, X[index], y[index])[1]
+            grad *= -lr
+            return grad
         velocity = None
         if self.momentum:
             velocity = np.stack(

@@ -58,6 +58,7 @@ class SharedCapacity:
         self._k_finish: list = []  # (time of finish, ...)
         self._k_caps: list = []  # (-cap, ...): the largest cap among capped flows
         self._wakeup: simpy.Event | None = None
+        self._wakeup_at = math.inf
 
     def transfer(self, nbytes: float, cap: float) -> simpy.Event:
         """An event that succeeds when ``nbytes`` have passed at most ``cap`` bytes/s."""
@@ -73,8 +74,12 @@ class SharedCapacity:
             return flow
         self._advance()
         self._count += 1
-        self._to_u(flow, float(nbytes))
-        self._settle()
+        if not self._n_u and self._sum_k + cap <= self.capacity:  # fits at its cap: no sharing
+            self._to_k(flow, float(nbytes))
+            self._wake_at(flow.key)
+        else:
+            self._to_u(flow, float(nbytes))
+            self._settle()
         return flow
 
     def set_cap(self, flow: _Flow, cap: float) -> None:
@@ -173,23 +178,33 @@ class SharedCapacity:
                 self._to_u(flow, self._take(flow))
                 continue
             break
-        delay = math.inf
+        at = math.inf
         first_k = self._top(self._k_finish, "K")
         if first_k is not None:
-            delay = first_k[0] - self.env.now
+            at = first_k[0]
         first_u = self._top(self._u_finish, "U")
         if first_u is not None:
-            delay = min(delay, (first_u[0] - self._virtual) / self.level)
-        if math.isinf(delay):
-            self._wakeup = None  # nothing moves: no flows, or all stalled
+            at = min(at, self.env.now + (first_u[0] - self._virtual) / self.level)
+        self._wake_at(at, exact=True)
+
+    def _wake_at(self, at: float, exact: bool = False) -> None:
+        """Make sure a wakeup comes at ``at``: keep an earlier one (it reschedules when it finds
+        nothing due) unless ``exact``; inf: nothing moves (no flows, or all stalled)."""
+        if not exact and self._wakeup is not None and self._wakeup_at <= at:
             return
-        wakeup = self.env.timeout(max(delay, 0.0))
+        if exact and at == self._wakeup_at and self._wakeup is not None:
+            return
+        if math.isinf(at):
+            self._wakeup, self._wakeup_at = None, math.inf
+            return
+        wakeup = self.env.timeout(max(at - self.env.now, 0.0))
         wakeup.callbacks.append(self._on_wakeup)
-        self._wakeup = wakeup
+        self._wakeup, self._wakeup_at = wakeup, at
 
     def _on_wakeup(self, event: simpy.Event) -> None:
         if event is not self._wakeup:  # superseded by a later start, end or change
             return
+        self._wakeup, self._wakeup_at = None, math.inf
         self._advance()
         now, level = self.env.now, self.level
         while (top := self._top(self._k_finish, "K")) is not None and top[0] <= now + self._EPS_S:
@@ -226,6 +241,12 @@ class Network:
         self.up_latency = [float(x) for x in up_latency]
         self.down_bandwidth = [float(b) for b in down_bandwidth]
         self.down_latency = [float(x) for x in down_latency]
+        # If every link at full speed together cannot exceed the PS card, max-min sharing always
+        # gives each transfer its link's rate: the card is uncontended, exactly.
+        if sum(self.up_bandwidth) <= ingress:
+            ingress = math.inf
+        if sum(self.down_bandwidth) <= egress:
+            egress = math.inf
         self.ingress = SharedCapacity(env, ingress)
         self.egress = SharedCapacity(env, egress)
         n = len(self.up_bandwidth)

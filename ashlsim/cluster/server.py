@@ -28,7 +28,7 @@ class ParameterServer:
         """``W += scale * sum(decompressed deltas)`` in one step; each update applied once."""
         if self.materialize is not None:
             self.materialize(updates)
-        total = None
+        total, owned = None, False
         for update in updates:
             if update.applied:
                 raise RuntimeError(f"push {update.key} applied twice")
@@ -39,7 +39,12 @@ class ParameterServer:
             dense = update.message.decompress()
             if update.weight != 1.0:
                 dense = update.weight * dense
-            total = dense if total is None else total + dense
+            if total is None:
+                total = dense
+            elif owned:
+                total += dense
+            else:
+                total, owned = total + dense, True  # a new array: ours to add into
         self.applied_pushes += len(updates)
         if total is not None:
             if scale != 1.0:

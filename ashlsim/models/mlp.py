@@ -53,7 +53,7 @@ class MLP(Model):
     def loss_and_grad(self, params, X, y):
         activations, logits = self._forward(params, X)
         loss, delta = softmax_cross_entropy(logits, y)
-        grad = np.empty_like(params)
+        grad = np.empty(params.shape, params.dtype)  # params may be a broadcast view
         layers, grad_layers = self._layers(params), self._layers(grad)
         for i in range(len(layers) - 1, -1, -1):
             a = activations[i]

@@ -30,7 +30,7 @@ class Softmax(Model):
 
     def loss_and_grad(self, params, X, y):
         loss, dlogits = softmax_cross_entropy(self.logits(params, X), y)
-        grad = np.empty_like(params)
+        grad = np.empty(params.shape, params.dtype)  # params may be a broadcast view
         gW, gb = self._split(grad)
         np.matmul(X.swapaxes(-1, -2), dlogits, out=gW)
         gb[...] = dlogits.sum(axis=-2)
