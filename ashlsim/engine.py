@@ -53,7 +53,7 @@ class Simulation:
             self.model_size = self.model.size
             params = self.model.init(streams.get("init"))
         self.dense_bytes = dense_bytes(s.workload, self.model_size)
-        self.server = ParameterServer(params, self.materialize)
+        self.server = ParameterServer(params, self.materialize if self.model else None)
 
         speeds = self._draw_speeds()
         c = s.cluster

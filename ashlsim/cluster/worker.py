@@ -71,6 +71,7 @@ class Worker:
         self.ratio = ratio
         size = self.sim.model_size
         self.compress_state = compressor.init(size)
+        self.push_bytes = message_bytes(self.sim.workload, size, ratio)
 
     def compute_time(self, steps: int) -> float:
         """Seconds for ``steps`` local iterations: batch / speed * jitter each, * slowdown."""
@@ -122,6 +123,8 @@ class Worker:
         env, network, server, strategy = sim.env, sim.network, sim.server, sim.strategy
         index, log = self.index, sim.log_event
         pull_bytes = sim.dense_bytes
+        pull_fixed = network.fixed_time(index, pull_bytes, "pull")  # None: contended
+        push_fixed_for = (None, None)  # (bytes, seconds): recomputed when the size changes
         seq = 0
         while True:
             self.phase = "gate"
@@ -136,7 +139,10 @@ class Worker:
             self.phase = "pull"
             params, version = server.snapshot()
             start = env.now
-            yield from network.pull(index, pull_bytes)
+            if pull_fixed is None:
+                yield from network.pull(index, pull_bytes)
+            else:
+                yield env.timeout(pull_fixed)
             pull_s = env.now - start
             self.comm_s += pull_s
             self.bytes_down += pull_bytes
@@ -151,7 +157,7 @@ class Worker:
             work = None
             if self.trainer is not None:  # SGD as of the computation's start (DESIGN 1)
                 work = self.trainer.prepare(params, steps, self.sampler, sim.progress(), self)
-            push_bytes = message_bytes(sim.workload, sim.model_size, self.ratio)
+            push_bytes = self.push_bytes
             start = env.now
             yield env.timeout(compute_s)
             self.compute_s += compute_s
@@ -162,7 +168,13 @@ class Worker:
 
             self.phase = "push"
             start = env.now
-            yield from network.push(index, push_bytes)
+            if push_fixed_for[0] != push_bytes:
+                push_fixed_for = (push_bytes, network.fixed_time(index, push_bytes, "push"))
+            fixed = push_fixed_for[1]
+            if fixed is None:
+                yield from network.push(index, push_bytes)
+            else:
+                yield env.timeout(fixed)
             push_s = env.now - start
             self.comm_s += push_s
             self.bytes_up += push_bytes
