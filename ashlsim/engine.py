@@ -188,6 +188,12 @@ class Simulation:
         for update, delta in zip(pending, deltas, strict=True):
             update.message = self.workers[update.worker].message_for(delta)
 
+    def discard(self, update) -> None:
+        """A push the strategy drops (a backup worker's late one): the worker did compute it, so
+        its optimizer and compression state advance, but the PS never applies it."""
+        self.materialize([update])
+        self.workers[update.worker].dropped += 1
+
     def stop(self, reason: str) -> None:
         if not self.stop_event.triggered:
             self.stop_reason = reason

@@ -25,7 +25,8 @@ class Result:
     one row per worker (seconds computing, communicating and waiting, counts and bytes).
     ``events``: pull/compute/push/wait intervals (and faults) when recorded. ``faults``: one row
     per injected fault (``end_s`` inf: never over). ``lost_pushes``: pushes computed by a worker
-    that crashed before delivering them (never applied). ``stop_reason``: ``time_limit``,
+    that crashed before delivering them (never applied). ``pushes_dropped``: pushes the scheme
+    refused on arrival (BSP's backup workers), never applied. ``stop_reason``: ``time_limit``,
     ``target_accuracy``, ``epochs``, ``diverged`` or ``all_workers_down``.
     """
 
@@ -42,6 +43,7 @@ class Result:
     pushes_sent: int = 0
     pushes_applied: int = 0
     lost_pushes: int = 0
+    pushes_dropped: int = 0
     final_params: np.ndarray | None = None
 
     @classmethod
@@ -67,6 +69,7 @@ class Result:
                     "samples": w.samples,
                     "pushes": w.pushes,
                     "lost_pushes": w.lost_pushes,
+                    "dropped": w.dropped,
                     "applied": int(applied[w.index]),
                     "bytes_up": w.bytes_up,
                     "bytes_down": w.bytes_down,
@@ -98,6 +101,7 @@ class Result:
             faults=pd.DataFrame(sim.faults, columns=FAULT_COLUMNS),
             pushes_sent=sum(w.pushes for w in sim.workers),
             lost_pushes=sum(w.lost_pushes for w in sim.workers),
+            pushes_dropped=sum(w.dropped for w in sim.workers),
             pushes_applied=sim.server.applied_pushes,
             final_params=sim.server.params,
         )

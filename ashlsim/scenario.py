@@ -251,6 +251,9 @@ def _check(s: Scenario) -> None:
         raise ScenarioError("data.weights", s.data.weights, f"{n} positive numbers")
     if s.stop.time_s is None and s.stop.epochs is None:
         raise ScenarioError("stop", dump(s.stop), "a time_s or epochs limit, so the run ends")
+    backups = getattr(s.strategy, "backup_workers", 0)
+    if backups >= n:
+        raise ScenarioError("strategy.backup_workers", backups, f"fewer than the {n} workers")
     for i, fault in enumerate(s.faults):
         if fault.worker >= n:
             raise ScenarioError(f"faults[{i}].worker", fault.worker, f"a worker index < {n}")

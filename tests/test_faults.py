@@ -7,7 +7,7 @@ from conftest import make
 import ashlsim
 from ashlsim import ScenarioError, Simulation
 
-SCHEMES = ["bsp", "asp", "ssp", "local_sgd", "ashl"]
+SCHEMES = ["bsp", "asp", "ssp", "local_sgd", "ashl", "adsp", "adacomm"]
 FAULTS = {
     "crash": {"worker": 2, "at_s": 0.7, "kind": "crash", "recover_after_s": 0.6},
     "crash_forever": {"worker": 2, "at_s": 0.7, "kind": "crash"},
@@ -18,7 +18,7 @@ FAULTS = {
 
 def strategy_block(scheme):
     block = {"name": scheme}
-    if scheme in ("bsp", "local_sgd"):
+    if scheme in ("bsp", "local_sgd", "adacomm"):
         block |= {"on_failure": "drop", "failure_timeout_s": 0.2}
     if scheme == "ashl":
         block |= {"profile_iters": 2, "switch": "epochs", "switch_epochs": 1.0}

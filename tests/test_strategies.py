@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 import ashlsim
 from ashlsim import Simulation
 
-SCHEMES = ["bsp", "asp", "ssp", "local_sgd"]
+SCHEMES = ["bsp", "asp", "ssp", "local_sgd", "ashl", "adsp", "adacomm"]
 
 
 def test_local_sgd_with_one_step_is_bsp():
@@ -76,7 +76,7 @@ def test_every_push_is_applied_exactly_once(scheme):
     assert result.pushes_applied <= result.pushes_sent
     pending = result.pushes_sent - result.pushes_applied
     # only a barrier scheme can hold pushes at the stop, and fewer than one round's worth
-    assert pending == 0 if scheme in ("asp", "ssp") else pending < sim.n_workers
+    assert pending == 0 if scheme in ("asp", "ssp", "ashl", "adsp") else pending < sim.n_workers
     assert (result.workers["applied"] <= result.workers["pushes"]).all()
 
 

@@ -62,6 +62,7 @@ class Worker:
         self.down = self.will_recover = False
         self.down_s = 0.0
         self.lost_pushes = 0
+        self.dropped = 0  # pushes the strategy dropped on arrival (backup workers)
         self.recovered: simpy.Event | None = None
 
     def set_compressor(self, compressor, ratio: float | None) -> None:

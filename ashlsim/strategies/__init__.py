@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ..config import parse_section
 from ..errors import ScenarioError
+from .adacomm import ADACOMM
+from .adsp import ADSP
 from .ashl import ASHL
 from .asp import ASP
 from .base import ClockGate, RoundBarrier, Strategy, StrategyParams
@@ -11,7 +13,9 @@ from .bsp import BSP
 from .local_sgd import LocalSGD
 from .ssp import SSP
 
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (BSP, ASP, SSP, LocalSGD, ASHL)}
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (BSP, ASP, SSP, LocalSGD, ASHL, ADSP, ADACOMM)
+}
 
 
 def parse_strategy(data, path: str = "strategy"):

@@ -17,7 +17,8 @@ class ADSPParams(StrategyParams):
     search_interval_s: float = spec(5.0, real(0, exclusive_min=True), "s per trial commit rate")
     search_factor: float = spec(2.0, real(1, exclusive_min=True), "trial rates: x or / this")
     smoothing: float = spec(0.3, real(0, 1, exclusive_min=True), "EMA weight of a new timing")
-    server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS applies w += server_lr*delta")
+    server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS: w += server_lr * delta / N")
+    average: bool = spec(True, boolean, "divide each commit by N (false: w += server_lr*delta)")
 
 
 class ADSP(Strategy):
@@ -34,6 +35,10 @@ class ADSP(Strategy):
     with a more elaborate schedule). Timings are exponential moving averages of what each worker
     actually took, so the plan follows speed changes. The first commit of each worker is a
     single-step probe; the initial period gives the slowest worker ``min_commit_steps`` steps.
+
+    The PS applies ``w += server_lr * delta / N`` on arrival (``average``): a commit carries many
+    local steps, and adding N such deltas at full weight diverges where their mean does not.
+    This scaling is our reading, stated as a parameter; ``average: false`` applies them whole.
     """
 
     name = "adsp"
@@ -51,15 +56,16 @@ class ADSP(Strategy):
         self._best_slope = math.nan
 
     def local_steps(self, worker):
-        if math.isnan(self.commit_s):
+        if math.isnan(self.commit_s) or math.isnan(self.t_iter[worker]):
             return 1
         h = (self.commit_s - self.t_comm[worker]) / self.t_iter[worker]
         self.steps[worker] = max(1, int(h + 0.5))
         return self.steps[worker]
 
     def receive(self, update):
-        self.sim.server.apply([update], self.params.server_lr)
-        w, a = update.worker, self.params.smoothing
+        p = self.params
+        self.sim.server.apply([update], p.server_lr / self.n if p.average else p.server_lr)
+        w, a = update.worker, p.smoothing
         t_iter, t_comm = update.compute_s / update.steps, update.pull_s + update.push_s
         if math.isnan(self.t_iter[w]):
             self.t_iter[w], self.t_comm[w] = t_iter, t_comm
@@ -87,7 +93,7 @@ class ADSP(Strategy):
         if not math.isnan(self._best_slope) and slope < self._best_slope:
             self._direction = -self._direction  # worse than the last trial: turn back
         self._best_slope = slope
-        floor = max(self.t_iter[i] + self.t_comm[i] for i in range(self.n))  # >= 1 step each
+        floor = max(ti + tc for ti, tc in zip(self.t_iter, self.t_comm, strict=True) if ti == ti)
         self.commit_s = max(floor, commit_s * p.search_factor**self._direction)
         self._trial = (now, loss, self.commit_s)
 

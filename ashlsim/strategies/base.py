@@ -97,8 +97,12 @@ class RoundBarrier:
     after ``failure_timeout_s``); with ``wait`` the round stalls until it restarts and pushes.
     """
 
-    def __init__(self, sim, n: int, server_lr=1.0, on_failure="wait", failure_timeout_s=5.0):
+    def __init__(
+        self, sim, n: int, server_lr=1.0, on_failure="wait", failure_timeout_s=5.0, backups=0
+    ):
         self.sim, self.n, self.server_lr = sim, n, server_lr
+        self.backups = backups  # a round closes with the first len(members) - backups pushes
+        self.dropped = 0  # pushes that arrived after their round had closed
         self.on_failure, self.failure_timeout_s = on_failure, failure_timeout_s
         self.members = set(range(n))
         self._arrived = 0  # pushes in this round from current members
@@ -111,12 +115,17 @@ class RoundBarrier:
         return self._done if worker in self._buffer else None
 
     def receive(self, update) -> None:
+        # the PS version counts closed rounds: a push pulled before the last close is late
+        if update.pulled_version < self.sim.server.version:  # counted, never applied
+            self.dropped += 1
+            self.sim.discard(update)
+            return
         self._buffer[update.worker] = update
         self._arrived += update.worker in self.members
         self._maybe_close()
 
     def _maybe_close(self) -> None:
-        if not self._buffer or self._arrived < len(self.members):
+        if not self._buffer or self._arrived < max(1, len(self.members) - self.backups):
             return
         updates = list(self._buffer.values())
         self.sim.server.apply(updates, self.server_lr / len(updates))

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import spec, text
+from ..config import integer, spec, text
 from .base import BarrierParams, RoundBarrier, Strategy
 
 
 @dataclass(frozen=True)
 class BSPParams(BarrierParams):
     name: str = spec("bsp", text)
+    backup_workers: int = spec(0, integer(0), "b: a round applies the first N - b pushes")
 
 
 class BSP(Strategy):
     """BSP (Valiant 1990; synchronous data-parallel SGD): every round each worker pushes one
     gradient step from the same parameters; the PS applies their mean; nobody starts the next
-    round before that."""
+    round before that.
+
+    With ``backup_workers: b`` (Chen et al. 2016, "Revisiting Distributed Synchronous SGD") the
+    cluster's workers are N + b: a round closes with the first N pushes to arrive, and the b
+    late ones are dropped when they come (counted in ``dropped``, never applied late)."""
 
     name = "bsp"
     Params = BSPParams
@@ -25,7 +30,7 @@ class BSP(Strategy):
         super().start()
         p = self.params
         self.barrier = RoundBarrier(
-            self.sim, self.n, p.server_lr, p.on_failure, p.failure_timeout_s
+            self.sim, self.n, p.server_lr, p.on_failure, p.failure_timeout_s, p.backup_workers
         )
 
     def gate(self, worker):

@@ -1,0 +1,91 @@
+"""The adaptive baselines: ADSP, ADACOMM and BSP with backup workers (issue 8)."""
+
+import math
+
+import numpy as np
+import pytest
+from conftest import make
+
+from ashlsim import Simulation
+
+THREE_SPEEDS = [4000, 4000, 2000, 2000, 1000, 1000]
+
+
+def test_adsp_evens_out_commit_rates_and_nobody_waits():
+    scenario = make(cluster={"workers": 6, "speed": THREE_SPEEDS},
+                    strategy={"name": "adsp", "search_interval_s": 1.0}, stop={"time_s": 8.0})  # fmt: skip
+    sim = Simulation(scenario, events=True)
+    result = sim.run()
+    pushes = result.events.query("kind == 'push' and end_s > 4.0")
+    rates = pushes.groupby("worker").size() / 4.0  # commits per second, second half of the run
+    assert len(rates) == 6
+    assert (rates.max() - rates.min()) / rates.mean() <= 0.10, rates.to_dict()
+    assert (result.workers["wait_s"] == 0).all()
+    steps = np.array(sim.strategy.steps)
+    assert steps[0] > steps[2] > steps[4] >= sim.strategy.params.min_commit_steps // 2
+    assert len(sim.strategy.trials) >= 2  # the commit rate was searched
+
+
+def test_adacomm_shrinks_tau_by_its_formula_as_the_loss_falls():
+    scenario = make(strategy={"name": "adacomm", "tau_0": 12, "interval_s": 0.5},
+                    eval={"every_s": 0.25, "max_samples": 1437}, stop={"time_s": 4.0})  # fmt: skip
+    sim = Simulation(scenario)
+    result = sim.run()
+    taus = [tau for _, tau in sim.strategy.history]
+    assert taus[0] == 12 and taus[-1] < 12
+    assert all(a >= b for a, b in zip(taus, taus[1:], strict=False))  # non-increasing
+    h = result.history.set_index("time_s")["loss"]
+    loss_0 = h.iloc[0]
+    for at, tau in sim.strategy.history[1:]:
+        assert tau == max(1, math.ceil(math.sqrt(h.loc[at] / loss_0) * 12 - 1e-12))
+
+
+def test_adacomm_is_local_sgd_while_the_loss_does_not_move():
+    frozen = {"training": {"lr": 1e-12}, "stop": {"time_s": 2.0}}
+    ada = Simulation(make(strategy={"name": "adacomm", "tau_0": 5, "interval_s": 0.25}, **frozen))
+    ada.run()
+    local = Simulation(make(strategy={"name": "local_sgd", "local_steps": 5}, **frozen))
+    local.run()
+    assert [tau for _, tau in ada.strategy.history] == [5]
+    assert ada.server.staleness == local.server.staleness
+    np.testing.assert_array_equal(ada.server.params, local.server.params)
+
+
+def test_zero_backup_workers_is_bsp():
+    plain = Simulation(make(strategy={"name": "bsp"}))
+    plain.run()
+    backup = Simulation(make(strategy={"name": "bsp", "backup_workers": 0}))
+    result = backup.run()
+    np.testing.assert_array_equal(plain.server.params, backup.server.params)
+    assert result.pushes_dropped == 0
+
+
+def test_backup_workers_apply_the_first_n_and_drop_the_rest():
+    # 3 fast workers and a persistently slow one; N = 3, b = 1
+    speeds, latency, bandwidth = [4000, 3000, 2000, 500], 0.001, 1.0e7
+    scenario = make(cluster={"speed": speeds, "uplink": {"bandwidth": bandwidth, "latency": latency},
+                             "downlink": {"bandwidth": bandwidth, "latency": latency}},
+                    strategy={"name": "bsp", "backup_workers": 1})  # fmt: skip
+    sim = Simulation(scenario)
+    sizes = []
+    apply = sim.server.apply
+    sim.server.apply = lambda ups, scale=1.0: (sizes.append(len(ups)), apply(ups, scale))
+    result = sim.run()
+    assert set(sizes) == {3}  # every round applies exactly N deltas
+    pending = len(sim.strategy.barrier._buffer)
+    assert result.pushes_applied + result.pushes_dropped + pending == result.pushes_sent
+    assert result.pushes_dropped == result.workers.loc[3, "dropped"] > 0
+    assert result.workers.loc[3, "applied"] == 0  # the slow worker is always late
+    # a round lasts as long as the N-th fastest worker's pull + compute + push
+    message = sim.dense_bytes
+    times = sorted(16 / s + 2 * (latency + message / bandwidth) for s in speeds)
+    rounds = np.diff(np.array(sim.strategy.barrier.round_ends), prepend=0.0)
+    np.testing.assert_allclose(rounds, times[2], rtol=1e-9)
+
+
+def test_backup_workers_must_leave_someone_to_wait_for():
+    from ashlsim import ScenarioError
+
+    with pytest.raises(ScenarioError) as info:
+        make(strategy={"name": "bsp", "backup_workers": 4})
+    assert info.value.field == "strategy.backup_workers"
