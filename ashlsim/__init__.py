@@ -10,6 +10,7 @@ from .engine import Simulation, run
 from .errors import ScenarioError
 from .results import Result
 from .scenario import Scenario, default_scenario, load_scenario
+from .sweep import sweep
 
 __all__ = [
     "Result",
@@ -21,5 +22,6 @@ __all__ = [
     "load_scenario",
     "run",
     "summarize",
+    "sweep",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Command line: ``ashlsim run``, ``ashlsim compare``, ``ashlsim scenario``.
+"""Command line: ``ashlsim run``, ``compare``, ``sweep``, ``scenario``.
 
 A user mistake (a bad scenario, a missing file) prints one line and exits with status 2.
 """
@@ -147,6 +147,22 @@ def _cmd_compare(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from .sweep import load_sweep, sweep
+
+    spec = load_sweep(args.sweep)
+    summary = sweep(
+        spec["base"], spec["grid"], spec["strategies"], spec["seeds"], out=args.out,
+        executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    failed = summary.attrs.get("failed", 0)
+    print(f"{len(summary)} runs finished, {failed} failed; wrote {args.out}/summary.csv")
+    if failed:
+        print(f"failed runs and their errors: {args.out}/failed.csv", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _int_list(field: str, raw: str) -> list[int]:
     try:
         values = [int(v) for v in raw.split(",") if v.strip()]
@@ -187,6 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     p.add_argument("--out", default="ashlsim-compare", help="output folder")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("sweep", help="run a grid of scenarios x schemes x seeds (resumable)")
+    p.add_argument("sweep", help="sweep YAML: base, grid, strategies, seeds")
+    p.add_argument("--out", default="ashlsim-sweep", help="output folder (default: ashlsim-sweep)")
+    p.add_argument("--executor", default="local", help="local (default), dask or sequential")
+    p.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.1:8786")
+    p.add_argument("--workers", type=int, help="processes (local) or LocalCluster workers (dask)")
+    p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("scenario", help="print the resolved scenario as YAML")
     scenario_args(p)

@@ -1,0 +1,293 @@
+"""Sweeps: a grid of scenarios x schemes x seeds, run by a process pool or dask.distributed,
+resumable, with results identical whichever executor ran them.
+
+Each run is named by a stable hash of its resolved scenario and seed. Its results are written
+to ``DIR/runs/<hash>.tmp-<pid>`` and renamed to ``DIR/runs/<hash>`` when complete, so an
+interrupted sweep leaves only whole runs; the same command again skips them and runs the rest.
+``DIR/summary.csv`` lists every finished run in grid order; ``DIR/failed.csv`` the runs that
+raised, with their error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .compare import parse_strategy_label
+from .errors import ScenarioError
+from .scenario import Scenario, load_scenario
+
+EXECUTORS = ("local", "dask", "sequential")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep: where it sits in the grid, and what it simulates."""
+
+    index: int  # position in grid order: summaries are sorted by it
+    key: str  # hash of the resolved scenario and seed
+    strategy: str  # the label as given, e.g. "ssp(staleness=2)"
+    seed: int
+    point: dict = field(hash=False)  # grid values of this run
+    scenario: dict = field(hash=False)  # resolved scenario, plain data
+
+
+def run_key(scenario: dict, seed: int) -> str:
+    """A stable id: sha256 of the resolved scenario (sorted YAML) and the seed."""
+    text = yaml.safe_dump({"scenario": scenario, "seed": int(seed)}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_sweep(path: str | Path) -> dict:
+    """Read a sweep file: ``base`` (a scenario file, relative to the sweep file, or a mapping),
+    ``grid`` (key path -> list of values), ``strategies`` and ``seeds``."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise ScenarioError("sweep", str(path), f"a readable YAML file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError("sweep", str(path), f"valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ScenarioError("sweep", str(path), "a mapping with base, grid, strategies, seeds")
+    unknown = set(data) - {"base", "grid", "strategies", "seeds"}
+    if unknown:
+        raise ScenarioError(f"sweep.{sorted(unknown)[0]}", "?", "base, grid, strategies, seeds")
+    base = data.get("base")
+    if isinstance(base, str):
+        base = load_scenario(path.parent / base)
+    return {
+        "base": base,
+        "grid": data.get("grid") or {},
+        "strategies": data.get("strategies") or ["bsp"],
+        "seeds": data.get("seeds") or [0],
+    }
+
+
+def plan(base, grid: dict, strategies, seeds) -> list[RunSpec]:
+    """Every run of the sweep, validated before anything runs (a bad key or value raises a
+    ``ScenarioError`` naming it)."""
+    if base is None:
+        base = Scenario()
+    elif isinstance(base, dict):
+        base = Scenario.from_dict(base)
+    if not isinstance(grid, dict):
+        raise ScenarioError("grid", grid, "a mapping of key paths to lists of values")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ScenarioError(f"grid.{key}", values, "a non-empty list of values")
+    if isinstance(strategies, str):
+        strategies = [s for s in strategies.split(",") if s]
+    seeds = [int(s) for s in seeds]
+    runs = []
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        point = dict(zip(keys, values, strict=True))
+        try:
+            at_point = base.with_overrides(point)
+        except ScenarioError as exc:
+            raise ScenarioError(f"grid: {exc.field}", exc.value, exc.allowed) from None
+        for label in strategies:
+            resolved = at_point.with_overrides(parse_strategy_label(label)).to_dict()
+            for seed in seeds:
+                key = run_key(resolved, seed)
+                runs.append(RunSpec(len(runs), key, label, seed, point, resolved))
+    return runs
+
+
+def execute(spec: RunSpec, runs_dir: str) -> dict:
+    """Run one simulation and write it atomically into ``runs_dir/<key>``: the unit of work an
+    executor ships (to a process, or to a dask worker on another machine)."""
+    from .engine import run
+
+    result = run(Scenario.from_dict(spec.scenario), seed=spec.seed)
+    row = {**spec.point, **result.summary(), "strategy": spec.strategy, "key": spec.key}
+    final = Path(runs_dir) / spec.key
+    tmp = Path(runs_dir) / f"{spec.key}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    result.save(tmp)
+    (tmp / "summary.json").write_text(json.dumps(row, default=float))
+    try:
+        os.rename(tmp, final)  # atomic: the run appears whole or not at all
+    except OSError:  # someone finished it first (a retried dask task): keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    return row
+
+
+def _guarded(spec: RunSpec, runs_dir: str):
+    """``execute``, with a simulator exception returned as data instead of raised."""
+    try:
+        return "ok", execute(spec, runs_dir)
+    except Exception as exc:  # a failed run is recorded, the sweep goes on
+        return "failed", {"key": spec.key, "error": f"{type(exc).__name__}: {exc}",
+                          "traceback": traceback.format_exc()}  # fmt: skip
+
+
+class SweepProgress:
+    """``finished/total, rate, ETA`` on stderr: one line updated in place in a terminal."""
+
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.stream, self.done = total, stream, 0
+        self.started = time.monotonic()
+        self.tty = stream.isatty()
+
+    def __call__(self) -> None:
+        self.done += 1
+        elapsed = time.monotonic() - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.done) / rate if rate else float("inf")
+        line = f"runs {self.done}/{self.total}  {rate:.2f}/s  ETA {eta:.0f}s"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if self.done == self.total else ""))
+        elif self.done == self.total or self.done % max(1, self.total // 10) == 0:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def sweep(
+    base=None,
+    grid: dict | None = None,
+    strategies=("bsp",),
+    seeds=(0,),
+    *,
+    out: str | Path = "ashlsim-sweep",
+    executor: str = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = False,
+    on_finish: Callable[[RunSpec], None] | None = None,
+) -> pd.DataFrame:
+    """Run the grid (``base`` x ``grid`` x ``strategies`` x ``seeds``) and return the summary
+    (one row per finished run, in grid order), also written to ``out/summary.csv``.
+
+    ``executor``: ``local`` (a process pool of ``workers``, default all cores), ``dask`` (a
+    ``dask.distributed`` client on ``scheduler``, or a ``LocalCluster``) or ``sequential``.
+    Runs already in ``out/runs`` are skipped. ``on_finish(spec)`` is called after each run.
+    """
+    if executor not in EXECUTORS:
+        raise ScenarioError("--executor", executor, f"one of {', '.join(EXECUTORS)}")
+    specs = plan(base, grid or {}, strategies, seeds)
+    out = Path(out)
+    runs_dir = out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    for leftover in runs_dir.glob("*.tmp-*"):  # a run interrupted mid-write
+        shutil.rmtree(leftover, ignore_errors=True)
+    todo = [s for s in specs if not (runs_dir / s.key / "summary.json").exists()]
+    failures: list[dict] = []
+    bar = SweepProgress(len(todo)) if progress and todo else None
+
+    def finished(spec, outcome):
+        status, payload = outcome
+        if status == "failed":
+            failures.append({"strategy": spec.strategy, "seed": spec.seed, **spec.point, **payload})
+        if bar:
+            bar()
+        if on_finish is not None:
+            on_finish(spec)
+
+    runner = {"sequential": _run_sequential, "local": _run_pool, "dask": _run_dask}[executor]
+    runner(todo, str(runs_dir), finished, workers=workers, scheduler=scheduler)
+    return write_summary(specs, out, failures)
+
+
+def _run_sequential(todo, runs_dir, finished, **_):
+    for spec in todo:
+        finished(spec, _guarded(spec, runs_dir))
+
+
+def _run_pool(todo, runs_dir, finished, workers=None, **_):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    if not todo:
+        return
+    workers = workers or os.cpu_count() or 1
+    context = mp.get_context("spawn")  # no forked BLAS threads or SimPy state
+    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
+        futures = {pool.submit(_guarded, spec, runs_dir): spec for spec in todo}
+        try:
+            for future in as_completed(futures):
+                finished(futures[future], future.result())
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _run_dask(todo, runs_dir, finished, workers=None, scheduler=None, **_):
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ScenarioError(
+            "--executor", "dask", 'dask installed: pip install -e ".[dask]"'
+        ) from None
+    if not todo:
+        return
+    if scheduler:
+        client, cluster = Client(scheduler), None
+    else:
+        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                               processes=True, dashboard_address=None)  # fmt: skip
+        client = Client(cluster)
+    try:
+        futures = {client.submit(_guarded, spec, runs_dir, pure=False): spec for spec in todo}
+        for future in as_completed(futures):
+            finished(futures[future], future.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def write_summary(specs: list[RunSpec], out: Path, failures: list[dict]) -> pd.DataFrame:
+    """``summary.csv`` (finished runs in grid order), ``failed.csv``, ``summary.png``."""
+    rows = []
+    for spec in specs:
+        path = out / "runs" / spec.key / "summary.json"
+        if path.exists():
+            rows.append(json.loads(path.read_text()))
+    summary = pd.DataFrame(rows)
+    summary.to_csv(out / "summary.csv", index=False)
+    failed_path = out / "failed.csv"
+    if failures:
+        pd.DataFrame(failures).to_csv(failed_path, index=False)
+    elif failed_path.exists():
+        failed_path.unlink()  # a rerun that fixed everything
+    if len(summary) and specs and specs[0].point:
+        plot_summary(summary, next(iter(specs[0].point)), out / "summary.png")
+    summary.attrs["failed"] = len(failures)
+    return summary
+
+
+def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
+    """The headline metric against the first grid axis, one line per strategy (mean over
+    seeds, min-max band)."""
+    import matplotlib.pyplot as plt
+
+    metric = "time_to_target_s" if summary["time_to_target_s"].notna().any() else "final_accuracy"
+    label = {"time_to_target_s": "time to target accuracy (simulated s)",
+             "final_accuracy": "final test accuracy"}[metric]  # fmt: skip
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    numeric = pd.api.types.is_numeric_dtype(summary[axis])
+    for strategy, group in summary.groupby("strategy", sort=False):
+        stats = group.groupby(axis, sort=False)[metric].agg(["mean", "min", "max"])
+        x = stats.index if numeric else [str(v) for v in stats.index]
+        ax.plot(x, stats["mean"], marker="o", label=strategy)
+        ax.fill_between(x, stats["min"], stats["max"], alpha=0.15)
+    ax.set(xlabel=axis, ylabel=label)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
