@@ -24,8 +24,8 @@ def scenario(n: int, scheme: str, model: str, time_s: float):
     from ashlsim import Scenario
 
     uncontended = model == "none-free"  # timing-only, PS card never a bottleneck
-    server = {"ingress": None, "egress": None} if uncontended else {"ingress": 1.25e8,
-                                                                    "egress": 1.25e8}  # fmt: skip
+    capacity = None if uncontended else 1.25e8  # bytes/s; None: unlimited
+    server = {"ingress": capacity, "egress": capacity}
     model = "none" if uncontended else model
     return Scenario.from_dict(
         {
@@ -33,7 +33,7 @@ def scenario(n: int, scheme: str, model: str, time_s: float):
             "cluster": {
                 "workers": n,
                 "speed": {"dist": "lognormal", "mean": 2000, "sigma": 0.5},
-                "server": {"ingress": 1.25e8, "egress": 1.25e8},
+                "server": server,
             },
             "workload": {"param_bytes": 1.0e5},
             "model": {"name": model},
