@@ -1,0 +1,84 @@
+"""What the experiment scripts share: arguments, output folders, the schemes and scenarios.
+
+Every scheme runs with the same training settings (batch, learning rate, data) and its own
+parameters at the defaults of its paper; nothing is tuned per scheme (README: fairness).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ashlsim import Scenario, load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "experiments" / "scenarios"
+CORE = ["bsp", "asp", "ssp(staleness=3)", "local_sgd(local_steps=2)", "ashl"]
+ADAPTIVE = ["adsp", "adacomm", "bsp(backup_workers=1)"]
+
+
+def arguments(description: str, seeds: int = 3) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer seeds and shorter runs")
+    parser.add_argument("--seeds", type=int, default=None, help=f"seeds (default {seeds})")
+    parser.add_argument("--out", type=Path, default=None, help="output folder")
+    args = parser.parse_args()
+    if args.seeds is None:
+        args.seeds = 2 if args.quick else seeds
+    return args
+
+
+def output(name: str, args) -> Path:
+    out = args.out or ROOT / "results" / name
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def heterogeneous(quick: bool = False) -> Scenario:
+    """The built-in default: 8 workers, log-normal speeds (sigma 0.6), digits with an MLP."""
+    s = load_scenario(SCENARIOS / "ashl_default.yaml")
+    return s.with_overrides({"stop.time_s": 60.0 if quick else 120.0})
+
+
+def paper_setup(quick: bool = False) -> Scenario:
+    """The ASHL authors' 3-worker testbed with a VGG16-sized virtual workload."""
+    s = load_scenario(SCENARIOS / "paper_setup.yaml")
+    return s.with_overrides({"stop.time_s": 400.0 if quick else 900.0})
+
+
+def synthetic_task(quick: bool = False) -> Scenario:
+    """A larger task: 20,000 samples, 50 features, 10 classes, an MLP of 128 hidden units."""
+    return heterogeneous(quick).with_overrides(
+        {
+            "name": "synthetic_mlp",
+            "data": {
+                "name": "synthetic",
+                "n_samples": 20000,
+                "n_features": 50,
+                "n_classes": 10,
+                "n_informative": 30,
+                "class_sep": 1.5,
+            },
+            "model.hidden": [128],
+            "stop.target_accuracy": 0.85,
+        }  # fmt: skip
+    )
+
+
+def spread_speeds(n: int, ratio: float, mean: float = 2000.0) -> list[float]:
+    """n speeds, geometrically spaced from fastest to ``ratio`` times slower, with the given
+    mean: the cluster's total compute stays the same while its spread grows."""
+    speeds = np.geomspace(1.0, 1.0 / ratio, n)
+    return [float(v) for v in speeds * mean / speeds.mean()]
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
