@@ -143,7 +143,7 @@ def _cmd_compare(args) -> int:
     table, history = compare(scenario, strategies, seeds, return_history=True)
     summary = write_comparison(scenario, table, history, args.out)
     print(summary.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    print(f"wrote {args.out}/: history.csv summary.csv runs.csv accuracy.png loss.png")
+    print(f"wrote {args.out}/: history.csv summary.csv runs.csv accuracy(_logtime).png loss.png")
     return 0
 
 

@@ -80,7 +80,8 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_comparison(scenario, table, history, out) -> pd.DataFrame:
-    """Write runs.csv, summary.csv, history.csv and accuracy/loss figures into ``out``."""
+    """Write runs.csv, summary.csv, history.csv and the figures (accuracy against linear and
+    log time, loss) into ``out``."""
     from .plots import compare_curves
 
     out = Path(out)
@@ -93,5 +94,6 @@ def write_comparison(scenario, table, history, out) -> pd.DataFrame:
     title = f"{scenario.name}: {scenario.cluster.workers} workers"
     target = scenario.stop.target_accuracy
     compare_curves(history, out / "accuracy.png", target=target, title=title)
+    compare_curves(history, out / "accuracy_logtime.png", target=target, title=title, xscale="log")
     compare_curves(history, out / "loss.png", metric="loss", title=title)
     return summary

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt  # headless machines fall back to Agg by themselves
+import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
@@ -82,11 +83,15 @@ def compare_curves(
     target: float | None = None,
     title: str = "",
     grid_s: int = 200,
+    xscale: str = "linear",
 ):
     """One line per ``by`` value of ``metric`` against simulated time; with several seeds the
     line is the mean over seeds and the band their min-max spread (resampled on a common grid;
-    a run that stopped early, e.g. at the target accuracy, holds its last value)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    a run that stopped early, e.g. at the target accuracy, holds its last value). ``xscale``
+    ``log`` spreads out the first seconds, where fast schemes differ."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
+    n_seeds = history["seed"].nunique() if "seed" in history else 1
+    positive = history.loc[history["time_s"] > 0, "time_s"]
     for i, (label, group) in enumerate(history.groupby(by, sort=False)):
         seeds = group["seed"].unique() if "seed" in group else [None]
         color = f"C{i}"
@@ -94,7 +99,10 @@ def compare_curves(
             ax.plot(group["time_s"], group[metric], color=color, label=str(label))
             continue
         end = group["time_s"].max()
-        grid = pd.Series(range(grid_s + 1), dtype=float) * (end / grid_s)
+        if xscale == "log" and len(positive):
+            grid = pd.Series(np.geomspace(positive.min(), end, grid_s))
+        else:
+            grid = pd.Series(range(grid_s + 1), dtype=float) * (end / grid_s)
         curves = []
         for _, run in group.groupby("seed"):
             run = run.sort_values("time_s")
@@ -104,16 +112,20 @@ def compare_curves(
                 .to_numpy()
             )
         frame = pd.DataFrame(curves)
-        ax.plot(grid, frame.mean(), color=color, label=f"{label} (mean of {len(seeds)} seeds)")
+        ax.plot(grid, frame.mean(), color=color, label=str(label))
         ax.fill_between(grid, frame.min(), frame.max(), color=color, alpha=0.2, lw=0)
     if target is not None and metric == "accuracy":
         ax.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
     ylabel = {"accuracy": "test accuracy", "loss": "training loss"}.get(metric, metric)
-    ax.set(xlabel="simulated time (s)", ylabel=ylabel)
+    ax.set(xlabel="simulated time (s)" + (", log scale" if xscale == "log" else ""), ylabel=ylabel)
+    if xscale == "log":
+        ax.set_xscale("log")
     if metric == "loss":
         _log_y(ax)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    ax.grid(alpha=0.3, which="both" if xscale == "log" else "major")
+    ax.legend(fontsize=8)
+    if n_seeds > 1:
+        title = f"{title}: mean and min-max of {n_seeds} seeds" if title else f"{n_seeds} seeds"
     if title:
         ax.set_title(title)
     return _finish(fig, path)

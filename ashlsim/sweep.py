@@ -271,6 +271,13 @@ def write_summary(specs: list[RunSpec], out: Path, failures: list[dict]) -> pd.D
     return summary
 
 
+def _hashable(value):
+    """A grid value as a short groupable label: a per-worker list becomes its range."""
+    if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+        return f"{min(value):.4g}..{max(value):.4g}"
+    return str(value) if isinstance(value, (list, dict)) else value
+
+
 def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
     """The headline metric against the first grid axis, one line per strategy (mean over
     seeds, min-max band)."""
@@ -280,6 +287,7 @@ def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
     label = {"time_to_target_s": "time to target accuracy (simulated s)",
              "final_accuracy": "final test accuracy"}[metric]  # fmt: skip
     fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    summary = summary.assign(**{axis: summary[axis].map(_hashable)})
     numeric = pd.api.types.is_numeric_dtype(summary[axis])
     for strategy, group in summary.groupby("strategy", sort=False):
         stats = group.groupby(axis, sort=False)[metric].agg(["mean", "min", "max"])

@@ -61,7 +61,8 @@ def main() -> None:
                     left=part["start_s"], color=color, height=0.8, label=kind)  # fmt: skip
         ax.set_yticks(range(len(order)), [f"w{w}" for w in order], fontsize=7)
         ax.set(title=label, ylabel="worker (slowest at the bottom)")
-    axes[0].legend(ncol=4, fontsize=8, loc="upper right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, ncol=4, fontsize=9, loc="outside upper center")
     axes[-1].set(xlabel="simulated time (s)", xlim=(0, window))
     fig.savefig(out / "gantt.png", dpi=120)
     summary = workers.groupby("strategy", sort=False)[["compute_s", "comm_s", "wait_s"]].mean()

@@ -13,22 +13,23 @@ from _common import Timer, arguments, heterogeneous, output
 
 from ashlsim import sweep
 
-RATIOS = [1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01]
+RATIOS = [1.0, 0.3, 0.1, 0.03, 0.01]
 
 
 def main() -> None:
     args = arguments(__doc__.splitlines()[0])
     out = output("compression", args)
     base = heterogeneous(args.quick).with_overrides(
-        {"workload.param_bytes": 4.0e6, "strategy.name": "bsp", "strategy.compression.name": "topk"}
-    )
+        {"workload.param_bytes": 4.0e6, "strategy.name": "bsp", "strategy.compression.name": "topk",
+         "stop.time_s": 300.0 if args.quick else 600.0, "eval.every_s": 1.0}
+    )  # fmt: skip
     ratios = [1.0, 0.1, 0.01] if args.quick else RATIOS
     grid = {
         "strategy.compression.ratio": ratios,
         "strategy.compression.error_feedback": [True, False],
     }
     with Timer() as timer:
-        runs = sweep(base, grid, ["bsp"], range(args.seeds), out=out / "sweep")
+        runs = sweep(base, grid, ["bsp"], range(args.seeds), out=out / "sweep", progress=True)
     runs = runs.rename(columns={"strategy.compression.ratio": "ratio",
                                 "strategy.compression.error_feedback": "error_feedback"})  # fmt: skip
     # bytes until the target: what a run moved by the time it stopped at the target accuracy

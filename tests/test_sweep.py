@@ -123,3 +123,9 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     assert list(failed["model.name"]) == ["none"]
     assert "workload.param_bytes" in failed["error"].iloc[0]
     assert len(pd.read_csv(tmp_path / "o" / "summary.csv")) == 1
+
+
+def test_a_grid_of_per_worker_lists_is_summarised_and_plotted(tmp_path):
+    grid = {"cluster.speed": [[1000, 1000, 1000, 1000], [4000, 2000, 1000, 500]]}
+    summary = sweep(BASE, grid, ["bsp"], [0], out=tmp_path, executor="sequential")
+    assert len(summary) == 2 and (tmp_path / "summary.png").exists()
