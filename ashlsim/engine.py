@@ -321,8 +321,7 @@ def _quiet_gc(threshold: int = 50_000):
     the cluster. The objects alive at the start are frozen out of collection, and young
     objects are collected in larger batches; both are restored afterwards."""
     old = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
+    gc.freeze()  # no collect first: a full collection of a big heap costs more than it saves
     gc.set_threshold(threshold, old[1], old[2])
     try:
         yield
