@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..config import integer, real, spec, text
-from .base import BarrierParams, RoundBarrier, Strategy
+from .base import BarrierParams, BarrierStrategy
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class ADACOMMParams(BarrierParams):
     interval_s: float = spec(1.0, real(0, exclusive_min=True), "T0: s between adaptations")
 
 
-class ADACOMM(Strategy):
+class ADACOMM(BarrierStrategy):
     """ADACOMM (Wang & Joshi, MLSys 2019, "Adaptive Communication Strategies to Achieve the Best
     Error-Runtime Trade-off in Local-Update SGD"). Local SGD(tau) with, at the start of every
     adaptation interval of ``interval_s`` simulated seconds,
@@ -32,9 +32,6 @@ class ADACOMM(Strategy):
     def start(self):
         super().start()
         p = self.params
-        self.barrier = RoundBarrier(
-            self.sim, self.n, p.server_lr, p.on_failure, p.failure_timeout_s
-        )
         self.tau = self.next_tau = min(p.tau_0, p.tau_max)
         self.history: list[tuple[float, int]] = [(0.0, self.tau)]  # (time, tau) when it changed
         self._loss_0 = None
@@ -45,18 +42,6 @@ class ADACOMM(Strategy):
         if self.barrier.rounds != self._round:  # a new round: adopt the latest period
             self._round, self.tau = self.barrier.rounds, self.next_tau
         return self.tau
-
-    def gate(self, worker):
-        return self.barrier.gate(worker)
-
-    def receive(self, update):
-        self.barrier.receive(update)
-
-    def worker_down(self, worker):
-        self.barrier.worker_down(worker)
-
-    def worker_up(self, worker):
-        self.barrier.worker_up(worker)
 
     def observe(self, record):
         loss = record["loss"]

@@ -90,6 +90,32 @@ class Strategy:
         worker.set_compressor(build_compressor(compression, rng, ratio), None if dense else kept)
 
 
+class BarrierStrategy(Strategy):
+    """A round-based scheme (BSP, Local SGD, ADACOMM): a ``RoundBarrier`` gates the workers,
+    collects the round's pushes and applies their mean; subclasses choose the local steps."""
+
+    Params: ClassVar[type] = BarrierParams
+    backups: int = 0
+
+    def start(self):
+        super().start()
+        p = self.params
+        self.barrier = RoundBarrier(self.sim, self.n, p.server_lr, p.on_failure,
+                                    p.failure_timeout_s, self.backups)  # fmt: skip
+
+    def gate(self, worker):
+        return self.barrier.gate(worker)
+
+    def receive(self, update):
+        self.barrier.receive(update)
+
+    def worker_down(self, worker):
+        self.barrier.worker_down(worker)
+
+    def worker_up(self, worker):
+        self.barrier.worker_up(worker)
+
+
 class RoundBarrier:
     """Collects one push from each member worker, applies their mean once, releases everybody.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import integer, spec, text
-from .base import BarrierParams, RoundBarrier, Strategy
+from .base import BarrierParams, BarrierStrategy
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,7 @@ class BSPParams(BarrierParams):
     backup_workers: int = spec(0, integer(0), "b: a round applies the first N - b pushes")
 
 
-class BSP(Strategy):
+class BSP(BarrierStrategy):
     """BSP (Valiant 1990; synchronous data-parallel SGD): every round each worker pushes one
     gradient step from the same parameters; the PS applies their mean; nobody starts the next
     round before that.
@@ -26,21 +26,6 @@ class BSP(Strategy):
     name = "bsp"
     Params = BSPParams
 
-    def start(self):
-        super().start()
-        p = self.params
-        self.barrier = RoundBarrier(
-            self.sim, self.n, p.server_lr, p.on_failure, p.failure_timeout_s, p.backup_workers
-        )
-
-    def gate(self, worker):
-        return self.barrier.gate(worker)
-
-    def receive(self, update):
-        self.barrier.receive(update)
-
-    def worker_down(self, worker):
-        self.barrier.worker_down(worker)
-
-    def worker_up(self, worker):
-        self.barrier.worker_up(worker)
+    @property
+    def backups(self):
+        return self.params.backup_workers
