@@ -188,7 +188,7 @@ class Simulation:
             return
         deltas = self.workers[0].trainer.run([u.work for u in pending])
         for update, delta in zip(pending, deltas, strict=True):
-            update.message = self.workers[update.worker].message_for(delta)
+            update.message = self.workers[update.worker].message_for(delta, update.work.compressor)
 
     def discard(self, update) -> None:
         """A push the strategy drops (a backup worker's late one): the worker did compute it, so

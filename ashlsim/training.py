@@ -28,6 +28,7 @@ class Work:
     owner: object  # the worker: holds the momentum buffer the steps use and update
     velocity: np.ndarray | None  # the owner's momentum buffer when the work started
     resets: int  # the owner's optimizer resets by then: a later reset discards our buffer
+    compressor: object  # the owner's compressor when the work started: it sizes the push
 
     def keep(self, velocity) -> None:
         """Hand the new momentum buffer back, unless the owner reset its optimizer since."""
@@ -53,7 +54,9 @@ class LocalTrainer:
         """Draw the batches now (the sampler's stream advances in simulated order)."""
         batches = [sampler.next() for _ in range(steps)]
         lr = self.learning_rate(progress)
-        return Work(params, batches, lr, owner, owner.velocity, owner.optimizer_resets)
+        return Work(
+            params, batches, lr, owner, owner.velocity, owner.optimizer_resets, owner.compressor
+        )
 
     def run(self, works: list[Work]) -> list[np.ndarray]:
         """The deltas ``w_local - w_pulled`` of ``works``; updates each owner's momentum."""

@@ -230,3 +230,28 @@ def test_bad_parameters_name_the_field(params, field):
     with pytest.raises(ScenarioError) as info:
         make(strategy={"name": "ashl", **params})
     assert info.value.field == field
+
+
+def test_every_push_carries_the_bytes_it_was_charged_across_the_switch():
+    """A push computed in AHL and delivered in SHL is dense: it is sized, and compressed, by
+    the compressor its worker had when the computation started."""
+    scenario = make(
+        cluster={"speed": SPEEDS, "jitter": {"dist": "lognormal", "mean": 1.0, "sigma": 0.3}},
+        strategy={"name": "ashl", "switch": "epochs", "switch_epochs": 1.0, "r_preset": 0.1,
+                  "min_ratio": 0.05},
+        stop={"time_s": 4.0},
+    )  # fmt: skip
+    sim = Simulation(scenario)
+    seen = []
+    apply = sim.server.apply
+
+    def checking_apply(updates, scale=1.0):
+        apply(updates, scale)
+        seen.extend(updates)
+
+    sim.server.apply = checking_apply
+    result = sim.run()
+    assert list(result.stage_changes["to_stage"]) == ["ahl", "shl"]
+    sizes = {u.message.wire_bytes(sim.workload) - u.nbytes for u in seen}
+    assert sizes == {0}
+    assert any(u.message.indices is not None for u in seen)  # SHL pushes were compressed

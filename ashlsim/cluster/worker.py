@@ -28,6 +28,7 @@ class Update:
     pull_s: float
     compute_s: float
     push_s: float
+    nbytes: int = 0  # bytes the push moved
     weight: float = 1.0
     applied: bool = False
 
@@ -105,10 +106,14 @@ class Worker:
         self.velocity = None
         self.optimizer_resets += 1
 
-    def message_for(self, delta) -> object:
-        """Compress ``delta`` for the PS (the compressor's state advances in push order)."""
-        message, self.compress_state = self.compressor.compress(delta, self.compress_state)
-        return message
+    def message_for(self, delta, compressor) -> object:
+        """Compress ``delta`` with the ``compressor`` the work started under (its size is what
+        the push was charged). Its state advances in push order; if the worker has switched
+        compressor since (ASHL's stage switch), the old one runs on a fresh state instead."""
+        if compressor is self.compressor:
+            message, self.compress_state = compressor.compress(delta, self.compress_state)
+            return message
+        return compressor.compress(delta, compressor.init(delta.size))[0]
 
     def crash(self, recovered: simpy.Event) -> bool:
         """Crash now; restart when ``recovered`` succeeds. False if already down."""
@@ -185,8 +190,9 @@ class Worker:
             if log:
                 log(index, "push", start, env.now)
             update = Update(
-                index, seq, None, work, version, steps, samples, pull_s, compute_s, push_s
-            )
+                index, seq, None, work, version, steps, samples, pull_s, compute_s, push_s,
+                push_bytes,
+            )  # fmt: skip
             seq += 1
             sim.pushed(update)
             strategy.receive(update)
