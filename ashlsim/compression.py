@@ -55,13 +55,13 @@ class Message(NamedTuple):
 
 
 def message_bytes(workload, model_values: int, kept_fraction: float | None) -> int:
-    """Header + payload: dense ``d * bytes_per_value`` (``kept_fraction is None``), or top-K
-    ``K * (bytes_per_value + bytes_per_index)`` with ``K = ceil(kept_fraction * d)``."""
+    """Header + payload: dense ``d * bytes_per_value`` (``kept_fraction is None``, or K = d), or
+    top-K ``K * (bytes_per_value + bytes_per_index)`` with ``K = ceil(kept_fraction * d)``."""
     values = virtual_values(workload, model_values)
-    if kept_fraction is None:
+    kept = values if kept_fraction is None else kept_count(kept_fraction, values)
+    if kept == values:  # everything kept: sent dense, without indices
         payload = values * workload.bytes_per_value
     else:
-        kept = min(values, math.ceil(kept_fraction * values - 1e-9))
         payload = kept * (workload.bytes_per_value + workload.bytes_per_index)
     return int(workload.header_bytes + payload)
 
@@ -112,15 +112,17 @@ def identity() -> Compressor:
     return _with_feedback(lambda v: None, False)
 
 
-def _count(ratio: float, size: int) -> int:
-    return max(1, min(size, math.ceil(ratio * size)))
+def kept_count(ratio: float, size: int) -> int:
+    """K = ceil(ratio * size), at least 1 and at most size; a product that lands a rounding
+    error above an integer (0.07 * 100 = 7.000000000000001) counts as that integer."""
+    return max(1, min(size, math.ceil(ratio * size - 1e-9)))
 
 
 def topk(ratio: float, error_feedback: bool = False) -> Compressor:
     """Send the K = ceil(ratio * d) entries of largest magnitude (ties broken by position)."""
 
     def select(v):
-        k = _count(ratio, v.size)
+        k = kept_count(ratio, v.size)
         if k >= v.size:
             return None
         idx = np.argpartition(np.abs(v), v.size - k)[v.size - k :]
@@ -133,7 +135,7 @@ def randk(ratio: float, rng: np.random.Generator, error_feedback: bool = False) 
     """Send K = ceil(ratio * d) entries chosen uniformly at random (``rng``: the worker's)."""
 
     def select(v):
-        k = _count(ratio, v.size)
+        k = kept_count(ratio, v.size)
         if k >= v.size:
             return None
         return np.sort(rng.choice(v.size, k, replace=False))

@@ -121,3 +121,12 @@ def test_compression_reduces_bytes_and_still_learns():
     plain_per_push = plain.workers["bytes_up"].sum() / plain.pushes_sent
     assert per_push < 0.25 * plain_per_push
     assert result.history["accuracy"].iloc[-1] > 0.8
+
+
+@given(st.integers(1, 500), st.floats(0.001, 1.0))
+def test_charged_size_equals_the_message_size(size, ratio):
+    """What a worker is charged (from its ratio) is what its top-K message carries."""
+    w = WorkloadSpec()
+    message, _ = send(topk(ratio), np.arange(1.0, size + 1.0))
+    charged = message_bytes(w, size, None if ratio >= 1.0 else ratio)
+    assert message.wire_bytes(w) == charged
