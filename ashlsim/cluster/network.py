@@ -251,7 +251,7 @@ class Network:
         self.egress = SharedCapacity(env, egress)
         n = len(self.up_bandwidth)
         self.link_up = [True] * n
-        self._flows: list[list] = [[] for _ in range(n)]  # (shared, flow, bandwidth) in flight
+        self._active: list = [None] * n  # (shared, flow, bandwidth): a worker's last transfer
         # With faults, every transfer is a fluid flow so that it can stall and be cancelled.
         self.faulty = False
 
@@ -282,20 +282,33 @@ class Network:
             return
         if latency > 0:
             yield env.timeout(latency)
+        direction = "push" if shared is self.ingress else "pull"
+        yield self.flow(worker, nbytes, direction)
+
+    def flow(self, worker: int, nbytes: float, direction: str) -> simpy.Event:
+        """Start moving ``nbytes`` through the PS card now (the link latency already waited);
+        the event succeeds when they are through. A worker has one transfer at a time."""
+        if direction == "push":
+            shared, bandwidth = self.ingress, self.up_bandwidth[worker]
+        else:
+            shared, bandwidth = self.egress, self.down_bandwidth[worker]
         flow = shared.start(nbytes, bandwidth if self.link_up[worker] else 0.0)
-        entry = (shared, flow, bandwidth)
-        self._flows[worker].append(entry)
-        try:
-            yield flow.done
-        finally:  # done, or interrupted by a crash: then the flow is dropped
-            self._flows[worker].remove(entry)
-            shared.cancel(flow)
+        self._active[worker] = (shared, flow, bandwidth)
+        return flow.done
+
+    def drop(self, worker: int) -> None:
+        """``worker`` crashed: its transfer in flight, if any, is cancelled (frees its share)."""
+        entry, self._active[worker] = self._active[worker], None
+        if entry is not None:
+            entry[0].cancel(entry[1])
 
     def set_link(self, worker: int, up: bool) -> None:
         """Take ``worker``'s link down (its transfers stall) or bring it back up (they resume)."""
         self.link_up[worker] = up
-        for shared, flow, bandwidth in self._flows[worker]:
-            shared.set_cap(flow, bandwidth if up else 0.0)
+        entry = self._active[worker]
+        if entry is not None:
+            shared, flow, bandwidth = entry
+            shared.set_cap(flow, bandwidth if up else 0.0)  # no-op for a finished flow
 
     def uncontended_time(self, worker: int, nbytes: float, direction: str) -> float:
         """Seconds a transfer would take alone: latency + bytes / min(link, PS capacity)."""

@@ -90,6 +90,7 @@ class Worker:
             try:
                 yield from self._iterate()
             except simpy.Interrupt:  # crashed: the iteration in flight is lost
+                self.sim.network.drop(self.index)
                 if self.phase in ("compute", "push"):
                     self.lost_pushes += 1
                 strategy.worker_down(self.index)
@@ -146,7 +147,9 @@ class Worker:
             params, version = server.snapshot()
             start = env.now
             if pull_fixed is None:
-                yield from network.pull(index, pull_bytes)
+                if network.down_latency[index] > 0:
+                    yield env.timeout(network.down_latency[index])
+                yield network.flow(index, pull_bytes, "pull")
             else:
                 yield env.timeout(pull_fixed)
             pull_s = env.now - start
@@ -164,6 +167,9 @@ class Worker:
             if self.trainer is not None:  # SGD as of the computation's start (DESIGN 1)
                 work = self.trainer.prepare(params, steps, self.sampler, sim.progress(), self)
             push_bytes = self.push_bytes
+            if push_fixed_for[0] != push_bytes:
+                push_fixed_for = (push_bytes, network.fixed_time(index, push_bytes, "push"))
+            fixed = push_fixed_for[1]
             start = env.now
             yield env.timeout(compute_s)
             self.compute_s += compute_s
@@ -174,11 +180,10 @@ class Worker:
 
             self.phase = "push"
             start = env.now
-            if push_fixed_for[0] != push_bytes:
-                push_fixed_for = (push_bytes, network.fixed_time(index, push_bytes, "push"))
-            fixed = push_fixed_for[1]
             if fixed is None:
-                yield from network.push(index, push_bytes)
+                if network.up_latency[index] > 0:
+                    yield env.timeout(network.up_latency[index])
+                yield network.flow(index, push_bytes, "push")
             else:
                 yield env.timeout(fixed)
             push_s = env.now - start
