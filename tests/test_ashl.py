@@ -199,7 +199,8 @@ def test_default_scenario_reaches_the_target_through_both_stages():
     assert result.stop_reason == "target_accuracy"
     assert list(result.stage_changes["to_stage"]) == ["ahl", "shl"]
     assert set(result.history["stage"]) == {"profile", "ahl", "shl"}
-    assert {"h_ahl", "h_shl", "data_share", "ratio"} <= set(result.workers.columns)
+    assert {"H", "h_ahl", "h_shl", "data_share", "ratio"} <= set(result.workers.columns)
+    assert list(result.workers["H"]) == list(result.workers["h_shl"])  # it ended in SHL
 
 
 def test_robust_mean_drops_the_extremes():

@@ -148,6 +148,7 @@ class ASHL(Strategy):
 
     def worker_columns(self):
         return {
+            "H": list(self.h[self.sim.stage]),  # local steps in the stage the run ended in
             "h_ahl": list(self.h["ahl"]),
             "h_shl": list(self.h["shl"]),
             "data_share": list(self.share),
