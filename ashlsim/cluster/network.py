@@ -257,13 +257,11 @@ class Network:
 
     def fixed_time(self, worker: int, nbytes: float, direction: str) -> float | None:
         """Seconds a transfer takes when nothing can slow it (an uncontended PS card, no
-        faults): then a worker waits one timeout instead of running a transfer process."""
+        faults): then a worker waits one timeout instead of a shared flow."""
         shared = self.ingress if direction == "push" else self.egress
         if not math.isinf(shared.capacity) or self.faulty:
             return None
-        if direction == "push":
-            return self.up_latency[worker] + nbytes / self.up_bandwidth[worker]
-        return self.down_latency[worker] + nbytes / self.down_bandwidth[worker]
+        return self.uncontended_time(worker, nbytes, direction)
 
     def push(self, worker: int, nbytes: float):
         """Process: move ``nbytes`` from ``worker`` to the PS (uplink, then the PS ingress)."""

@@ -56,7 +56,6 @@ class Worker:
         self.compute_s = self.comm_s = self.wait_s = 0.0
         self.iterations = self.samples = self.pushes = 0
         self.bytes_up = self.bytes_down = 0
-        self.last_pull_s = self.last_push_s = 0.0
         # faults: a crash interrupts ``process``; ``recovered`` restarts it
         self.process = None
         self.phase = "gate"
@@ -191,7 +190,6 @@ class Worker:
             self.bytes_up += push_bytes
             sim.bytes_up += push_bytes
             self.pushes += 1
-            self.last_pull_s, self.last_push_s = pull_s, push_s
             if log:
                 log(index, "push", start, env.now)
             update = Update(

@@ -12,7 +12,6 @@ than a bound ahead of the slowest worker's).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -248,7 +247,3 @@ class ClockGate:
         for event in self._waiting.values():
             event.succeed()
         self.__init__(self.env, len(self.clocks), bound, self.active)
-
-    @property
-    def unbounded(self) -> bool:
-        return math.isinf(self.bound)
