@@ -18,6 +18,7 @@ import numpy as np
 import simpy
 
 from .cluster import Network, ParameterServer, Worker
+from .cluster.server import Pending
 from .compression import dense_bytes, virtual_values
 from .data import BatchSampler, load_dataset, partition
 from .dist import Constant, PerWorker
@@ -55,7 +56,12 @@ class Simulation:
             self.model_size = self.model.size
             params = self.model.init(streams.get("init"))
         self.dense_bytes = dense_bytes(s.workload, self.model_size)
-        self.server = ParameterServer(params, self.materialize if self.model else None)
+        self.server = ParameterServer(
+            params,
+            self.materialize if self.model else None,
+            # momentum reads the owner's buffer when work starts: that needs the eager path
+            defer=s.training.momentum == 0,
+        )
 
         speeds = self._draw_speeds()
         c = s.cluster
@@ -186,6 +192,9 @@ class Simulation:
         pending = [u for u in updates if u.message is None and u.work is not None]
         if not pending:
             return
+        for update in pending:  # pulled before the PS had computed them: known by now
+            if type(update.work.params) is Pending:
+                update.work.params = update.work.params.array
         deltas = self.workers[0].trainer.run([u.work for u in pending])
         for update, delta in zip(pending, deltas, strict=True):
             update.message = self.workers[update.worker].message_for(delta, update.work.compressor)
@@ -193,6 +202,7 @@ class Simulation:
     def discard(self, update) -> None:
         """A push the strategy drops (a backup worker's late one): the worker did compute it, so
         its optimizer and compression state advance, but the PS never applies it."""
+        self.server.flush()  # its parameters, and the worker's earlier pushes, come first
         self.materialize([update])
         self.workers[update.worker].dropped += 1
 
@@ -207,6 +217,7 @@ class Simulation:
     # ---- observing --------------------------------------------------------------------------
     def evaluate(self) -> dict:
         """Record the global model's loss and accuracy now (host time only)."""
+        self.server.flush()  # deferred training maths is simulation, not observation
         started = time.perf_counter()
         params = self.server.params
         if self.model is None:

@@ -2,9 +2,10 @@
 
 A worker *prepares* its work when its computation starts (the pulled parameters, the mini-batch
 indices it draws, the learning rate): that fixes everything the result depends on. The maths
-runs when the PS needs the delta (``run``), so that the workers of a BSP or Local SGD round,
-whose deltas arrive together, are computed as one stacked NumPy computation (issue 6). The result
-is the same as computing each delta at its worker's compute start, up to float rounding.
+runs when the PS needs the delta (``run``), so that work computed together (a BSP or Local SGD
+round, or a level of the PS's deferred applications, ``cluster/server.py``) is one stacked NumPy
+computation (issue 6). The values are those of computing each delta at its worker's compute
+start: stacking computes each slice the same way (tested bit for bit).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from .models import Model
 class Work:
     """A worker's local steps, fixed but not yet computed."""
 
-    params: np.ndarray  # the pulled parameters (read-only)
+    params: np.ndarray  # the pulled parameters (read-only; a server.Pending until computed)
     batches: list  # one index array per local step
     lr: float
     owner: object  # the worker: holds the momentum buffer the steps use and update
@@ -34,6 +35,9 @@ class Work:
         """Hand the new momentum buffer back, unless the owner reset its optimizer since."""
         if self.owner.optimizer_resets == self.resets:
             self.owner.velocity = velocity
+
+
+STACK_BYTES = 4 << 20  # working set of one stacked computation (see ``LocalTrainer._chunk``)
 
 
 class LocalTrainer:
@@ -69,12 +73,23 @@ class LocalTrainer:
             if len(members) == 1 or not self.stacked:
                 for i in members:
                     deltas[i] = self._one(works[i])
-            else:
-                for i, delta in zip(
-                    members, self._stacked([works[i] for i in members]), strict=True
-                ):
+                continue
+            size = self._chunk(works[members[0]], works[members[-1]])
+            for at in range(0, len(members), size):
+                chunk = members[at : at + size]
+                for i, delta in zip(chunk, self._stacked([works[i] for i in chunk]), strict=True):
                     deltas[i] = delta
         return deltas
+
+    def _chunk(self, first: Work, last: Work) -> int:
+        """How many works to stack at once: their inputs (and their parameters, unless they
+        share them) within ``STACK_BYTES``. Bigger stacks fall out of the cache and run slower
+        than smaller ones (measured: softmax is fastest at 16-32, the 128-unit MLP at 8)."""
+        itemsize = self.data.X_train.itemsize
+        per_work = len(first.batches[0]) * self.data.n_features * itemsize
+        if first.params is not last.params:
+            per_work += first.params.size * first.params.itemsize
+        return max(1, STACK_BYTES // per_work)
 
     def _one(self, work: Work) -> np.ndarray:
         X, y, model = self.data.X_train, self.data.y_train, self.model

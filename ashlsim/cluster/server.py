@@ -1,40 +1,107 @@
-"""The parameter server: the global parameters, their version, and exactly-once application."""
+"""The parameter server: the global parameters, their version, and exactly-once application.
+
+Applying a push is book-kept at once (its version, its staleness, exactly-once), but its maths
+may be deferred: the values of the parameters are needed only when somebody computes on them
+or looks at them, so the PS keeps a queue of applications and computes them in *levels* when
+asked (``flush``). A level is the longest run of queued applications whose pushes were all
+computed on parameters that are already known: their gradients are independent, so they are
+computed as one stacked NumPy computation, even in ASP where every push has parameters of its
+own (issue 6). Each application is then added in order, exactly as if it had been applied at
+once; stacking changes no value (``tests/test_engine.py`` checks deferred == eager, bit for
+bit).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 
+class Pending:
+    """The parameters of a version not computed yet: ``array`` is filled by ``flush``."""
+
+    __slots__ = ("array", "version")
+
+    def __init__(self, version: int):
+        self.array: np.ndarray | None = None
+        self.version = version
+
+
 class ParameterServer:
     """Holds the global parameter vector ``params`` and a ``version`` counting applications.
 
-    Applying replaces ``params`` with a new array instead of writing into it, so a pulled
+    Applying replaces the parameters with a new array instead of writing into them, so a pulled
     snapshot is a reference that stays valid: a pull costs no copy.
+
+    ``materialize(updates)`` (set by the engine; None in timing-only mode) computes the
+    messages of updates still pending. With ``defer`` the maths of applications waits until the
+    parameters are read (``params``), ``flush`` is called, or ``max_pending`` are queued.
     """
 
-    def __init__(self, params: np.ndarray, materialize=None):
-        self.params = params
-        # computes the messages of pending updates, all at once (batched maths); set by the engine
+    def __init__(self, params: np.ndarray, materialize=None, defer: bool = False,
+                 max_pending: int = 256):  # fmt: skip
+        self._params = params
         self.materialize = materialize
+        self.defer = defer and materialize is not None
+        self.max_pending = max_pending
         self.version = 0
         self.applied_pushes = 0
         self.staleness: list[tuple[int, int]] = []  # (worker, version at apply - version pulled)
+        self._queue: list[tuple[list, float]] = []  # applications not computed, in order
+        self._known = 0  # the version of ``_params``
+        self._handles: dict[int, Pending] = {}  # versions pulled before they were computed
 
-    def snapshot(self) -> tuple[np.ndarray, int]:
-        """The current parameters (treat as read-only) and their version."""
-        return self.params, self.version
+    @property
+    def params(self) -> np.ndarray:
+        """The current parameters (computing any deferred applications first)."""
+        self.flush()
+        return self._params
+
+    def snapshot(self) -> tuple[np.ndarray | Pending, int]:
+        """The current parameters (treat as read-only), or a ``Pending`` handle to them if their
+        maths is deferred, and their version."""
+        if self._known == self.version:
+            return self._params, self.version
+        handle = self._handles.get(self.version)
+        if handle is None:
+            handle = self._handles[self.version] = Pending(self.version)
+        return handle, self.version
 
     def apply(self, updates, scale: float = 1.0) -> None:
         """``W += scale * sum(decompressed deltas)`` in one step; each update applied once."""
-        if self.materialize is not None:
-            self.materialize(updates)
-        total, owned = None, False
         for update in updates:
             if update.applied:
                 raise RuntimeError(f"push {update.key} applied twice")
             update.applied = True
             self.staleness.append((update.worker, self.version - update.pulled_version))
-            if update.message is None:  # timing-only mode: nothing to add
+        self.applied_pushes += len(updates)
+        self.version += 1
+        if self.materialize is None:  # timing-only mode: no maths
+            self._known = self.version
+            return
+        self._queue.append((updates, scale))
+        if not self.defer or len(self._queue) >= self.max_pending:
+            self.flush()
+
+    def flush(self) -> None:
+        """Compute every deferred application, level by level (see the module docstring)."""
+        queue = self._queue
+        while queue:
+            known, level = self._known, 0
+            while level < len(queue) and all(u.pulled_version <= known for u in queue[level][0]):
+                level += 1
+            batch = queue[:level]
+            del queue[:level]
+            self.materialize([u for updates, _ in batch for u in updates])
+            for updates, scale in batch:
+                self._add(updates, scale)
+                handle = self._handles.pop(self._known, None)
+                if handle is not None:
+                    handle.array = self._params
+
+    def _add(self, updates, scale: float) -> None:
+        total, owned = None, False
+        for update in updates:
+            if update.message is None:  # not computed (a timing-only push)
                 continue
             dense = update.message.decompress()
             if update.weight != 1.0:
@@ -45,9 +112,8 @@ class ParameterServer:
                 total += dense
             else:
                 total, owned = total + dense, True  # a new array: ours to add into
-        self.applied_pushes += len(updates)
         if total is not None:
             if scale != 1.0:
                 total = scale * total
-            self.params = self.params + total.astype(self.params.dtype, copy=False)
-        self.version += 1
+            self._params = self._params + total.astype(self._params.dtype, copy=False)
+        self._known += 1

@@ -68,6 +68,7 @@ class Worker:
     def set_compressor(self, compressor, ratio: float | None) -> None:
         """Use ``compressor`` from the next push on; its residual starts empty.
         ``ratio`` is the kept fraction (None: dense), used for sizes in timing-only mode."""
+        self.sim.server.flush()  # pushes already applied are compressed with the old state
         self.compressor = compressor
         self.ratio = ratio
         size = self.sim.model_size
@@ -97,12 +98,13 @@ class Worker:
                 self.down_s += env.now - self.down_since
                 self.down = False
                 # a restarted machine has lost its optimizer state and compression residual
-                self.reset_optimizer()
+                self.reset_optimizer()  # (after the PS has computed the pushes it applied)
                 self.compress_state = self.compressor.init(self.sim.model_size)
                 strategy.worker_up(self.index)
 
     def reset_optimizer(self) -> None:
         """Forget the momentum buffer (also the one of work still being computed)."""
+        self.sim.server.flush()
         self.velocity = None
         self.optimizer_resets += 1
 
