@@ -83,11 +83,11 @@ class LocalTrainer:
 
     def _chunk(self, first: Work, last: Work) -> int:
         """How many works to stack at once: their inputs (and their parameters, unless they
-        share them) within ``STACK_BYTES``. Bigger stacks fall out of the cache and run slower
+        share them throughout: one step from one pull) within ``STACK_BYTES``. Bigger stacks fall out of the cache and run slower
         than smaller ones (measured: softmax is fastest at 16-32, the 128-unit MLP at 8)."""
         itemsize = self.data.X_train.itemsize
         per_work = len(first.batches[0]) * self.data.n_features * itemsize
-        if first.params is not last.params:
+        if first.params is not last.params or len(first.batches) > 1:  # params of their own
             per_work += first.params.size * first.params.itemsize
         return max(1, STACK_BYTES // per_work)
 

@@ -76,7 +76,7 @@ def test_shared_capacity_conserves_bytes():
     assert SharedCapacity(env, 1.0).active == 0
 
 
-def _finish_with(cls, starts, sizes, caps, capacity, cap_changes=()):
+def _finish_with(cls, starts, sizes, caps, capacity, cap_changes=(), timed=False):
     env = simpy.Environment()
     shared = cls(env, capacity)
     done = [None] * len(sizes)
@@ -84,7 +84,11 @@ def _finish_with(cls, starts, sizes, caps, capacity, cap_changes=()):
 
     def go(i):
         yield env.timeout(starts[i])
-        flow = shared.start(sizes[i], caps[i]) if hasattr(shared, "set_cap") else None
+        flow = None
+        if cls is SharedCapacity:
+            flow = shared.start(sizes[i], caps[i], timed)
+        elif hasattr(shared, "set_cap"):
+            flow = shared.start(sizes[i], caps[i])
         if flow is None:
             event = shared.transfer(sizes[i], caps[i])
         else:
@@ -116,18 +120,46 @@ def _finish_with(cls, starts, sizes, caps, capacity, cap_changes=()):
     st.sampled_from([30.0, 100.0, 1000.0]),
 )
 def test_fast_fluid_model_matches_plain_water_filling(flows, capacity):
+    """Both ways a flow can finish (a wakeup of the shared model, or a timeout of its own while
+    it runs alone at its cap, defused if sharing comes) give the oracle's times."""
     starts, sizes, caps = (list(x) for x in zip(*flows, strict=True))
-    fast = _finish_with(SharedCapacity, starts, sizes, caps, capacity)
     plain = _finish_with(ReferenceSharedCapacity, starts, sizes, caps, capacity)
-    assert fast == pytest.approx(plain, rel=1e-9, abs=1e-9)
+    for timed in (False, True):
+        fast = _finish_with(SharedCapacity, starts, sizes, caps, capacity, timed=timed)
+        assert fast == pytest.approx(plain, rel=1e-9, abs=1e-9)
 
 
-def test_stall_and_resume_matches_by_hand():
+@pytest.mark.parametrize("timed", [False, True])
+def test_stall_and_resume_matches_by_hand(timed):
     # capacity 100, two flows of 100 B from t=0: 50 B/s each. Flow 0 stalls at t=1 (50 B left)
     # -> flow 1 alone at 100 B/s finishes at 1.5. Flow 0 resumes at t=2 -> done at 2.5.
     done = _finish_with(SharedCapacity, [0, 0], [100, 100], [1e9, 1e9], 100.0,
-                        cap_changes=[(1.0, 0, 0.0), (2.0, 0, 1e9)])  # fmt: skip
+                        cap_changes=[(1.0, 0, 0.0), (2.0, 0, 1e9)], timed=timed)  # fmt: skip
     assert done == pytest.approx([2.5, 1.5])
+
+
+def test_a_timed_flow_overtaken_by_sharing_is_rerouted_by_hand():
+    # capacity 100, caps 60: A (120 B) starts alone at t=0 on a timeout for t=2. B (60 B) joins
+    # at t=1 -> 120 > 100: both share 50 B/s. A has 60 left -> t=2.2; B finishes at t=2.2 too.
+    env = simpy.Environment()
+    shared = SharedCapacity(env, 100.0)
+    a = shared.start(120, 60.0, True)
+    first = a.done
+    assert a.timed and isinstance(first, simpy.Timeout)
+    done = {}
+
+    def wait(name, event):
+        yield event
+        done[name] = env.now
+
+    env.process(wait("A", first))
+    env.run(until=1.0)
+    b = shared.start(60, 60.0, True)
+    env.process(wait("B", b.done))
+    assert not a.timed and a.done is not first and not first.callbacks  # defused
+    env.run()
+    assert done == pytest.approx({"A": 2.2, "B": 2.2})
+    assert shared.active == 0
 
 
 def test_many_concurrent_flows_are_cheap():

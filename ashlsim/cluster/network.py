@@ -17,10 +17,11 @@ import simpy
 
 
 class _Flow:
-    __slots__ = ("cap", "done", "where", "key", "stamp", "remaining", "since")
+    __slots__ = ("cap", "done", "where", "key", "stamp", "remaining", "since", "timed")
 
-    def __init__(self, cap: float, done: simpy.Event):
+    def __init__(self, cap: float, done: simpy.Event | None):
         self.cap, self.done = cap, done
+        self.timed = False  # ``done`` is a timeout at the finish (see ``SharedCapacity.start``)
         self.where = None  # "U": shares the level; "K": runs at its cap; None: gone
         self.key = 0.0  # U: virtual finish (bytes of level service); K: absolute finish time
         self.stamp = 0  # bumped on every move: heap entries with an old stamp are stale
@@ -39,6 +40,12 @@ class SharedCapacity:
     or a cap change costs O(log n), plus one move per flow that crosses the level: nothing is
     O(n) per event, and thousands of concurrent transfers stay cheap (tests compare it with a
     plain O(n) water-filling).
+
+    A transfer that starts at its cap while nothing shares the capacity (``timed``) finishes
+    at a time known now, unless later arrivals push the capacity into sharing: its ``done`` is
+    a plain timeout at that time, one event instead of a wakeup and a completion (most
+    transfers on a lightly loaded card). If sharing does come, the timeout is defused (the
+    waiting process moves to a new event) and the flow is shared like any other.
     """
 
     # A flow this close to done (in seconds at its rate) is done: float rounding, not bytes.
@@ -59,6 +66,7 @@ class SharedCapacity:
         self._k_caps: list = []  # (-cap, ...): the largest cap among capped flows
         self._wakeup: simpy.Event | None = None
         self._wakeup_at = math.inf
+        self._timed_done_cb = self._timed_done  # one bound method, recognised by identity
 
     def transfer(self, nbytes: float, cap: float) -> simpy.Event:
         """An event that succeeds when ``nbytes`` have passed at most ``cap`` bytes/s."""
@@ -66,18 +74,30 @@ class SharedCapacity:
             return self.env.timeout(nbytes / cap)
         return self.start(nbytes, cap).done
 
-    def start(self, nbytes: float, cap: float) -> _Flow:
-        """Start a transfer that can be re-capped (``set_cap``) or cancelled (``cancel``)."""
-        flow = _Flow(float(cap), self.env.event())
+    def start(self, nbytes: float, cap: float, timed: bool = False) -> _Flow:
+        """Start a transfer that can be re-capped (``set_cap``) or cancelled (``cancel``).
+        ``timed``: it may finish through a plain timeout (only for a waiter that is never
+        interrupted: the timeout it waits on may be replaced)."""
+        env = self.env
+        flow = _Flow(float(cap), None)
         if nbytes <= 0:
-            flow.done.succeed()
+            flow.done = env.timeout(0.0)
             return flow
         self._advance()
         self._count += 1
         if not self._n_u and self._sum_k + cap <= self.capacity:  # fits at its cap: no sharing
+            if timed:
+                flow.timed = True
+                flow.done = done = env.timeout(nbytes / cap)
+                done.flow = flow
+                done.callbacks.append(self._timed_done_cb)
+            else:
+                flow.done = env.event()
             self._to_k(flow, float(nbytes))
-            self._wake_at(flow.key)
+            if not timed:
+                self._wake_at(flow.key)
         else:
+            flow.done = env.event()
             self._to_u(flow, float(nbytes))
             self._settle()
         return flow
@@ -86,6 +106,7 @@ class SharedCapacity:
         """Change a flow's cap mid-transfer (0 stalls it: a link outage)."""
         if flow.where is None:
             return
+        self._untime(flow)
         self._advance()
         left = self._take(flow)
         flow.cap = float(cap)
@@ -96,6 +117,7 @@ class SharedCapacity:
         """Drop a flow that will never finish (its worker crashed); frees its share."""
         if flow.where is None:
             return
+        self._untime(flow)
         self._advance()
         self._take(flow)
         self._count -= 1
@@ -138,7 +160,8 @@ class SharedCapacity:
         flow.where, flow.remaining, flow.since = "K", left, now
         flow.key = now + left / flow.cap if flow.cap > 0 else math.inf
         self._sum_k += flow.cap
-        self._push(self._k_finish, flow.key, flow)
+        if not flow.timed:  # a timed flow finishes by its own timeout
+            self._push(self._k_finish, flow.key, flow)
         self._push(self._k_caps, -flow.cap, flow)
 
     def _take(self, flow: _Flow) -> float:
@@ -175,6 +198,7 @@ class SharedCapacity:
             over = self._sum_k > self.capacity if not self._n_u else False
             if high is not None and (-high[0] > level or over):
                 flow = high[3]
+                self._untime(flow)
                 self._to_u(flow, self._take(flow))
                 continue
             break
@@ -215,6 +239,27 @@ class SharedCapacity:
         ):
             self._finish(top[3])
         self._settle()
+
+    def _timed_done(self, event: simpy.Event) -> None:
+        """A timed flow's timeout: it is through (before its waiter resumes)."""
+        flow = event.flow
+        self._advance()
+        self._take(flow)
+        self._count -= 1
+        if not self._count:
+            self._sum_k = 0.0  # no drift from float sums
+        elif self._n_u:  # the freed capacity raises the level of the shared flows
+            self._settle()
+
+    def _untime(self, flow: _Flow) -> None:
+        """From now on ``flow`` finishes like any other: its waiters move to a plain event and
+        its timeout, when it comes, does nothing."""
+        if not flow.timed:
+            return
+        flow.timed = False
+        timeout, flow.done = flow.done, self.env.event()
+        flow.done.callbacks = [cb for cb in timeout.callbacks if cb is not self._timed_done_cb]
+        timeout.callbacks = []
 
     def _finish(self, flow: _Flow) -> None:
         self._take(flow)
@@ -290,7 +335,8 @@ class Network:
             shared, bandwidth = self.ingress, self.up_bandwidth[worker]
         else:
             shared, bandwidth = self.egress, self.down_bandwidth[worker]
-        flow = shared.start(nbytes, bandwidth if self.link_up[worker] else 0.0)
+        # without faults nobody interrupts a waiting worker: a flow may finish by a timeout
+        flow = shared.start(nbytes, bandwidth if self.link_up[worker] else 0.0, not self.faulty)
         self._active[worker] = (shared, flow, bandwidth)
         return flow.done
 
