@@ -56,12 +56,7 @@ class Simulation:
             self.model_size = self.model.size
             params = self.model.init(streams.get("init"))
         self.dense_bytes = dense_bytes(s.workload, self.model_size)
-        self.server = ParameterServer(
-            params,
-            self.materialize if self.model else None,
-            # momentum reads the owner's buffer when work starts: that needs the eager path
-            defer=s.training.momentum == 0,
-        )
+        self.server = ParameterServer(params, self.materialize if self.model else None, defer=True)
 
         speeds = self._draw_speeds()
         c = s.cluster

@@ -27,12 +27,25 @@ class Work:
     batches: list  # one index array per local step
     lr: float
     owner: object  # the worker: holds the momentum buffer the steps use and update
-    velocity: np.ndarray | None  # the owner's momentum buffer when the work started
+    velocity: np.ndarray | None  # the owner's momentum buffer when the work started ...
     resets: int  # the owner's optimizer resets by then: a later reset discards our buffer
     compressor: object  # the owner's compressor when the work started: it sizes the push
+    # ... unless the owner's previous work was not computed yet (the PS defers maths): then
+    # the buffer is the one that work leaves (``velocity_out``), known when this one runs
+    prev: Work | None = None
+    velocity_out: np.ndarray | None = None
+
+    def start_velocity(self) -> np.ndarray | None:
+        if self.prev is None:
+            return self.velocity
+        if self.prev.velocity_out is None:
+            raise RuntimeError("a worker's work computed before its previous one")
+        return self.prev.velocity_out
 
     def keep(self, velocity) -> None:
-        """Hand the new momentum buffer back, unless the owner reset its optimizer since."""
+        """Record the new momentum buffer and hand it back to the owner, unless the owner
+        reset its optimizer since."""
+        self.velocity_out, self.prev = velocity, None
         if self.owner.optimizer_resets == self.resets:
             self.owner.velocity = velocity
 
@@ -58,9 +71,15 @@ class LocalTrainer:
         """Draw the batches now (the sampler's stream advances in simulated order)."""
         batches = [sampler.next() for _ in range(steps)]
         lr = self.learning_rate(progress)
-        return Work(
+        work = Work(
             params, batches, lr, owner, owner.velocity, owner.optimizer_resets, owner.compressor
         )
+        if self.momentum:
+            last = owner.last_work  # None after a reset of the owner's optimizer
+            if last is not None and last.velocity_out is None:  # not computed yet
+                work.prev, work.velocity = last, None
+            owner.last_work = work
+        return work
 
     def run(self, works: list[Work]) -> list[np.ndarray]:
         """The deltas ``w_local - w_pulled`` of ``works``; updates each owner's momentum."""
@@ -83,8 +102,9 @@ class LocalTrainer:
 
     def _chunk(self, first: Work, last: Work) -> int:
         """How many works to stack at once: their inputs (and their parameters, unless they
-        share them throughout: one step from one pull) within ``STACK_BYTES``. Bigger stacks fall out of the cache and run slower
-        than smaller ones (measured: softmax is fastest at 16-32, the 128-unit MLP at 8)."""
+        share them throughout: one step from one pull) within ``STACK_BYTES``. Bigger stacks
+        fall out of the cache and run slower than smaller ones (measured: softmax is fastest
+        at 16-32, the 128-unit MLP at 8)."""
         itemsize = self.data.X_train.itemsize
         per_work = len(first.batches[0]) * self.data.n_features * itemsize
         if first.params is not last.params or len(first.batches) > 1:  # params of their own
@@ -93,7 +113,7 @@ class LocalTrainer:
 
     def _one(self, work: Work) -> np.ndarray:
         X, y, model = self.data.X_train, self.data.y_train, self.model
-        lr, velocity, params = work.lr, work.velocity, work.params
+        lr, velocity, params = work.lr, work.start_velocity(), work.params
         if len(work.batches) == 1 and not self.momentum:  # one plain step: delta = -lr * grad
             batch = work.batches[0]
             return -lr * model.loss_and_grad(params, X[batch], y[batch])[1]
@@ -125,7 +145,7 @@ class LocalTrainer:
         velocity = None
         if self.momentum:
             velocity = np.stack(
-                [np.zeros_like(w.params) if w.velocity is None else w.velocity for w in works]
+                [np.zeros_like(first) if v is None else v for v in map(Work.start_velocity, works)]
             )  # fmt: skip
         local = start
         for step in range(len(works[0].batches)):

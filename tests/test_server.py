@@ -73,11 +73,23 @@ SCENARIOS = {
                      "switch_epochs": 1.0, "error_feedback": True},
     },
     "adsp": {"strategy": {"name": "adsp"}},
+    "asp_momentum": {"strategy": {"name": "asp"}, "training": {"momentum": 0.9}},
+    "ssp_momentum_cosine": {
+        "strategy": {"name": "ssp", "staleness": 1, "local_steps": 2},
+        "training": {"momentum": 0.5, "lr_schedule": "cosine"},
+    },
+    "ashl_momentum": {
+        "strategy": {"name": "ashl", "profile_iters": 2, "switch": "epochs", "switch_epochs": 1.0},
+        "training": {"momentum": 0.9},
+    },
+    "bsp_backup_momentum": {"strategy": {"name": "bsp", "backup_workers": 1},
+                            "training": {"momentum": 0.9}},
     "adacomm": {"strategy": {"name": "adacomm"}},
     "asp_crash": {
         "strategy": {"name": "asp", "compression": {"name": "topk", "ratio": 0.1,
                                                      "error_feedback": True}},
         "faults": [{"worker": 2, "at_s": 0.7, "kind": "crash", "recover_after_s": 0.4}],
+        "training": {"momentum": 0.9},
     },
 }  # fmt: skip
 
@@ -117,3 +129,18 @@ def test_asp_pushes_are_computed_in_stacked_levels():
     sim.run()
     assert sum(sizes) == sim.server.applied_pushes
     assert np.mean(sizes) > 2 and max(stacked) > 2
+
+
+@pytest.mark.parametrize("defer", [True, False])
+def test_momentum_starts_from_the_buffer_the_previous_work_leaves(defer):
+    """With deferred maths a worker's next work starts before its previous one is computed:
+    it then takes its momentum buffer from that work when it runs (the eager run never needs
+    to), and the runs are the same (``test_deferred_maths_is_the_eager_run_bit_for_bit``)."""
+    sim = Simulation(make(strategy={"name": "asp"}, training={"momentum": 0.9}))
+    sim.server.defer = defer
+    trainer, chained = sim.workers[0].trainer, []
+    prepare = trainer.prepare
+    trainer.prepare = lambda *a: (w := prepare(*a), chained.append(w.prev is not None))[0]
+    sim.run()
+    assert len(chained) > 100
+    assert (sum(chained) > len(chained) / 2) if defer else not any(chained)

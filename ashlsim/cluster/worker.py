@@ -50,6 +50,7 @@ class Worker:
         self.sim = sim
         self.slowdown = 1.0  # > 1 during a straggler episode
         self.velocity = None  # momentum buffer
+        self.last_work = None  # the last work started (its buffer is the next one's start)
         self.optimizer_resets = 0
         self.set_compressor(identity(), None)
         # statistics (simulated seconds, bytes, counts)
@@ -105,7 +106,7 @@ class Worker:
     def reset_optimizer(self) -> None:
         """Forget the momentum buffer (also the one of work still being computed)."""
         self.sim.server.flush()
-        self.velocity = None
+        self.velocity = self.last_work = None
         self.optimizer_resets += 1
 
     def message_for(self, delta, compressor) -> object:
