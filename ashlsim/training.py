@@ -132,16 +132,20 @@ class LocalTrainer:
         """G workers' steps in lockstep: parameters (G, d), batches (G, B, F)."""
         X, y, model = self.data.X_train, self.data.y_train, self.model
         first = works[0].params
-        if all(w.params is first for w in works):  # one round's pull: no copies
+        shared = all(w.params is first for w in works)  # one round's pull: no copies
+        lr = np.array([w.lr for w in works], dtype=first.dtype)[:, None]
+        if len(works[0].batches) == 1 and not self.momentum:  # one plain step each
+            index = np.stack([w.batches[0] for w in works])
+            # parameters of their own go as a list: the model copies only what pays
+            params = np.broadcast_to(first, (len(works), first.size)) if shared else [
+                w.params for w in works]  # fmt: skip
+            grad = model.loss_and_grad(params, X[index], y[index])[1]
+            grad *= -lr
+            return grad
+        if shared:
             start = np.broadcast_to(first, (len(works), first.size))
         else:
             start = np.stack([w.params for w in works])
-        lr = np.array([w.lr for w in works], dtype=start.dtype)[:, None]
-        if len(works[0].batches) == 1 and not self.momentum:  # one plain step each
-            index = np.stack([w.batches[0] for w in works])
-            grad = model.loss_and_grad(start, X[index], y[index])[1]
-            grad *= -lr
-            return grad
         velocity = None
         if self.momentum:
             velocity = np.stack(

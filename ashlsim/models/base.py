@@ -45,7 +45,9 @@ class Model:
     def loss_and_grad(self, params: np.ndarray, X: np.ndarray, y: np.ndarray):
         """Mean cross-entropy on ``(X, y)`` and its gradient, a new flat vector. Stacked:
         ``params`` ``(G, size)``, ``X`` ``(G, B, F)``, ``y`` ``(G, B)`` give G losses and a
-        ``(G, size)`` gradient, equal to G separate calls up to float rounding."""
+        ``(G, size)`` gradient, equal to G separate calls up to float rounding. ``params``
+        may also be a list of G vectors (workers' own parameters): the model copies into a
+        stack only what pays."""
         raise NotImplementedError
 
     def loss(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:

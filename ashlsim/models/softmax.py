@@ -29,6 +29,9 @@ class Softmax(Model):
         return X @ W + b[..., None, :] if params.ndim > 1 else X @ W + b
 
     def loss_and_grad(self, params, X, y):
+        """For one vector ``(d,)``, a stack ``(G, d)`` or a list of G vectors (stacked here)."""
+        if isinstance(params, list):
+            params = np.stack(params)
         loss, dlogits = softmax_cross_entropy(self.logits(params, X), y)
         grad = np.empty(params.shape, params.dtype)  # params may be a broadcast view
         gW, gb = self._split(grad)
