@@ -19,12 +19,16 @@ import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+LINK = 1.25e7  # bytes/s, each worker's link (the default)
+
 
 def scenario(n: int, scheme: str, model: str, time_s: float):
     from ashlsim import Scenario
 
     uncontended = model == "none-free"  # timing-only, PS card never a bottleneck
-    capacity = None if uncontended else 1.25e8  # bytes/s; None: unlimited
+    # The PS card is as wide as a quarter of the links (bytes/s; None: unlimited): equally
+    # contended at every N, so that the rows compare cluster sizes, not load.
+    capacity = None if uncontended else n * LINK / 4
     server = {"ingress": capacity, "egress": capacity}
     model = "none" if uncontended else model
     return Scenario.from_dict(
@@ -33,6 +37,8 @@ def scenario(n: int, scheme: str, model: str, time_s: float):
             "cluster": {
                 "workers": n,
                 "speed": {"dist": "lognormal", "mean": 2000, "sigma": 0.5},
+                "uplink": {"bandwidth": LINK},
+                "downlink": {"bandwidth": LINK},
                 "server": server,
             },
             "workload": {"param_bytes": 1.0e5},

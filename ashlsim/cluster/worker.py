@@ -40,6 +40,14 @@ class Update:
 class Worker:
     """Simulated worker ``index`` with base ``speed`` (samples/s) and per-iteration jitter."""
 
+    __slots__ = (  # thousands of workers: compact, and their hot fields close together
+        "index", "speed", "jitter", "rng_jitter", "sampler", "trainer", "sim", "slowdown",
+        "velocity", "last_work", "optimizer_resets", "compressor", "ratio", "compress_state",
+        "push_bytes", "compute_s", "comm_s", "wait_s", "iterations", "samples", "pushes",
+        "bytes_up", "bytes_down", "process", "phase", "down", "will_recover", "down_s",
+        "down_since", "lost_pushes", "dropped", "recovered",
+    )  # fmt: skip
+
     def __init__(self, index, speed, jitter, rng_jitter, sampler, trainer, sim):
         self.index = index
         self.speed = float(speed)
@@ -61,7 +69,7 @@ class Worker:
         self.process = None
         self.phase = "gate"
         self.down = self.will_recover = False
-        self.down_s = 0.0
+        self.down_s = self.down_since = 0.0
         self.lost_pushes = 0
         self.dropped = 0  # pushes the strategy dropped on arrival (backup workers)
         self.recovered: simpy.Event | None = None
