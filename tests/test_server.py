@@ -55,12 +55,14 @@ def test_a_push_is_refused_the_second_time_at_once_even_when_deferred():
         ps.apply([update])
 
 
-def test_the_queue_is_bounded():
+def test_the_queue_is_bounded_in_pushes():
     recorder = Recorder()
     ps = ParameterServer(np.zeros(2), recorder, defer=True, max_pending=4)
     for i in range(10):
         ps.apply([push(0, i, i)])
     assert sum(map(len, recorder.levels)) == 8 and len(ps._queue) == 2
+    ps.apply([push(w, 0, 10) for w in range(1, 6)])  # a round bigger than the bound: at once
+    assert sum(map(len, recorder.levels)) == 15 and not ps._queue
 
 
 SCENARIOS = {

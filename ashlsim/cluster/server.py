@@ -34,7 +34,9 @@ class ParameterServer:
 
     ``materialize(updates)`` (set by the engine; None in timing-only mode) computes the
     messages of updates still pending. With ``defer`` the maths of applications waits until the
-    parameters are read (``params``), ``flush`` is called, or ``max_pending`` are queued.
+    parameters are read (``params``), ``flush`` is called, or the queued applications hold
+    ``max_pending`` pushes (a bound on the memory they keep; a BSP round of that many pushes is
+    computed at once: it is a level of its own anyway).
     """
 
     def __init__(self, params: np.ndarray, materialize=None, defer: bool = False,
@@ -47,6 +49,7 @@ class ParameterServer:
         self.applied_pushes = 0
         self.staleness: list[tuple[int, int]] = []  # (worker, version at apply - version pulled)
         self._queue: list[tuple[list, float]] = []  # applications not computed, in order
+        self._queued = 0  # pushes in ``_queue``
         self._known = 0  # the version of ``_params``
         self._handles: dict[int, Pending] = {}  # versions pulled before they were computed
 
@@ -79,12 +82,13 @@ class ParameterServer:
             self._known = self.version
             return
         self._queue.append((updates, scale))
-        if not self.defer or len(self._queue) >= self.max_pending:
+        self._queued += len(updates)
+        if not self.defer or self._queued >= self.max_pending:
             self.flush()
 
     def flush(self) -> None:
         """Compute every deferred application, level by level (see the module docstring)."""
-        queue = self._queue
+        queue, self._queued = self._queue, 0
         while queue:
             known, level = self._known, 0
             while level < len(queue) and all(u.pulled_version <= known for u in queue[level][0]):
