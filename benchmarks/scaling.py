@@ -4,9 +4,9 @@ timing-only throughput at 1,024 workers.
     python benchmarks/scaling.py [--sizes 16,64,256,1024] [--iterations 30000]
 
 Each configuration runs in a fresh process (so its peak memory is its own). Except in the
-``none-free`` rows, the network is under contention: a 100 kB virtual model through a 1 Gbit/s PS, so many transfers share the PS card at
-once and the fluid model is exercised. Target (issue 6): cost per worker-iteration at N=1024
-within 1.5x of N=16.
+``none-free`` rows, the network is under contention: a 100 kB virtual model through a PS card a
+quarter as wide as the links together, so transfers share the card at every N and the fluid
+model is exercised. Target (issue 6): cost per worker-iteration at N=1024 within 1.5x of N=16.
 """
 
 from __future__ import annotations
