@@ -116,7 +116,7 @@ class LocalTrainer:
         lr, velocity, params = work.lr, work.start_velocity(), work.params
         if len(work.batches) == 1 and not self.momentum:  # one plain step: delta = -lr * grad
             batch = work.batches[0]
-            return -lr * model.loss_and_grad(params, X[batch], y[batch])[1]
+            return model.loss_and_grad(params, X[batch], y[batch], -lr)[1]
         local = params
         for batch in work.batches:
             _, grad = model.loss_and_grad(local, X[batch], y[batch])
@@ -139,9 +139,7 @@ class LocalTrainer:
             # parameters of their own go as a list: the model copies only what pays
             params = np.broadcast_to(first, (len(works), first.size)) if shared else [
                 w.params for w in works]  # fmt: skip
-            grad = model.loss_and_grad(params, X[index], y[index])[1]
-            grad *= -lr
-            return grad
+            return model.loss_and_grad(params, X[index], y[index], -lr[:, :, None])[1]
         if shared:
             start = np.broadcast_to(first, (len(works), first.size))
         else:

@@ -63,7 +63,9 @@ def test_flop_counts():
 def test_stacked_gradients_equal_separate_ones(name, dtype):
     """Batched maths (issue 6): G workers' gradients in one stacked computation."""
     rng = np.random.default_rng(5)
-    model = build_model(ModelSpec(name=name, hidden=(16, 8), dtype=dtype), 12, 4)
+    model = build_model(
+        ModelSpec(name=name, hidden=(3000, 8), dtype=dtype), 12, 4
+    )  # 12 x 3000: a big layer
     G, B = 5, 7
     params = np.stack([model.init(rng) for _ in range(G)])
     X = rng.normal(size=(G, B, 12)).astype(dtype)
@@ -75,3 +77,10 @@ def test_stacked_gradients_equal_separate_ones(name, dtype):
         loss, grad = model.loss_and_grad(params[g], X[g], y[g])
         assert losses[g] == pytest.approx(loss, rel=tol)
         np.testing.assert_allclose(grads[g], grad, rtol=tol, atol=tol)
+    # a list of G vectors (not copied into a stack) and a per-worker scale (an SGD step's -lr)
+    scale = -np.linspace(0.1, 0.5, G).astype(dtype)[:, None, None]
+    listed = model.loss_and_grad(list(params), X, y, scale)[1]
+    for g in range(G):
+        step = model.loss_and_grad(params[g], X[g], y[g], float(scale[g, 0, 0]))[1]
+        np.testing.assert_allclose(listed[g], step, rtol=tol, atol=tol)
+        np.testing.assert_allclose(step, scale[g, 0, 0] * grads[g], rtol=tol, atol=tol)

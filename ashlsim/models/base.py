@@ -42,12 +42,13 @@ class Model:
     def logits(self, params: np.ndarray, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def loss_and_grad(self, params: np.ndarray, X: np.ndarray, y: np.ndarray):
+    def loss_and_grad(self, params: np.ndarray, X: np.ndarray, y: np.ndarray, scale=None):
         """Mean cross-entropy on ``(X, y)`` and its gradient, a new flat vector. Stacked:
         ``params`` ``(G, size)``, ``X`` ``(G, B, F)``, ``y`` ``(G, B)`` give G losses and a
         ``(G, size)`` gradient, equal to G separate calls up to float rounding. ``params``
         may also be a list of G vectors (workers' own parameters): the model copies into a
-        stack only what pays."""
+        stack only what pays. ``scale`` (a number, or ``(G, 1, 1)`` for a stack) gives the
+        gradient of ``scale * loss``: an SGD step's delta without a pass over the gradient."""
         raise NotImplementedError
 
     def loss(self, params: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:

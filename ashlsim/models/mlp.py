@@ -64,12 +64,14 @@ class MLP(Model):
     def logits(self, params, X):
         return self._forward(self._layers(params), X)[1]
 
-    def loss_and_grad(self, params, X, y):
+    def loss_and_grad(self, params, X, y, scale=None):
         """Loss and gradient for one vector ``(d,)``, a stack ``(G, d)``, or a list of G
         vectors (several workers' own parameters, not copied into one array)."""
         layers = self._layers(params)
         activations, logits = self._forward(layers, X)
         loss, delta = softmax_cross_entropy(logits, y)
+        if scale is not None:
+            delta *= scale
         if isinstance(params, list):
             grad = np.empty((len(params), self.size), params[0].dtype)
         else:

@@ -28,11 +28,13 @@ class Softmax(Model):
         W, b = self._split(params)
         return X @ W + b[..., None, :] if params.ndim > 1 else X @ W + b
 
-    def loss_and_grad(self, params, X, y):
+    def loss_and_grad(self, params, X, y, scale=None):
         """For one vector ``(d,)``, a stack ``(G, d)`` or a list of G vectors (stacked here)."""
         if isinstance(params, list):
             params = np.stack(params)
         loss, dlogits = softmax_cross_entropy(self.logits(params, X), y)
+        if scale is not None:
+            dlogits *= scale
         grad = np.empty(params.shape, params.dtype)  # params may be a broadcast view
         gW, gb = self._split(grad)
         np.matmul(X.swapaxes(-1, -2), dlogits, out=gW)
