@@ -172,3 +172,83 @@ def test_many_concurrent_flows_are_cheap():
     env.run()
     assert all(e.triggered for e in events)
     assert env.now == pytest.approx(sum(sizes) / B)  # the capacity never idles
+
+
+def _network_finish(starts, sizes, caps, latencies, capacity):
+    """Each flow from its own worker through ``Network.begin`` (a reservation when it can be
+    one, else the latency and then a flow), as the workers do."""
+    env = simpy.Environment()
+    n = len(sizes)
+    net = Network(
+        env, np.array(caps, float), np.array(latencies, float), np.array(caps, float),
+        np.array(latencies, float), capacity, capacity,
+    )  # fmt: skip
+    done = [None] * n
+
+    def go(i):
+        yield env.timeout(starts[i])
+        event, whole = net.begin(i, sizes[i], "push")
+        yield event
+        if not whole:
+            yield net.flow(i, sizes[i], "push")
+        done[i] = env.now
+
+    for i in range(n):
+        env.process(go(i))
+    env.run()
+    return done
+
+
+def _reference_finish(starts, sizes, caps, latencies, capacity):
+    env = simpy.Environment()
+    shared = ReferenceSharedCapacity(env, capacity)
+    done = [None] * len(sizes)
+
+    def go(i):
+        yield env.timeout(starts[i] + latencies[i])
+        yield shared.transfer(sizes[i], caps[i])
+        done[i] = env.now
+
+    for i in range(len(sizes)):
+        env.process(go(i))
+    env.run()
+    return done
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 5), st.floats(1, 1000), st.sampled_from([5.0, 20.0, 50.0]),
+                  st.sampled_from([0.0, 0.2, 0.5])),
+        min_size=1,
+        max_size=25,
+    ),
+    st.sampled_from([30.0, 100.0, 1000.0]),
+    st.booleans(),
+)  # fmt: skip
+def test_reserved_transfers_match_latency_then_water_filling(flows, capacity, uniform):
+    """A transfer whose latency and flow are reserved as one timeout finishes when the plain
+    model (wait the latency, then share the card) says, with one latency for all or many."""
+    starts, sizes, caps, latencies = (list(x) for x in zip(*flows, strict=True))
+    if uniform:
+        latencies = [latencies[0]] * len(latencies)
+    fast = _network_finish(starts, sizes, caps, latencies, capacity)
+    plain = _reference_finish(starts, sizes, caps, latencies, capacity)
+    assert fast == pytest.approx(plain, rel=1e-9, abs=1e-9)
+
+
+def test_books_stay_small_over_many_transfers():
+    """Finished flows leave the heaps (lazy deletion is compacted): memory does not grow with
+    the number of transfers made."""
+    env = simpy.Environment()
+    shared = SharedCapacity(env, 100.0)
+
+    def go(i):
+        yield env.timeout(i * 0.1)
+        yield shared.start(1.0 + 2 * (i % 7), 20.0 + i % 3, timed=True).done  # shared at times
+
+    for i in range(5000):
+        env.process(go(i))
+    env.run()
+    assert shared.active == 0
+    assert max(map(len, (shared._k_caps, shared._k_finish, shared._u_caps, shared._u_finish))) < 200

@@ -46,6 +46,11 @@ class SharedCapacity:
     a plain timeout at that time, one event instead of a wakeup and a completion (most
     transfers on a lightly loaded card). If sharing does come, the timeout is defused (the
     waiting process moves to a new event) and the flow is shared like any other.
+
+    A transfer can also be ``reserve``d ahead of its start (its link latency): if the card
+    cannot fill up before then (nothing shares it, and the flows running, reserved or
+    ``expect``ed to join fit together with it), it will start at its cap, and its timeout can be
+    set now for latency + transfer; it joins the card's books when its start time comes.
     """
 
     # A flow this close to done (in seconds at its rate) is done: float rounding, not bytes.
@@ -67,6 +72,9 @@ class SharedCapacity:
         self._wakeup: simpy.Event | None = None
         self._wakeup_at = math.inf
         self._timed_done_cb = self._timed_done  # one bound method, recognised by identity
+        self._reserved: list = []  # (start time, seq, flow): reserved, not started yet
+        self._reserved_caps = 0.0
+        self._expected = 0.0  # caps of transfers announced to join after their latency
 
     def transfer(self, nbytes: float, cap: float) -> simpy.Event:
         """An event that succeeds when ``nbytes`` have passed at most ``cap`` bytes/s."""
@@ -83,6 +91,8 @@ class SharedCapacity:
         if nbytes <= 0:
             flow.done = env.timeout(0.0)
             return flow
+        if self._reserved:
+            self._start_reserved()
         self._advance()
         self._count += 1
         if not self._n_u and self._sum_k + cap <= self.capacity:  # fits at its cap: no sharing
@@ -101,6 +111,45 @@ class SharedCapacity:
             self._to_u(flow, float(nbytes))
             self._settle()
         return flow
+
+    def expect(self, cap: float) -> None:
+        """A transfer of this cap will join after its latency (negative: it joined, or never
+        will): ``reserve`` counts it as running."""
+        self._expected += cap
+
+    def reserve(self, nbytes: float, cap: float, delay: float) -> _Flow | None:
+        """A timed flow that starts ``delay`` from now, if it is sure to start at its cap: no
+        flow joins before it but those running, reserved or expected (the caller knows: no
+        transfer asked later can start earlier), and all of them fit with it. Else None."""
+        if self._reserved:
+            self._start_reserved()
+        if self._n_u or self._sum_k + self._reserved_caps + self._expected + cap > self.capacity:
+            return None
+        flow = _Flow(float(cap), None)
+        flow.timed, flow.remaining = True, float(nbytes)
+        flow.done = timeout = self.env.timeout(delay + nbytes / cap)
+        timeout.flow = flow
+        timeout.callbacks.append(self._timed_done_cb)
+        self._seq += 1
+        heapq.heappush(self._reserved, (self.env.now + delay, self._seq, flow))
+        self._reserved_caps += flow.cap
+        return flow
+
+    def _start_reserved(self) -> None:
+        """Put the reserved flows whose start time has come on the books, as of that time
+        (nothing was shared meanwhile, so nothing else depended on them)."""
+        now, reserved = self.env.now, self._reserved
+        while reserved and reserved[0][0] <= now:
+            at, _, flow = heapq.heappop(reserved)
+            self._reserved_caps -= flow.cap
+            self._count += 1
+            flow.stamp += 1
+            flow.where, flow.since = "K", at
+            flow.key = at + flow.remaining / flow.cap
+            self._sum_k += flow.cap
+            self._push(self._k_caps, -flow.cap, flow)
+        if not reserved:
+            self._reserved_caps = 0.0  # no drift from float sums
 
     def set_cap(self, flow: _Flow, cap: float) -> None:
         """Change a flow's cap mid-transfer (0 stalls it: a link outage)."""
@@ -229,6 +278,8 @@ class SharedCapacity:
         if event is not self._wakeup:  # superseded by a later start, end or change
             return
         self._wakeup, self._wakeup_at = None, math.inf
+        if self._reserved:
+            self._start_reserved()
         self._advance()
         now, level = self.env.now, self.level
         while (top := self._top(self._k_finish, "K")) is not None and top[0] <= now + self._EPS_S:
@@ -243,6 +294,8 @@ class SharedCapacity:
     def _timed_done(self, event: simpy.Event) -> None:
         """A timed flow's timeout: it is through (before its waiter resumes)."""
         flow = event.flow
+        if self._reserved:
+            self._start_reserved()
         self._advance()
         self._take(flow)
         self._count -= 1
@@ -250,6 +303,17 @@ class SharedCapacity:
             self._sum_k = 0.0  # no drift from float sums
         elif self._n_u:  # the freed capacity raises the level of the shared flows
             self._settle()
+        if len(self._k_caps) > 2 * self._count + 64:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop the stale entries of every heap. Lazy deletion only pops them when they come to
+        the top, and timed flows never pass ``_settle``: without this, a heap would grow with
+        every transfer ever made. Amortised O(1): it runs when a heap is twice the live flows."""
+        for heap, where in ((self._k_caps, "K"), (self._k_finish, "K"), (self._u_caps, "U"),
+                            (self._u_finish, "U")):  # fmt: skip
+            heap[:] = [e for e in heap if e[3].where == where and e[3].stamp == e[2]]
+            heapq.heapify(heap)
 
     def _untime(self, flow: _Flow) -> None:
         """From now on ``flow`` finishes like any other: its waiters move to a plain event and
@@ -264,6 +328,8 @@ class SharedCapacity:
     def _finish(self, flow: _Flow) -> None:
         self._take(flow)
         self._count -= 1
+        if len(self._k_caps) + len(self._u_caps) > 4 * self._count + 128:
+            self._compact()
         flow.done.succeed()
 
 
@@ -296,6 +362,8 @@ class Network:
         self.egress = SharedCapacity(env, egress)
         n = len(self.up_bandwidth)
         self.link_up = [True] * n
+        # a transfer with the shortest latency joins the card before any asked later
+        self._min_latency = {"push": min(self.up_latency), "pull": min(self.down_latency)}
         self._active: list = [None] * n  # (shared, flow, bandwidth): a worker's last transfer
         # With faults, every transfer is a fluid flow so that it can stall and be cancelled.
         self.faulty = False
@@ -323,10 +391,33 @@ class Network:
         if math.isinf(shared.capacity) and not self.faulty:  # one event: latency + link time
             yield env.timeout(latency + nbytes / bandwidth)
             return
-        if latency > 0:
-            yield env.timeout(latency)
         direction = "push" if shared is self.ingress else "pull"
-        yield self.flow(worker, nbytes, direction)
+        event, whole = self.begin(worker, nbytes, direction)
+        yield event
+        if not whole:
+            yield self.flow(worker, nbytes, direction)
+
+    def begin(self, worker: int, nbytes: float, direction: str) -> tuple[simpy.Event, bool]:
+        """Start a transfer through the PS card: ``(event, whole)``. ``whole``: the event
+        succeeds when the bytes are through (the latency and the flow were reserved as one);
+        else it is the link latency, after which the caller joins the card with ``flow``."""
+        if direction == "push":
+            shared, latency = self.ingress, self.up_latency[worker]
+            bandwidth = self.up_bandwidth[worker]
+        else:
+            shared, latency = self.egress, self.down_latency[worker]
+            bandwidth = self.down_bandwidth[worker]
+        if latency <= 0:
+            return self.flow(worker, nbytes, direction), True
+        if not self.faulty:  # (a reservation cannot be cancelled: no faults)
+            if latency <= self._min_latency[direction]:
+                flow = shared.reserve(nbytes, bandwidth, latency)
+                if flow is not None:
+                    self._active[worker] = (shared, flow, bandwidth)
+                    return flow.done, True
+            shared.expect(bandwidth)
+            self._active[worker] = (shared, None, bandwidth)  # joining after the latency
+        return self.env.timeout(latency), False
 
     def flow(self, worker: int, nbytes: float, direction: str) -> simpy.Event:
         """Start moving ``nbytes`` through the PS card now (the link latency already waited);
@@ -335,6 +426,9 @@ class Network:
             shared, bandwidth = self.ingress, self.up_bandwidth[worker]
         else:
             shared, bandwidth = self.egress, self.down_bandwidth[worker]
+        entry = self._active[worker]
+        if entry is not None and entry[1] is None:  # announced by ``begin``: joining now
+            shared.expect(-bandwidth)
         # without faults nobody interrupts a waiting worker: a flow may finish by a timeout
         flow = shared.start(nbytes, bandwidth if self.link_up[worker] else 0.0, not self.faulty)
         self._active[worker] = (shared, flow, bandwidth)
@@ -344,13 +438,16 @@ class Network:
         """``worker`` crashed: its transfer in flight, if any, is cancelled (frees its share)."""
         entry, self._active[worker] = self._active[worker], None
         if entry is not None:
-            entry[0].cancel(entry[1])
+            if entry[1] is None:  # it was to join after its latency: it never will
+                entry[0].expect(-entry[2])
+            else:
+                entry[0].cancel(entry[1])
 
     def set_link(self, worker: int, up: bool) -> None:
         """Take ``worker``'s link down (its transfers stall) or bring it back up (they resume)."""
         self.link_up[worker] = up
         entry = self._active[worker]
-        if entry is not None:
+        if entry is not None and entry[1] is not None:  # (a flow yet to join: joins capped)
             shared, flow, bandwidth = entry
             shared.set_cap(flow, bandwidth if up else 0.0)  # no-op for a finished flow
 

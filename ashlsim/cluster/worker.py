@@ -157,9 +157,10 @@ class Worker:
             params, version = server.snapshot()
             start = env.now
             if pull_fixed is None:
-                if network.down_latency[index] > 0:
-                    yield env.timeout(network.down_latency[index])
-                yield network.flow(index, pull_bytes, "pull")
+                event, whole = network.begin(index, pull_bytes, "pull")
+                yield event
+                if not whole:
+                    yield network.flow(index, pull_bytes, "pull")
             else:
                 yield env.timeout(pull_fixed)
             pull_s = env.now - start
@@ -191,9 +192,10 @@ class Worker:
             self.phase = "push"
             start = env.now
             if fixed is None:
-                if network.up_latency[index] > 0:
-                    yield env.timeout(network.up_latency[index])
-                yield network.flow(index, push_bytes, "push")
+                event, whole = network.begin(index, push_bytes, "push")
+                yield event
+                if not whole:
+                    yield network.flow(index, push_bytes, "push")
             else:
                 yield env.timeout(fixed)
             push_s = env.now - start
