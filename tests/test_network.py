@@ -13,11 +13,14 @@ from ashlsim.cluster import Network, SharedCapacity
 
 
 def finish_times(starts, sizes, caps, capacity, latency=0.0):
+    """Each transfer from its own worker through ``Network.push``, as the workers do (a
+    reservation of latency + flow when it can be one; else the latency, then a flow)."""
     env = simpy.Environment()
     n = len(sizes)
+    latencies = np.broadcast_to(np.asarray(latency, float), n)
     net = Network(
-        env, np.array(caps, float), np.full(n, latency), np.array(caps, float),
-        np.full(n, latency), capacity, capacity,
+        env, np.array(caps, float), latencies, np.array(caps, float), latencies, capacity,
+        capacity,
     )  # fmt: skip
     done = [None] * n
 
@@ -174,31 +177,6 @@ def test_many_concurrent_flows_are_cheap():
     assert env.now == pytest.approx(sum(sizes) / B)  # the capacity never idles
 
 
-def _network_finish(starts, sizes, caps, latencies, capacity):
-    """Each flow from its own worker through ``Network.begin`` (a reservation when it can be
-    one, else the latency and then a flow), as the workers do."""
-    env = simpy.Environment()
-    n = len(sizes)
-    net = Network(
-        env, np.array(caps, float), np.array(latencies, float), np.array(caps, float),
-        np.array(latencies, float), capacity, capacity,
-    )  # fmt: skip
-    done = [None] * n
-
-    def go(i):
-        yield env.timeout(starts[i])
-        event, whole = net.begin(i, sizes[i], "push")
-        yield event
-        if not whole:
-            yield net.flow(i, sizes[i], "push")
-        done[i] = env.now
-
-    for i in range(n):
-        env.process(go(i))
-    env.run()
-    return done
-
-
 def _reference_finish(starts, sizes, caps, latencies, capacity):
     env = simpy.Environment()
     shared = ReferenceSharedCapacity(env, capacity)
@@ -232,7 +210,7 @@ def test_reserved_transfers_match_latency_then_water_filling(flows, capacity, un
     starts, sizes, caps, latencies = (list(x) for x in zip(*flows, strict=True))
     if uniform:
         latencies = [latencies[0]] * len(latencies)
-    fast = _network_finish(starts, sizes, caps, latencies, capacity)
+    fast = finish_times(starts, sizes, caps, capacity, latency=latencies)
     plain = _reference_finish(starts, sizes, caps, latencies, capacity)
     assert fast == pytest.approx(plain, rel=1e-9, abs=1e-9)
 
