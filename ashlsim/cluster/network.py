@@ -113,14 +113,15 @@ class SharedCapacity:
         return flow
 
     def expect(self, cap: float) -> None:
-        """A transfer of this cap will join after its latency (negative: it joined, or never
-        will): ``reserve`` counts it as running."""
+        """A transfer capped at ``cap`` bytes/s will join after its latency (negative: it
+        joined, or never will): ``reserve`` counts it as running."""
         self._expected += cap
 
     def reserve(self, nbytes: float, cap: float, delay: float) -> _Flow | None:
-        """A timed flow that starts ``delay`` from now, if it is sure to start at its cap: no
-        flow joins before it but those running, reserved or expected (the caller knows: no
-        transfer asked later can start earlier), and all of them fit with it. Else None."""
+        """A timed flow of ``nbytes`` that starts ``delay`` s from now at ``cap`` bytes/s, if it
+        is sure to start at its cap: no flow joins before it but those running, reserved or
+        expected (the caller knows: no transfer asked later can start earlier), and all of them
+        fit with it. Else None."""
         if self._reserved:
             self._start_reserved()
         if self._n_u or self._sum_k + self._reserved_caps + self._expected + cap > self.capacity:
