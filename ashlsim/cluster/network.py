@@ -379,20 +379,19 @@ class Network:
 
     def push(self, worker: int, nbytes: float):
         """Process: move ``nbytes`` from ``worker`` to the PS (uplink, then the PS ingress)."""
-        bandwidth = self.up_bandwidth[worker]
-        return self._move(self.ingress, worker, self.up_latency[worker], bandwidth, nbytes)
+        return self.move(worker, nbytes, "push", self.fixed_time(worker, nbytes, "push"))
 
     def pull(self, worker: int, nbytes: float):
         """Process: move ``nbytes`` from the PS to ``worker`` (PS egress, then the downlink)."""
-        bandwidth = self.down_bandwidth[worker]
-        return self._move(self.egress, worker, self.down_latency[worker], bandwidth, nbytes)
+        return self.move(worker, nbytes, "pull", self.fixed_time(worker, nbytes, "pull"))
 
-    def _move(self, shared, worker: int, latency: float, bandwidth: float, nbytes: float):
-        env = self.env
-        if math.isinf(shared.capacity) and not self.faulty:  # one event: latency + link time
-            yield env.timeout(latency + nbytes / bandwidth)
+    def move(self, worker: int, nbytes: float, direction: str, fixed: float | None):
+        """Process: one transfer of ``worker`` (``direction`` "push" or "pull"). ``fixed``: its
+        seconds when nothing can slow it (``fixed_time``, computed once by the caller), else
+        None: through the PS card (``begin``, then ``flow`` unless reserved whole)."""
+        if fixed is not None:
+            yield self.env.timeout(fixed)
             return
-        direction = "push" if shared is self.ingress else "pull"
         event, whole = self.begin(worker, nbytes, direction)
         yield event
         if not whole:

@@ -156,6 +156,8 @@ class Worker:
             self.phase = "pull"
             params, version = server.snapshot()
             start = env.now
+            # inline rather than ``yield from network.move(...)``: a generator per transfer
+            # costs ~0.6 us of the ~11 us an iteration's events cost (measured)
             if pull_fixed is None:
                 event, whole = network.begin(index, pull_bytes, "pull")
                 yield event
