@@ -76,8 +76,7 @@ class Simulation:
         )  # fmt: skip
         trainer = None
         if self.model is not None:
-            t = s.training
-            trainer = LocalTrainer(self.model, self.data, t.lr, t.momentum, t.lr_schedule)
+            trainer = LocalTrainer(self.model, self.data, s.training)
         jitters = (
             [Constant(v) for v in c.jitter.values]
             if isinstance(c.jitter, PerWorker)

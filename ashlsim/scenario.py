@@ -108,10 +108,28 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class TrainingSpec:
+    """The worker optimizer: mini-batch SGD with optional momentum, Nesterov and weight decay
+    (PyTorch's ``torch.optim.SGD`` conventions), and a learning-rate schedule over the run
+    (``stop.time_s``, else ``stop.epochs``). The PS side has its own optimizer, set per scheme
+    (``strategy.server_optimizer``)."""
+
     batch_size: int = spec(32, integer(1), "samples per local step")
     lr: float = spec(0.05, real(0, exclusive_min=True), "worker learning rate")
     momentum: float = spec(0.0, real(0, 0.999), "worker-side momentum")
-    lr_schedule: str = spec("constant", choice("constant", "cosine"), "over stop.time_s")
+    nesterov: bool = spec(False, boolean, "Nesterov momentum (needs momentum > 0)")
+    weight_decay: float = spec(0.0, real(0), "L2 penalty added to the gradient")
+    lr_schedule: str = spec(
+        "constant", choice("constant", "cosine", "step"), "lr over the run (stop.time_s)"
+    )
+    warmup: float = spec(0.0, real(0, 1), "fraction of the run with a linear warm-up from 0")
+    step_milestones: tuple[float, ...] = spec(
+        (0.5, 0.75), real_tuple(), "step: fractions of the run where lr is multiplied"
+    )
+    step_gamma: float = spec(0.1, real(0, 1, exclusive_min=True), "step: lr multiplier")
+
+    def __post_init__(self):
+        if self.nesterov and not self.momentum:
+            raise ScenarioError("training.nesterov", True, "false when training.momentum is 0")
 
 
 @dataclass(frozen=True)

@@ -53,19 +53,48 @@ class Work:
 STACK_BYTES = 4 << 20  # working set of one stacked computation (see ``LocalTrainer._chunk``)
 
 
-class LocalTrainer:
-    """Runs H mini-batch SGD steps (optionally with momentum) from pulled parameters."""
+def schedule_factor(training, progress: float) -> float:
+    """The learning-rate multiplier at ``progress`` in [0, 1] of the run (``training`` is a
+    ``TrainingSpec``): a linear warm-up over the first ``warmup`` of the run, then ``constant``,
+    ``cosine`` (from 1 to 0 over the rest of the run, as the ASHL authors' warm-up + cosine) or
+    ``step`` (times ``step_gamma`` at each of ``step_milestones``)."""
+    progress = min(max(progress, 0.0), 1.0)
+    warmup = training.warmup
+    if warmup > 0 and progress < warmup:
+        return progress / warmup
+    if training.lr_schedule == "cosine":
+        rest = (progress - warmup) / (1.0 - warmup) if warmup < 1 else 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * rest))
+    if training.lr_schedule == "step":
+        return training.step_gamma ** sum(progress >= m for m in training.step_milestones)
+    return 1.0
 
-    def __init__(self, model: Model, data: Dataset, lr: float, momentum: float, schedule: str):
-        self.model, self.data = model, data
-        self.lr, self.momentum, self.schedule = lr, momentum, schedule
+
+class LocalTrainer:
+    """Runs H mini-batch SGD steps from pulled parameters: the worker optimizer (``training``:
+    learning rate and its schedule, momentum, optionally Nesterov, and weight decay)."""
+
+    def __init__(self, model: Model, data: Dataset, training):
+        self.model, self.data, self.training = model, data, training
+        self.lr, self.momentum = training.lr, training.momentum
+        self.nesterov, self.weight_decay = training.nesterov, training.weight_decay
+        # one plain step's delta is -lr * grad: the model computes it without a pass
+        self.plain = not self.momentum and not self.weight_decay
         self.stacked = True  # batch several workers' steps together when they arrive together
 
     def learning_rate(self, progress: float) -> float:
-        """The worker learning rate at ``progress`` in [0, 1] of the run (cosine or constant)."""
-        if self.schedule == "cosine":
-            return self.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
-        return self.lr
+        """The worker learning rate at ``progress`` in [0, 1] of the run."""
+        return self.lr * schedule_factor(self.training, progress)
+
+    def _direction(self, grad, velocity, local):
+        """SGD's step direction from ``grad`` (PyTorch's convention: decay, then momentum
+        ``v = m*v + g``, then Nesterov ``g + m*v``); returns (direction, new velocity)."""
+        if self.weight_decay:
+            grad = grad + self.weight_decay * local
+        if self.momentum:
+            velocity = grad if velocity is None else self.momentum * velocity + grad
+            grad = grad + self.momentum * velocity if self.nesterov else velocity
+        return grad, velocity
 
     def prepare(self, params, steps: int, sampler: BatchSampler, progress: float, owner) -> Work:
         """Draw the batches now (the sampler's stream advances in simulated order)."""
@@ -114,15 +143,13 @@ class LocalTrainer:
     def _one(self, work: Work) -> np.ndarray:
         X, y, model = self.data.X_train, self.data.y_train, self.model
         lr, velocity, params = work.lr, work.start_velocity(), work.params
-        if len(work.batches) == 1 and not self.momentum:  # one plain step: delta = -lr * grad
+        if len(work.batches) == 1 and self.plain:  # one plain step: delta = -lr * grad
             batch = work.batches[0]
             return model.loss_and_grad(params, X[batch], y[batch], -lr)[1]
         local = params
         for batch in work.batches:
             _, grad = model.loss_and_grad(local, X[batch], y[batch])
-            if self.momentum:
-                velocity = grad if velocity is None else self.momentum * velocity + grad
-                grad = velocity
+            grad, velocity = self._direction(grad, velocity, local)
             local = local - lr * grad
         if self.momentum:
             work.keep(velocity)
@@ -134,7 +161,7 @@ class LocalTrainer:
         first = works[0].params
         shared = all(w.params is first for w in works)  # one round's pull: no copies
         lr = np.array([w.lr for w in works], dtype=first.dtype)[:, None]
-        if len(works[0].batches) == 1 and not self.momentum:  # one plain step each
+        if len(works[0].batches) == 1 and self.plain:  # one plain step each
             index = np.stack([w.batches[0] for w in works])
             # parameters of their own go as a list: the model copies only what pays
             params = np.broadcast_to(first, (len(works), first.size)) if shared else [
@@ -153,9 +180,7 @@ class LocalTrainer:
         for step in range(len(works[0].batches)):
             index = np.stack([w.batches[step] for w in works])
             _, grad = model.loss_and_grad(local, X[index], y[index])
-            if self.momentum:
-                velocity = self.momentum * velocity + grad
-                grad = velocity
+            grad, velocity = self._direction(grad, velocity, local)
             local = local - lr * grad
         if self.momentum:
             for i, w in enumerate(works):

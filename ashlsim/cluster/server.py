@@ -52,6 +52,22 @@ class ParameterServer:
         self._queued = 0  # pushes in ``_queue``
         self._known = 0  # the version of ``_params``
         self._handles: dict[int, Pending] = {}  # versions pulled before they were computed
+        self.set_optimizer()
+
+    def set_optimizer(self, lr: float = 1.0, momentum: float = 0.0, nesterov: bool = False):
+        """The server optimizer through which every merged delta ``g`` is applied:
+        ``v = momentum*v + g; W += lr*v`` (Nesterov: ``W += lr*(g + momentum*v)``), as FedOpt's
+        server SGD, SlowMo, or a PS that keeps the momentum (MXNet's ``update_on_kvstore``).
+        ``lr = 1, momentum = 0`` is plain merging. The buffer ``v`` lives as long as the PS:
+        crashes of workers leave it alone; only ``reset_optimizer`` clears it."""
+        self.flush()  # applications queued so far used the old optimizer
+        self.lr, self.momentum, self.nesterov = float(lr), float(momentum), bool(nesterov)
+        self.velocity: np.ndarray | None = None
+
+    def reset_optimizer(self) -> None:
+        """Forget the server momentum buffer (after computing what was applied before)."""
+        self.flush()
+        self.velocity = None
 
     @property
     def params(self) -> np.ndarray:
@@ -70,7 +86,8 @@ class ParameterServer:
         return handle, self.version
 
     def apply(self, updates, scale: float = 1.0) -> None:
-        """``W += scale * sum(decompressed deltas)`` in one step; each update applied once."""
+        """Merge ``g = scale * sum(decompressed deltas)`` and apply it through the server
+        optimizer (plain: ``W += lr * g``) in one step; each update applied once."""
         for update in updates:
             if update.applied:
                 raise RuntimeError(f"push {update.key} applied twice")
@@ -117,7 +134,20 @@ class ParameterServer:
             else:
                 total, owned = total + dense, True  # a new array: ours to add into
         if total is not None:
-            if scale != 1.0:
-                total = scale * total
-            self._params = self._params + total.astype(self._params.dtype, copy=False)
+            if self.momentum:
+                self._params = self._params + self._momentum_step(scale, total)
+            else:
+                scale *= self.lr
+                if scale != 1.0:
+                    total = scale * total
+                self._params = self._params + total.astype(self._params.dtype, copy=False)
         self._known += 1
+
+    def _momentum_step(self, scale: float, merged: np.ndarray) -> np.ndarray:
+        if scale != 1.0:
+            merged = scale * merged
+        merged = merged.astype(self._params.dtype, copy=False)
+        v = merged if self.velocity is None else self.momentum * self.velocity + merged
+        self.velocity = v
+        step = merged + self.momentum * v if self.nesterov else v
+        return self.lr * step

@@ -29,6 +29,14 @@ def parse_strategy(data, path: str = "strategy"):
     name = data.get("name")
     if name not in STRATEGIES:
         raise ScenarioError(f"{path}.name", name, f"one of {', '.join(STRATEGIES)}")
+    if "server_lr" in data:  # shorthand for server_optimizer.lr
+        data = dict(data)
+        optimizer = data.get("server_optimizer") or {}
+        if not isinstance(optimizer, dict) or "lr" in optimizer:
+            raise ScenarioError(
+                f"{path}.server_lr", data["server_lr"], "server_lr or server_optimizer.lr, not both"
+            )
+        data["server_optimizer"] = {**optimizer, "lr": data.pop("server_lr")}
     return parse_section(STRATEGIES[name].Params, data, path)
 
 

@@ -17,8 +17,7 @@ class ADSPParams(StrategyParams):
     search_interval_s: float = spec(5.0, real(0, exclusive_min=True), "s per trial commit rate")
     search_factor: float = spec(2.0, real(1, exclusive_min=True), "trial rates: x or / this")
     smoothing: float = spec(0.3, real(0, 1, exclusive_min=True), "EMA weight of a new timing")
-    server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS: w += server_lr * delta / N")
-    average: bool = spec(True, boolean, "divide each commit by N (false: w += server_lr*delta)")
+    average: bool = spec(True, boolean, "divide each commit by N (false: apply it whole)")
 
 
 class ADSP(Strategy):
@@ -64,7 +63,7 @@ class ADSP(Strategy):
 
     def receive(self, update):
         p = self.params
-        self.sim.server.apply([update], p.server_lr / self.n if p.average else p.server_lr)
+        self.sim.server.apply([update], 1.0 / self.n if p.average else 1.0)
         w, a = update.worker, p.smoothing
         t_iter, t_comm = update.compute_s / update.steps, update.pull_s + update.push_s
         if math.isnan(self.t_iter[w]):

@@ -43,7 +43,6 @@ class ASHLParams(StrategyParams):
     compressor: str = spec("topk", choice(*COMPRESSORS), "SHL compressor")
     error_feedback: bool = spec(False, boolean, "SHL: keep the unsent residual (not in paper)")
     weighting: str = spec("data_share", choice("data_share", "none"), "PS weight eta_i: D[i] or 1")
-    server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS: W += server_lr*eta_i*delta")
     reset_optimizer: bool = spec(True, boolean, "restart momentum and lr schedule at the switch")
     reprofile_threshold: float = spec(
         None, real(0, exclusive_min=True, optional=True), "re-plan when T_iter drifts by this"
@@ -113,7 +112,7 @@ class ASHL(Strategy):
     def receive(self, update):
         w, p = update.worker, self.params
         eta = self.share[w] if p.weighting == "data_share" else 1.0
-        self.sim.server.apply([update], p.server_lr * eta)
+        self.sim.server.apply([update], eta)
         self.recent[w].append((update.compute_s / update.steps, update.pull_s, update.push_s))
         if self.sim.stage == "profile" and len(self.recent[w]) == p.profile_iters:
             self._probing -= 1

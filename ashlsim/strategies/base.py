@@ -18,7 +18,19 @@ from typing import ClassVar
 import simpy
 
 from ..compression import CompressionSpec, build_compressor
-from ..config import choice, real, section, spec, text
+from ..config import boolean, choice, real, section, spec, text
+
+
+@dataclass(frozen=True)
+class ServerOptimizerSpec:
+    """``server_optimizer:`` the PS applies what a scheme merges (BSP's mean, ASP's each push,
+    ASHL's ``D[i] * delta_i``) as ``v = momentum*v + g; W += lr*v``. The default is plain
+    merging. ``server_lr: x`` in a strategy block is shorthand for ``server_optimizer: {lr: x}``.
+    """
+
+    lr: float = spec(1.0, real(0, exclusive_min=True), "server learning rate lr_s")
+    momentum: float = spec(0.0, real(0, 0.999), "server momentum (kept on the PS)")
+    nesterov: bool = spec(False, boolean, "Nesterov server momentum")
 
 
 @dataclass(frozen=True)
@@ -27,13 +39,19 @@ class StrategyParams:
 
     name: str = spec("", text)
     compression: CompressionSpec = spec(CompressionSpec(), section(CompressionSpec))
+    server_optimizer: ServerOptimizerSpec = spec(
+        ServerOptimizerSpec(), section(ServerOptimizerSpec)
+    )
 
 
 @dataclass(frozen=True)
 class BarrierParams(StrategyParams):
     """Parameters of the round-based schemes (BSP, Local SGD)."""
 
-    server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS applies server_lr * mean")
+    lr_scaling: str = spec(
+        "none", choice("none", "linear"),
+        "linear: apply the sum of the round's deltas, not their mean (Goyal et al. 2017)",
+    )  # fmt: skip
     on_failure: str = spec("wait", choice("wait", "drop"), "a crashed worker: wait or drop it")
     failure_timeout_s: float = spec(5.0, real(0), "drop: s after a crash before dropping")
 
@@ -48,6 +66,8 @@ class Strategy:
         self.params = params
         self.sim = sim
         self.n = sim.n_workers
+        opt = params.server_optimizer
+        sim.server.set_optimizer(opt.lr, opt.momentum, opt.nesterov)
 
     # ---- hooks ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -99,7 +119,7 @@ class BarrierStrategy(Strategy):
     def start(self):
         super().start()
         p = self.params
-        self.barrier = RoundBarrier(self.sim, self.n, p.server_lr, p.on_failure,
+        self.barrier = RoundBarrier(self.sim, self.n, p.lr_scaling == "linear", p.on_failure,
                                     p.failure_timeout_s, self.backups)  # fmt: skip
 
     def gate(self, worker):
@@ -120,12 +140,13 @@ class RoundBarrier:
 
     Members are all workers, except one that crashed and was dropped (``on_failure: drop``,
     after ``failure_timeout_s``); with ``wait`` the round stalls until it restarts and pushes.
+    ``summed``: apply the sum instead of the mean (the linear scaling rule).
     """
 
     def __init__(
-        self, sim, n: int, server_lr=1.0, on_failure="wait", failure_timeout_s=5.0, backups=0
+        self, sim, n: int, summed=False, on_failure="wait", failure_timeout_s=5.0, backups=0
     ):
-        self.sim, self.n, self.server_lr = sim, n, server_lr
+        self.sim, self.n, self.summed = sim, n, summed
         self.backups = backups  # a round closes with the first len(members) - backups pushes
         self.dropped = 0  # pushes that arrived after their round had closed
         self.on_failure, self.failure_timeout_s = on_failure, failure_timeout_s
@@ -153,7 +174,7 @@ class RoundBarrier:
         if not self._buffer or self._arrived < max(1, len(self.members) - self.backups):
             return
         updates = list(self._buffer.values())
-        self.sim.server.apply(updates, self.server_lr / len(updates))
+        self.sim.server.apply(updates, 1.0 if self.summed else 1.0 / len(updates))
         self._buffer = {}
         self._arrived = 0
         self.rounds += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import integer, real, spec, text
+from ..config import integer, spec, text
 from .base import ClockGate, Strategy, StrategyParams
 
 
@@ -13,7 +13,6 @@ class SSPParams(StrategyParams):
     name: str = spec("ssp", text)
     staleness: int = spec(3, integer(0), "max clocks ahead of the slowest worker")
     local_steps: int = spec(1, integer(1), "local SGD steps per clock (push)")
-    server_lr: float = spec(1.0, real(0, exclusive_min=True), "PS applies w += server_lr * delta")
 
 
 class SSP(Strategy):
@@ -40,5 +39,5 @@ class SSP(Strategy):
         self.clocks.join(worker)
 
     def receive(self, update):
-        self.sim.server.apply([update], self.params.server_lr)
+        self.sim.server.apply([update])
         self.clocks.tick(update.worker)
