@@ -143,25 +143,47 @@ def _split_sizes(indices: np.ndarray, fractions: np.ndarray) -> list[np.ndarray]
 
 
 class BatchSampler:
-    """Mini-batches from one worker's shard: epochs of a fresh permutation, own stream."""
+    """Mini-batches of exactly ``batch_size`` indices from one worker's shard, own stream.
+
+    A shard at least a batch long is read in epochs of a fresh permutation, each cut into whole
+    batches (the remainder of an epoch is skipped, as ``drop_last``). A shard shorter than the
+    batch is cycled: a batch continues through as many fresh permutations as it needs, so a
+    small shard repeats samples instead of shrinking the batch (a smaller batch would compute
+    faster than the worker's speed says)."""
 
     def __init__(self, shard: np.ndarray, batch_size: int, rng: np.random.Generator):
         self.rng = rng
-        self.requested_batch_size = int(batch_size)
+        self.batch_size = int(batch_size)
         self.reshard(shard)
 
     def reshard(self, shard: np.ndarray) -> None:
         """Continue on a new shard (ASHL re-splits the data after profiling)."""
         self.shard = np.asarray(shard)
-        self.batch_size = max(1, min(self.requested_batch_size, len(self.shard)))
+        if len(self.shard) == 0:
+            raise ValueError("a worker's shard is empty")
         self._order = self.rng.permutation(self.shard)
         self._pos = 0
 
     def next(self) -> np.ndarray:
         """Indices of the next mini-batch."""
-        if self._pos + self.batch_size > len(self._order):
+        size = self.batch_size
+        if len(self.shard) < size:
+            return self._cycled()
+        if self._pos + size > len(self._order):
             self._order = self.rng.permutation(self.shard)
             self._pos = 0
-        batch = self._order[self._pos : self._pos + self.batch_size]
-        self._pos += self.batch_size
+        batch = self._order[self._pos : self._pos + size]
+        self._pos += size
         return batch
+
+    def _cycled(self) -> np.ndarray:
+        parts, needed = [], self.batch_size
+        while needed:
+            if self._pos == len(self._order):
+                self._order = self.rng.permutation(self.shard)
+                self._pos = 0
+            take = min(needed, len(self._order) - self._pos)
+            parts.append(self._order[self._pos : self._pos + take])
+            self._pos += take
+            needed -= take
+        return np.concatenate(parts)

@@ -69,6 +69,11 @@ class Simulation:
             c.server.ingress,
             c.server.egress,
         )
+        if s.training.batch_size > self.data.n_train:
+            raise ScenarioError(
+                "training.batch_size", s.training.batch_size,
+                f"at most the {self.data.n_train} training samples of {s.data.name}",
+            )  # fmt: skip
         weights = s.data.weights if s.data.partition == "proportional" else None
         shards = partition(
             self.data.y_train, n, streams.get("data.partition"), s.data.partition,

@@ -53,3 +53,38 @@ def test_batch_sampler_epochs_without_replacement():
     sampler = BatchSampler(np.arange(10), 5, np.random.default_rng(0))
     seen = np.concatenate([sampler.next(), sampler.next()])
     assert sorted(seen) == list(range(10))
+
+
+def test_a_batch_is_always_the_batch_even_from_a_small_shard():
+    """A shard of 3 with a batch of 8 cycles through fresh permutations: every batch has 8
+    indices, and every 3 consecutive draws of the stream use each sample equally often."""
+    sampler = BatchSampler(np.array([7, 8, 9]), 8, np.random.default_rng(0))
+    batches = [sampler.next() for _ in range(3)]
+    assert all(len(b) == 8 for b in batches)
+    counts = np.bincount(np.concatenate(batches), minlength=10)[7:]
+    assert counts.tolist() == [8, 8, 8]
+    sampler.reshard(np.array([1]))
+    assert sampler.next().tolist() == [1] * 8
+
+
+def test_many_workers_on_a_small_dataset_compute_full_batches():
+    """64 workers on digits: shards of ~22 samples, batch 32. Compute time is batch/speed."""
+    from conftest import make
+
+    import ashlsim
+
+    result = ashlsim.run(make(cluster={"workers": 64, "speed": 1000.0}, model={"name": "softmax"},
+                              training={"batch_size": 32}, strategy={"name": "asp"},
+                              stop={"time_s": 0.5}))  # fmt: skip
+    w = result.workers
+    assert (w["samples"] == 32 * w["iterations"]).all()
+    np.testing.assert_allclose(w["compute_s"], w["iterations"] * 32 / 1000.0)
+
+
+def test_a_batch_larger_than_the_training_set_is_refused():
+    from conftest import make
+
+    import ashlsim
+
+    with pytest.raises(ScenarioError, match="training.batch_size"):
+        ashlsim.run(make(training={"batch_size": 100_000}))
