@@ -25,6 +25,9 @@ class CompressionSpec:
     name: str = spec("identity", choice(*COMPRESSORS))
     ratio: float = spec(1.0, real(0, 1, exclusive_min=True), "share of values sent (topk, randk)")
     error_feedback: bool = spec(False, boolean, "keep the unsent remainder for the next push")
+    scope: str = spec(
+        "vector", choice("vector", "layer"), "top-K over the whole vector or per parameter tensor"
+    )
 
 
 class Message(NamedTuple):
@@ -48,22 +51,42 @@ class Message(NamedTuple):
         return dense
 
     def wire_bytes(self, workload, model_values: int | None = None) -> int:
-        """Bytes on the wire (DESIGN.md 2), for the virtual model's size when the workload gives
-        ``param_bytes`` (the kept fraction then applies to it)."""
-        size = self.size if model_values is None else model_values
-        return message_bytes(workload, size, None if self.indices is None else self.kept_fraction)
+        """Bytes on the wire (``payload_bytes``), for the virtual model's size when the workload
+        gives ``param_bytes`` (the kept fraction then applies to it)."""
+        if self.indices is None:
+            return dense_bytes(workload, self.size if model_values is None else model_values)
+        if model_values is None and workload.param_bytes is None:
+            return workload.header_bytes + payload_bytes(workload, self.size, len(self.indices))
+        return message_bytes(workload, self.size if model_values is None else model_values,
+                             self.kept_fraction)  # fmt: skip
 
 
-def message_bytes(workload, model_values: int, kept_fraction: float | None) -> int:
-    """Header + payload: dense ``d * bytes_per_value`` (``kept_fraction is None``, or K = d), or
-    top-K ``K * (bytes_per_value + bytes_per_index)`` with ``K = ceil(kept_fraction * d)``."""
+def payload_bytes(workload, values: int, kept: int) -> int:
+    """Bytes of K = ``kept`` of ``values`` values in the smallest encoding: dense
+    (``d * bytes_per_value``), values + indices (``K * (bytes_per_value + bytes_per_index)``) or
+    values + a bitmap (``K * bytes_per_value + ceil(d / 8)``). A sparse message is never
+    charged more than the dense one."""
+    dense = values * workload.bytes_per_value
+    if kept >= values:
+        return dense
+    indexed = kept * (workload.bytes_per_value + workload.bytes_per_index)
+    bitmap = kept * workload.bytes_per_value + -(-values // 8)
+    return min(dense, indexed, bitmap)
+
+
+def message_bytes(workload, model_values: int, kept_fraction: float | None, segments=None) -> int:
+    """Header + payload (``payload_bytes``) of a message keeping ``kept_fraction`` of the
+    values (None: dense): ``K = ceil(kept_fraction * d)``, or the sum of that per parameter
+    tensor when top-K runs per layer (``segments``, the proxy model's tensor sizes; a virtual
+    model's layers are unknown, so its K is over the whole vector)."""
     values = virtual_values(workload, model_values)
-    kept = values if kept_fraction is None else kept_count(kept_fraction, values)
-    if kept == values:  # everything kept: sent dense, without indices
-        payload = values * workload.bytes_per_value
+    if kept_fraction is None:
+        kept = values
+    elif segments is not None and workload.param_bytes is None:
+        kept = sum(kept_count(kept_fraction, n) for n in segments)
     else:
-        payload = kept * (workload.bytes_per_value + workload.bytes_per_index)
-    return int(workload.header_bytes + payload)
+        kept = kept_count(kept_fraction, values)
+    return int(workload.header_bytes + payload_bytes(workload, values, kept))
 
 
 def virtual_values(workload, model_values: int) -> int:
@@ -118,15 +141,26 @@ def kept_count(ratio: float, size: int) -> int:
     return max(1, min(size, math.ceil(ratio * size - 1e-9)))
 
 
-def topk(ratio: float, error_feedback: bool = False) -> Compressor:
-    """Send the K = ceil(ratio * d) entries of largest magnitude (ties broken by position)."""
+def topk(ratio: float, error_feedback: bool = False, segments=None) -> Compressor:
+    """Send the K = ceil(ratio * d) entries of largest magnitude; with ``segments`` (the sizes
+    of consecutive parameter tensors) the K = ceil(ratio * d_l) largest of each tensor, as the
+    ASHL authors compress layer by layer."""
+
+    def largest(v, k):
+        return np.sort(np.argpartition(np.abs(v), v.size - k)[v.size - k :])
 
     def select(v):
-        k = kept_count(ratio, v.size)
-        if k >= v.size:
-            return None
-        idx = np.argpartition(np.abs(v), v.size - k)[v.size - k :]
-        return np.sort(idx)
+        if segments is None:
+            k = kept_count(ratio, v.size)
+            return None if k >= v.size else largest(v, k)
+        parts, start = [], 0
+        for size in segments:
+            k = kept_count(ratio, size)
+            piece = v[start : start + size]
+            parts.append(start + (np.arange(size) if k >= size else largest(piece, k)))
+            start += size
+        idx = np.concatenate(parts)
+        return None if idx.size >= v.size else idx
 
     return _with_feedback(select, error_feedback)
 
@@ -143,11 +177,14 @@ def randk(ratio: float, rng: np.random.Generator, error_feedback: bool = False) 
     return _with_feedback(select, error_feedback)
 
 
-def build_compressor(spec_: CompressionSpec, rng: np.random.Generator, ratio: float | None = None):
-    """The compressor a ``compression:`` block describes (``ratio`` overrides the block's)."""
+def build_compressor(
+    spec_: CompressionSpec, rng: np.random.Generator, ratio: float | None = None, segments=None
+):
+    """The compressor a ``compression:`` block describes (``ratio`` overrides the block's;
+    ``segments``: the model's tensor sizes, used when ``scope`` is ``layer``)."""
     ratio = spec_.ratio if ratio is None else ratio
     if spec_.name == "identity" or ratio >= 1.0 and not spec_.error_feedback:
         return identity()
     if spec_.name == "topk":
-        return topk(ratio, spec_.error_feedback)
+        return topk(ratio, spec_.error_feedback, segments if spec_.scope == "layer" else None)
     return randk(ratio, rng, spec_.error_feedback)

@@ -15,7 +15,9 @@ from ashlsim.compression import (
     build_compressor,
     dense_bytes,
     identity,
+    kept_count,
     message_bytes,
+    payload_bytes,
     randk,
     topk,
 )
@@ -44,7 +46,7 @@ def test_topk_with_ratio_one_is_identity(v):
 @given(vectors, st.floats(0.001, 1.0))
 def test_topk_keeps_exactly_the_k_largest_magnitudes(v, ratio):
     message, _ = send(topk(ratio), v)
-    k = max(1, math.ceil(ratio * v.size))
+    k = kept_count(ratio, v.size)  # ceil(ratio * d), a rounding error above an integer ignored
     dense = message.decompress()
     kept = np.zeros(v.size, bool)
     kept[message.indices if message.indices is not None else slice(None)] = True
@@ -86,15 +88,51 @@ def test_randk_is_seeded():
     assert len(a.indices) == 10 and not np.array_equal(a.indices, c.indices)
 
 
+def test_kept_count_is_the_ceiling_without_rounding_noise():
+    assert kept_count(0.07, 100) == 7  # 0.07 * 100 = 7.000000000000001
+    assert kept_count(0.0101, 1000) == 11
+    assert kept_count(1e-9, 10) == 1 and kept_count(1.0, 10) == 10
+
+
 def test_wire_sizes_follow_the_formula():
     w = WorkloadSpec()  # 4-byte values, 4-byte indices, 64-byte header
     assert dense_bytes(w, 1000) == 64 + 1000 * 4
+    # K = 10 of 1000: values + indices (80) beat values + a 125-byte bitmap (165)
     assert message_bytes(w, 1000, 0.01) == 64 + 10 * 8
     assert message_bytes(w, 1000, 0.0101) == 64 + 11 * 8  # K = ceil(ratio * d)
+    # K = 100 of 1000: the bitmap wins (400 + 125 < 800)
+    assert message_bytes(w, 1000, 0.1) == 64 + 100 * 4 + 125
+    # K = 630 of 1000: values + indices (5040) exceed dense (4000); the bitmap (2645) does not
+    assert message_bytes(w, 1000, 0.63) == 64 + 630 * 4 + 125
+    # K = 990 of 1000: dense is smallest (4000 < 3960 + 125)
+    assert message_bytes(w, 1000, 0.99) == 64 + 4000
     message, _ = send(topk(0.05), np.arange(1.0, 201.0))
-    assert message.wire_bytes(w) == 64 + 10 * 8
+    assert message.wire_bytes(w) == 64 + 10 * 4 + 25  # bitmap of 200 bits
     virtual = WorkloadSpec(param_bytes=4e6)  # a 1M-value DNN stands behind the proxy model
-    assert message.wire_bytes(virtual, 200) == 64 + 50_000 * 8
+    assert message.wire_bytes(virtual, 200) == 64 + 50_000 * 4 + 125_000
+
+
+@given(st.integers(1, 5000), st.floats(0.0001, 1.0), st.integers(1, 8), st.integers(1, 8))
+def test_a_compressed_message_never_costs_more_than_dense(size, ratio, value_b, index_b):
+    w = WorkloadSpec(bytes_per_value=value_b, bytes_per_index=index_b)
+    assert message_bytes(w, size, ratio) <= dense_bytes(w, size)
+    k = kept_count(ratio, size)
+    assert payload_bytes(w, size, k) == min(
+        size * value_b, k * (value_b + index_b), k * value_b + math.ceil(size / 8)
+    )
+
+
+def test_topk_per_layer_keeps_k_of_each_tensor():
+    v = np.array([10.0, 9, 8, 7, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6])  # tensors of 4 and 6
+    message, _ = send(topk(0.5, segments=(4, 6)), v)
+    assert message.indices.tolist() == [0, 1, 7, 8, 9]  # 2 of the first, 3 of the second
+    whole, _ = send(topk(0.5), v)
+    assert whole.indices.tolist() == [0, 1, 2, 3, 9]  # over the vector: the big tensor wins
+    full, _ = send(topk(1.0, segments=(4, 6)), v)
+    assert full.indices is None
+    w = WorkloadSpec(bytes_per_index=1)
+    assert message.wire_bytes(w) == 64 + 5 * 4 + 2  # values + a 10-bit bitmap beat 5 * 5
+    assert message_bytes(w, 10, 0.5, segments=(4, 6)) == message.wire_bytes(w)
 
 
 @pytest.mark.parametrize("scheme", ["bsp", "asp", "local_sgd"])
@@ -102,7 +140,7 @@ def test_any_scheme_pushes_the_compressed_size(scheme):
     compression = {"name": "topk", "ratio": 0.1, "error_feedback": True}
     result = ashlsim.run(make(strategy={"name": scheme, "compression": compression}))
     size = ashlsim.Simulation(make()).model_size
-    per_push = 64 + math.ceil(0.1 * size) * 8
+    per_push = 64 + min(kept_count(0.1, size) * 8, kept_count(0.1, size) * 4 + math.ceil(size / 8))
     w = result.workers
     assert (w["bytes_up"] == w["pushes"] * per_push).all()
 
@@ -123,10 +161,14 @@ def test_compression_reduces_bytes_and_still_learns():
     assert result.history["accuracy"].iloc[-1] > 0.8
 
 
-@given(st.integers(1, 500), st.floats(0.001, 1.0))
-def test_charged_size_equals_the_message_size(size, ratio):
-    """What a worker is charged (from its ratio) is what its top-K message carries."""
+@given(st.integers(1, 500), st.floats(0.001, 1.0), st.integers(1, 4))
+def test_charged_size_equals_the_message_size(size, ratio, tensors):
+    """What a worker is charged (from its ratio) is what its top-K message carries, over the
+    whole vector and per tensor."""
     w = WorkloadSpec()
-    message, _ = send(topk(ratio), np.arange(1.0, size + 1.0))
-    charged = message_bytes(w, size, None if ratio >= 1.0 else ratio)
-    assert message.wire_bytes(w) == charged
+    cuts = np.linspace(0, size, tensors + 1).astype(int)
+    segments = tuple(int(n) for n in np.diff(cuts) if n > 0)
+    for seg in (None, segments):
+        message, _ = send(topk(ratio, segments=seg), np.arange(1.0, size + 1.0))
+        charged = message_bytes(w, size, None if ratio >= 1.0 else ratio, seg)
+        assert message.wire_bytes(w) == charged

@@ -74,15 +74,16 @@ class Worker:
         self.dropped = 0  # pushes the strategy dropped on arrival (backup workers)
         self.recovered: simpy.Event | None = None
 
-    def set_compressor(self, compressor, ratio: float | None) -> None:
+    def set_compressor(self, compressor, ratio: float | None, segments=None) -> None:
         """Use ``compressor`` from the next push on; its residual starts empty.
-        ``ratio`` is the kept fraction (None: dense), used for sizes in timing-only mode."""
+        ``ratio`` is the kept fraction (None: dense) and ``segments`` the tensor sizes it is
+        taken over (None: the whole vector): together they size the push."""
         self.sim.server.flush()  # pushes already applied are compressed with the old state
         self.compressor = compressor
         self.ratio = ratio
         size = self.sim.model_size
         self.compress_state = compressor.init(size)
-        self.push_bytes = message_bytes(self.sim.workload, size, ratio)
+        self.push_bytes = message_bytes(self.sim.workload, size, ratio, segments)
 
     def compute_time(self, steps: int) -> float:
         """Seconds for ``steps`` local iterations: batch / speed * jitter each, * slowdown."""

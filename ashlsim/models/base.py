@@ -35,6 +35,7 @@ class Model:
     size: int
     dtype: np.dtype
     n_classes: int
+    segments: tuple[int, ...]  # sizes of the parameter tensors (layers' W, b) in the vector
 
     def init(self, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError

@@ -25,6 +25,10 @@ class MLP(Model):
             self._slices.append((w, b, (fan_in, fan_out)))
             offset = b.stop
         self.size = offset
+        # the parameter tensors (each layer's W, then b), in order: top-K per layer uses them
+        self.segments = tuple(
+            n for w, b, _ in self._slices for n in (w.stop - w.start, b.stop - b.start)
+        )
 
     def _layers(self, params):
         """(W, b) per layer as views; with stacked parameters W is (G, in, out), b (G, 1, out).

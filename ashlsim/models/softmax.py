@@ -13,6 +13,7 @@ class Softmax(Model):
     def __init__(self, n_features: int, n_classes: int, dtype=np.float32):
         self.d, self.n_classes, self.dtype = n_features, n_classes, np.dtype(dtype)
         self.size = n_features * n_classes + n_classes
+        self.segments = (n_features * n_classes, n_classes)  # W, b: the tensors, in order
 
     def _split(self, params):
         """W ``(..., d, k)`` and b ``(..., k)`` views of flat (or stacked) parameters."""

@@ -106,7 +106,12 @@ class Strategy:
         kept = compression.ratio if ratio is None else ratio
         dense = compression.name == "identity" or kept >= 1.0
         rng = self.sim.streams.get("compression", worker.index)
-        worker.set_compressor(build_compressor(compression, rng, ratio), None if dense else kept)
+        model = self.sim.model
+        layered = compression.scope == "layer" and compression.name == "topk" and model
+        segments = model.segments if layered else None
+        worker.set_compressor(
+            build_compressor(compression, rng, ratio, segments), None if dense else kept, segments
+        )
 
 
 class BarrierStrategy(Strategy):
