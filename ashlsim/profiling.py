@@ -20,15 +20,20 @@ def robust_mean(samples) -> float:
     return float(values.mean())
 
 
-def local_steps_plan(t_iter, t_pull, t_push, h_preset: int) -> np.ndarray:
+def local_steps_plan(
+    t_iter, t_pull, t_push, h_preset: int, push_factor: float = 1.0, t_compress: float = 0.0
+) -> np.ndarray:
     """Algorithm 1: ``H[i] = max(1, round((T_max - T_comm[i]) / T_iter[i]))`` where
-    ``T_max = max_i (T_iter[i] * h_preset + T_comm[i])`` and ``T_comm = T_pull + T_push``.
+    ``T_max = max_i (T_iter[i] * h_preset + T_comm[i])`` and
+    ``T_comm = T_push * push_factor + T_pull + T_compress``.
 
     The worker with the longest update gets ``h_preset``; faster ones take more local steps so
-    that every worker's compute + pull + push lasts about as long.
+    that every worker's compute + pull + push lasts about as long. The AHL stage pushes dense
+    (``push_factor = 1``, no ``t_compress``); the authors plan the SHL stage with its pushes
+    compressed at ``r_preset`` (``push_factor = r_preset``, their ``get_h``).
     """
     t_iter, t_pull, t_push = (np.asarray(a, dtype=float) for a in (t_iter, t_pull, t_push))
-    t_comm = t_pull + t_push
+    t_comm = t_push * push_factor + t_pull + t_compress
     t_max = np.max(t_iter * h_preset + t_comm)
     # round half up, as the authors' int(x + 0.5); np.round would round half to even
     return np.maximum(1, np.floor((t_max - t_comm) / t_iter + 0.5)).astype(int)

@@ -26,7 +26,9 @@ class Result:
     ``events``: pull/compute/push/wait intervals (and faults) when recorded. ``faults``: one row
     per injected fault (``end_s`` inf: never over). ``lost_pushes``: pushes computed by a worker
     that crashed before delivering them (never applied). ``pushes_dropped``: pushes the scheme
-    refused on arrival (BSP's backup workers), never applied. ``stop_reason``: ``time_limit``,
+    refused on arrival (BSP's backup workers), never applied. ``pushes_pending``: pushes received
+    but not applied when the run stopped (a round's buffer, pushes ASHL's PS held at its bound):
+    ``pushes_sent == pushes_applied + pushes_dropped + pushes_pending``. ``stop_reason``: ``time_limit``,
     ``target_accuracy``, ``epochs``, ``diverged`` or ``all_workers_down``.
     """
 
@@ -44,6 +46,7 @@ class Result:
     pushes_applied: int = 0
     lost_pushes: int = 0
     pushes_dropped: int = 0
+    pushes_pending: int = 0
     final_params: np.ndarray | None = None
 
     @classmethod
@@ -103,6 +106,7 @@ class Result:
             lost_pushes=sum(w.lost_pushes for w in sim.workers),
             pushes_dropped=sum(w.dropped for w in sim.workers),
             pushes_applied=sim.server.applied_pushes,
+            pushes_pending=sim.strategy.pending(),
             final_params=sim.server.params,
         )
 

@@ -72,8 +72,10 @@ def test_backup_workers_apply_the_first_n_and_drop_the_rest():
     sim.server.apply = lambda ups, scale=1.0: (sizes.append(len(ups)), apply(ups, scale))
     result = sim.run()
     assert set(sizes) == {3}  # every round applies exactly N deltas
-    pending = len(sim.strategy.barrier._buffer)
-    assert result.pushes_applied + result.pushes_dropped + pending == result.pushes_sent
+    assert result.pushes_pending == len(sim.strategy.barrier._buffer)
+    assert (
+        result.pushes_applied + result.pushes_dropped + result.pushes_pending == result.pushes_sent
+    )
     assert result.pushes_dropped == result.workers.loc[3, "dropped"] > 0
     assert result.workers.loc[3, "applied"] == 0  # the slow worker is always late
     # a round lasts as long as the N-th fastest worker's pull + compute + push

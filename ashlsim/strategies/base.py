@@ -100,6 +100,10 @@ class Strategy:
         """Extra per-worker columns for ``Result.workers`` (e.g. ASHL's H)."""
         return {}
 
+    def pending(self) -> int:
+        """Pushes received but not applied yet (a round's buffer, pushes held at a bound)."""
+        return 0
+
     # ---- helpers ----------------------------------------------------------------------------
     def use_compression(self, worker, compression: CompressionSpec, ratio: float | None = None):
         """Give ``worker`` the compressor ``compression`` describes (``ratio`` overrides)."""
@@ -138,6 +142,9 @@ class BarrierStrategy(Strategy):
 
     def worker_up(self, worker):
         self.barrier.worker_up(worker)
+
+    def pending(self):
+        return len(self.barrier._buffer)
 
 
 class RoundBarrier:
