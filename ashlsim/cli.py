@@ -60,10 +60,12 @@ def _parse_sets(items: list[str]) -> dict[str, object]:
 
 def resolve_scenario(path: str | None, strategy: str | None, sets: list[str]) -> Scenario:
     """The scenario a command line describes: a file (or the default) plus overrides."""
+    from .compare import parse_strategy_label
+
     scenario = load_scenario(path) if path else Scenario()
     overrides = _parse_sets(sets or [])
-    if strategy:
-        overrides = {"strategy.name": strategy, **overrides}
+    if strategy:  # a name, or name(param=value, ...) as in compare
+        overrides = {**parse_strategy_label(strategy), **overrides}
     return scenario.with_overrides(overrides) if overrides else scenario
 
 
@@ -135,16 +137,68 @@ def _cmd_scenario(args) -> int:
 
 
 def _cmd_compare(args) -> int:
-    from .compare import compare, write_comparison
+    import warnings
+
+    from .compare import (
+        compare,
+        load_recipe,
+        resolve_entries,
+        split_top_level,
+        verdict,
+        write_comparison,
+    )
 
     scenario = resolve_scenario(args.scenario, None, args.set)
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     seeds = _int_list("--seeds", args.seeds)
-    table, history = compare(scenario, strategies, seeds, return_history=True)
+    if args.recipe:
+        recipe = load_recipe(args.recipe)
+        wanted = split_top_level(args.strategies) if args.strategies else list(recipe)
+        unknown = [label for label in wanted if label not in recipe]
+        if unknown:
+            raise ScenarioError("--strategies", unknown[0], f"one of the recipe's {list(recipe)}")
+        strategies = {label: recipe[label] for label in wanted}
+    else:
+        strategies = resolve_entries(args.strategies or "bsp,asp,ssp,local_sgd")
+        strategies = [{label: overrides} for label, overrides in strategies]
+    tune = _parse_tune(args.tune)
+    tune_seeds = _int_list("--tune-seeds", args.tune_seeds)
+
+    def progress(label, seed):
+        if not args.quiet and sys.stderr.isatty():
+            print(f"\r{label} seed {seed}...".ljust(60), end="", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        table, history = compare(scenario, strategies, seeds, return_history=True, tune=tune,
+                                 tune_seeds=tune_seeds, progress=progress)  # fmt: skip
+    if not args.quiet and sys.stderr.isatty():
+        print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+    for warning in caught:
+        print(f"ashlsim: warning: {warning.message}", file=sys.stderr)
     summary = write_comparison(scenario, table, history, args.out)
-    print(summary.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    print(f"wrote {args.out}/: history.csv summary.csv runs.csv accuracy(_logtime).png loss.png")
+    shown = ["strategy", "runs", "reached_target", "time_to_target_s_median",
+             "time_to_target_s_low", "time_to_target_s_high", "final_accuracy_mean"]  # fmt: skip
+    print(summary[shown].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(verdict(summary, scenario.stop.target_accuracy))
+    extra = " tuning.csv" if tune else ""
+    print(f"wrote {args.out}/: history.csv summary.csv runs.csv{extra} accuracy(_logtime).png "
+          "loss.png")  # fmt: skip
     return 0
+
+
+def _parse_tune(items: list[str]) -> dict[str, list]:
+    """``--tune training.lr=[0.01,0.05]`` (repeatable) -> ``{"training.lr": [0.01, 0.05]}``."""
+    tune = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        try:
+            values = yaml.safe_load(raw) if sep else None
+        except yaml.YAMLError:
+            values = None
+        if not key.strip() or not isinstance(values, list) or not values:
+            raise ScenarioError("--tune", item, "KEY.PATH=[v1,v2,...], e.g. training.lr=[0.01,0.1]")
+        tune[key.strip()] = values
+    return tune
 
 
 def _cmd_sweep(args) -> int:
@@ -199,8 +253,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="run one scenario under several schemes and seeds")
     scenario_args(p, strategy=False)
-    p.add_argument("--strategies", default="bsp,asp,ssp,local_sgd")
+    p.add_argument(
+        "--strategies",
+        help="schemes, comma-separated, each NAME or NAME(param=value, ...), e.g. "
+        "'bsp,ssp(staleness=2,local_steps=2)' (default: bsp,asp,ssp,local_sgd; with --recipe: "
+        "the recipe's labels to run)",
+    )
+    p.add_argument(
+        "--recipe", help="each scheme's own settings: authors, plain, or a recipe YAML path"
+    )
+    p.add_argument(
+        "--tune", action="append", default=[], metavar="KEY.PATH=[V1,V2,...]",
+        help="pick each scheme's best value on the tuning seeds (repeatable: a grid)",
+    )  # fmt: skip
+    p.add_argument("--tune-seeds", default="1000,1001,1002", help="seeds used only for tuning")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--out", default="ashlsim-compare", help="output folder")
     p.set_defaults(func=_cmd_compare)
 

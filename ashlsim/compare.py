@@ -1,10 +1,26 @@
-"""Run one scenario under several schemes and seeds; tidy tables and a figure."""
+"""Run one scenario under several schemes and seeds, each scheme with its own settings if asked;
+summaries with medians, intervals and a verdict; a tuning protocol; tidy tables and figures.
+
+A comparison is a list of *entries*: a label and the scenario keys that scheme changes. Written
+as a label (``"ssp(staleness=2, local_steps=2)"``), or as a mapping from label to a scenario
+fragment, so that each scheme can run as its authors ran it::
+
+    asp: {strategy: {name: asp, server_optimizer: {momentum: 0.9}}}   # momentum on the PS
+    ashl: {training: {momentum: 0.9}}                                 # ... on the workers
+
+A fragment without ``strategy.name`` takes the scheme the label names. Recipes (``recipes/``)
+are such mappings with a ``common`` fragment every scheme shares.
+"""
 
 from __future__ import annotations
 
+import math
 import re
+import warnings
+from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -12,29 +28,185 @@ from .engine import run
 from .errors import ScenarioError
 from .scenario import Scenario
 
-_SPEC = re.compile(r"^\s*(?P<name>[a-z_]+)\s*(?:\((?P<args>.*)\))?\s*$")
+_SPEC = re.compile(r"^\s*(?P<name>[a-z_][a-z0-9_]*)\s*(?:\((?P<args>.*)\))?\s*$", re.S)
 METRICS = ["time_to_target_s", "final_accuracy", "bytes_up", "bytes_down", "mean_idle_share"]
+# schemes whose PS applies the mean of N deltas (one step of batch N*b per round), against the
+# ones that apply each push whole: at the same lr their per-sample step differs by about N
+AVERAGING = {"bsp", "local_sgd", "adacomm"}
+WHOLE = {"asp", "ssp"}
+
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split ``text`` at ``sep`` outside brackets and quotes: ``"a(x=1,y=2),b"`` gives
+    ``["a(x=1,y=2)", "b"]``. Unbalanced brackets are a ``ScenarioError``."""
+    parts, depth, quote, start = [], 0, None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth < 0:
+                raise ScenarioError("strategies", text, "balanced brackets")
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth or quote:
+        raise ScenarioError("strategies", text, "balanced brackets and quotes")
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
 
 
 def parse_strategy_label(label: str) -> dict[str, object]:
-    """``"ssp"`` or ``"ssp(staleness=10)"`` -> overrides of the strategy block."""
+    """``"ssp"`` or ``"ssp(staleness=10, local_steps=2)"`` -> overrides of the strategy block.
+    Values are YAML (``asp(server_optimizer={momentum: 0.9})`` works)."""
+    if not isinstance(label, str):
+        raise ScenarioError("strategies", label, "a name like ssp or ssp(staleness=10)")
     match = _SPEC.match(label)
     if not match:
         raise ScenarioError("strategies", label, "a name like ssp or ssp(staleness=10)")
     overrides = {"strategy.name": match["name"]}
-    for part in filter(None, (p.strip() for p in (match["args"] or "").split(","))):
+    for part in split_top_level(match["args"] or ""):
         key, sep, raw = part.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise ScenarioError(
                 "strategies", label, "arguments as key=value, e.g. ssp(staleness=10)"
             )
-        overrides[f"strategy.{key.strip()}"] = yaml.safe_load(raw)
+        try:
+            overrides[f"strategy.{key.strip()}"] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ScenarioError("strategies", label, f"a YAML value for {key.strip()}") from None
     return overrides
+
+
+def _flatten(fragment: dict, prefix: str = "") -> dict[str, object]:
+    """A nested scenario fragment as dotted key paths (a distribution spec stays whole)."""
+    flat = {}
+    for key, value in fragment.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and "dist" not in value:
+            flat.update(_flatten(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def entry_overrides(label: str, fragment) -> dict[str, object]:
+    """The dotted overrides of one entry: ``fragment`` (nested or dotted keys) on top of the
+    scheme ``label`` names, unless the fragment names its own ``strategy.name``."""
+    if fragment is None:
+        fragment = {}
+    if not isinstance(fragment, dict):
+        raise ScenarioError(f"strategies.{label}", fragment, "a mapping of scenario keys")
+    flat = _flatten(fragment)
+    if "strategy" in fragment and isinstance(fragment["strategy"], str):
+        flat["strategy.name"] = flat.pop("strategy")
+    name = flat.pop("strategy.name", None)
+    base = parse_strategy_label(label) if name is None else {"strategy.name": name}
+    return {**base, **flat}  # strategy.name first: setting it clears the old scheme's keys
+
+
+def resolve_entries(strategies) -> list[tuple[str, dict[str, object]]]:
+    """``(label, overrides)`` for each entry of a comparison: a comma-separated string, a list
+    of labels and one-key mappings, or a mapping from label to scenario fragment."""
+    if isinstance(strategies, str):
+        strategies = split_top_level(strategies)
+        if not strategies:
+            raise ScenarioError("strategies", "", "at least one scheme, e.g. bsp,asp")
+    if isinstance(strategies, dict):
+        items = list(strategies.items())
+    elif isinstance(strategies, (list, tuple)):
+        items = []
+        for item in strategies:
+            if isinstance(item, str):
+                items.append((item.strip(), None))
+            elif isinstance(item, dict) and len(item) == 1:
+                items.append(next(iter(item.items())))
+            else:
+                raise ScenarioError(
+                    "strategies", item, "a label like ssp(staleness=2) or {label: {keys...}}"
+                )
+    else:
+        raise ScenarioError("strategies", strategies, "a list of schemes or a mapping")
+    if not items:
+        raise ScenarioError("strategies", strategies, "at least one scheme")
+    labels = [label for label, _ in items]
+    if len(set(labels)) != len(labels):
+        raise ScenarioError("strategies", labels, "labels that differ from each other")
+    return [(str(label), entry_overrides(str(label), frag)) for label, frag in items]
+
+
+def load_recipe(name_or_path: str) -> dict:
+    """A recipe: ``{common: fragment, strategies: {label: fragment}}``, by the name of one
+    shipped in ``ashlsim/recipes`` (``authors``, ``plain``) or a YAML path. Returns the
+    ``strategies`` mapping with ``common`` merged under each fragment."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ScenarioError(
+                "recipe", name_or_path, f"a readable file ({exc.strerror})"
+            ) from None
+    else:
+        shipped = resources.files("ashlsim") / "recipes" / f"{name_or_path}.yaml"
+        if not shipped.is_file():
+            names = sorted(p.name[:-5] for p in (resources.files("ashlsim") / "recipes").iterdir()
+                           if p.name.endswith(".yaml"))  # fmt: skip
+            raise ScenarioError("recipe", name_or_path, f"one of {', '.join(names)} or a path")
+        text = shipped.read_text()
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict) or not isinstance(data.get("strategies"), dict):
+        raise ScenarioError("recipe", name_or_path, "a mapping with common and strategies")
+    common = _flatten(data.get("common") or {})
+    return {label: {**common, **_flatten(frag or {})} for label, frag in data["strategies"].items()}
+
+
+def resolve(scenario: Scenario, strategies) -> dict[str, Scenario]:
+    """Each entry's scenario, validated before anything runs."""
+    resolved = {}
+    for label, overrides in resolve_entries(strategies):
+        try:
+            resolved[label] = scenario.with_overrides(overrides)
+        except ScenarioError as exc:
+            raise ScenarioError(
+                f"strategies.{label}: {exc.field}", exc.value, exc.allowed
+            ) from None
+    return resolved
 
 
 def scenario_for(scenario: Scenario, label: str) -> Scenario:
     """``scenario`` under the scheme ``label`` names (its parameters kept if it is the same)."""
     return scenario.with_overrides(parse_strategy_label(label))
+
+
+def step_size_warning(resolved: dict[str, Scenario]) -> str | None:
+    """A warning when averaging schemes (BSP, Local SGD: the mean of N deltas) are compared
+    untuned with schemes that apply each push whole (ASP, SSP) at the same learning rates: their
+    per-sample step sizes differ by about N, and the comparison hinges on that convention."""
+    kinds = {}
+    for label, sc in resolved.items():
+        name = sc.strategy.name
+        if name in AVERAGING and getattr(sc.strategy, "lr_scaling", "none") == "none":
+            kinds[label] = "averaging"
+        elif name in WHOLE:
+            kinds[label] = "whole"
+    if len(set(kinds.values())) < 2:
+        return None
+    lrs = {(sc.training.lr, sc.strategy.server_optimizer.lr) for sc in resolved.values()}
+    if len(lrs) > 1:
+        return None  # somebody chose the step sizes
+    n = next(iter(resolved.values())).cluster.workers
+    avg = [k for k, v in kinds.items() if v == "averaging"]
+    whole = [k for k, v in kinds.items() if v == "whole"]
+    return (
+        f"{', '.join(avg)} apply the mean of {n} deltas while {', '.join(whole)} apply each "
+        f"push whole: at the same lr their per-sample step sizes differ by about {n}x. Tune "
+        "each scheme (--tune training.lr=[...]) or follow a named recipe (--recipe)."
+    )
 
 
 def compare(
@@ -43,45 +215,168 @@ def compare(
     seeds=(0,),
     *,
     return_history: bool = False,
+    tune: dict[str, list] | None = None,
+    tune_seeds=(1000, 1001, 1002),
+    progress=None,
 ):
     """One row per (strategy, seed) with the run's headline numbers (``Result.summary``).
 
-    Every scheme sees the same cluster, data and mini-batch streams for a given seed.
-    With ``return_history`` also the tidy history of all runs (``strategy`` and ``seed`` added).
+    Every scheme sees the same cluster, data and mini-batch streams for a given seed. With
+    ``tune`` (key path -> candidate values; several keys make a grid) each scheme first runs
+    every candidate on ``tune_seeds``, disjoint from ``seeds``, keeps the one with the smallest
+    median time to target (ties: lower median final loss), and is evaluated on ``seeds`` at it;
+    the table's ``attrs["tuning"]`` holds every candidate's score (records; ``tuning.csv``). With ``return_history`` also
+    the tidy history of all runs (``strategy`` and ``seed`` added). ``progress(label, seed)``
+    is called before each run.
     """
-    if isinstance(strategies, str):
-        strategies = [s for s in strategies.split(",") if s]
-    resolved = {label: scenario_for(scenario, label) for label in strategies}  # validate first
+    resolved = resolve(scenario, strategies)
+    seeds = [int(s) for s in seeds]
+    tuning = None
+    if tune:
+        resolved, tuning = tune_each(resolved, tune, tune_seeds, seeds, progress)
+    elif (message := step_size_warning(resolved)) is not None:
+        warnings.warn(message, UserWarning, stacklevel=2)
     rows, histories = [], []
     for label, sc in resolved.items():
         for seed in seeds:
+            if progress is not None:
+                progress(label, seed)
             result = run(sc, seed=seed)
             rows.append({**result.summary(), "strategy": label})
             if return_history:
-                history = result.history.assign(strategy=label, seed=seed)
-                histories.append(history)
+                histories.append(result.history.assign(strategy=label, seed=seed))
     table = pd.DataFrame(rows)
+    if tuning is not None:
+        table.attrs["tuning"] = tuning.to_dict("records")  # records: attrs must compare
     if return_history:
         return table, pd.concat(histories, ignore_index=True)
     return table
 
 
+def _candidates(tune: dict[str, list]) -> list[dict]:
+    import itertools
+
+    for key, values in tune.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise ScenarioError(f"tune.{key}", values, "a non-empty list of values")
+    keys = list(tune)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*tune.values())]
+
+
+def tune_each(resolved, tune, tune_seeds, eval_seeds, progress=None):
+    """Each scheme's best candidate of ``tune`` on ``tune_seeds`` (see ``compare``)."""
+    tune_seeds = [int(s) for s in tune_seeds]
+    if not tune_seeds:
+        raise ScenarioError("tune_seeds", tune_seeds, "at least one seed")
+    if set(tune_seeds) & set(eval_seeds):
+        raise ScenarioError(
+            "tune_seeds", tune_seeds, f"seeds disjoint from the evaluation seeds {eval_seeds}"
+        )
+    candidates = _candidates(tune)
+    chosen, rows = {}, []
+    for label, sc in resolved.items():
+        best = None
+        for candidate in candidates:
+            try:
+                tried = sc.with_overrides(candidate)
+            except ScenarioError as exc:
+                raise ScenarioError(f"tune: {exc.field}", exc.value, exc.allowed) from None
+            times, losses = [], []
+            for seed in tune_seeds:
+                if progress is not None:
+                    progress(f"{label} (tuning)", seed)
+                summary = run(tried, seed=seed).summary()
+                t = summary["time_to_target_s"]
+                times.append(math.inf if t is None or math.isnan(t) else t)
+                losses.append(summary["final_loss"])
+            score = (float(np.median(times)), float(np.nanmedian(losses)))
+            rows.append({"strategy": label, **candidate, "median_time_to_target_s": score[0],
+                         "median_final_loss": score[1], "reached": int(np.isfinite(times).sum()),
+                         "tuning_seeds": len(tune_seeds)})  # fmt: skip
+            if best is None or score < best[0]:
+                best = (score, candidate, tried)
+        chosen[label] = best[2]
+        for row in rows:
+            if row["strategy"] == label:
+                row["chosen"] = all(row[k] == v for k, v in best[1].items())
+    return chosen, pd.DataFrame(rows)
+
+
+def median_interval(times, level: float = 0.95, resamples: int = 4000, seed: int = 0):
+    """Median of ``times`` (inf: never reached) and a bootstrap percentile interval of it.
+    With few seeds the interval is wide, as it should be; inf means "not reached"."""
+    values = np.asarray([math.inf if v is None or math.isnan(v) else v for v in times], float)
+    if values.size == 0:
+        return math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    samples = rng.choice(values, size=(resamples, values.size), replace=True)
+    medians = np.sort(np.median(samples, axis=1))
+    alpha = (1.0 - level) / 2
+    low = medians[int(math.floor(alpha * (resamples - 1)))]
+    high = medians[int(math.ceil((1 - alpha) * (resamples - 1)))]
+    return float(np.median(values)), float(low), float(high)
+
+
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation over seeds, one row per strategy (in the order given)."""
+    """One row per strategy (in the order given): how many seeds reached the target, the median
+    time to target with a 95 % bootstrap interval (a run that never reached it counts as never,
+    inf, not as its last time), means and standard deviations of the other metrics, and
+    ``overlaps_best``: whether the interval overlaps that of the scheme with the best median
+    (False: that scheme is significantly faster)."""
     order = list(dict.fromkeys(table["strategy"]))
     grouped = table.groupby("strategy", sort=False)
     out = grouped[METRICS].mean().add_suffix("_mean")
-    spread = grouped[METRICS].std(ddof=1).add_suffix("_std")
-    out = out.join(spread)
+    out = out.join(grouped[METRICS].std(ddof=1).add_suffix("_std"))
     out["reached_target"] = grouped["time_to_target_s"].apply(lambda s: int(s.notna().sum()))
     out["runs"] = grouped.size()
-    columns = ["runs", "reached_target"] + [f"{m}_{k}" for m in METRICS for k in ("mean", "std")]
+    stats = grouped["time_to_target_s"].apply(lambda s: median_interval(list(s)))
+    out["time_to_target_s_median"] = [s[0] for s in stats.loc[out.index]]
+    out["time_to_target_s_low"] = [s[1] for s in stats.loc[out.index]]
+    out["time_to_target_s_high"] = [s[2] for s in stats.loc[out.index]]
+    best = out["time_to_target_s_median"].idxmin() if len(out) else None
+    if best is not None and math.isfinite(out.loc[best, "time_to_target_s_median"]):
+        best_high = out.loc[best, "time_to_target_s_high"]
+        out["overlaps_best"] = out["time_to_target_s_low"] <= best_high
+    else:
+        out["overlaps_best"] = True
+    columns = ["runs", "reached_target", "time_to_target_s_median", "time_to_target_s_low",
+               "time_to_target_s_high", "overlaps_best"]  # fmt: skip
+    columns += [f"{m}_{k}" for m in METRICS for k in ("mean", "std")]
     return out.loc[order, columns].reset_index()
 
 
+def verdict(summary: pd.DataFrame, target: float | None = None) -> str:
+    """One paragraph a user can act on: who reaches the target first, and whether the
+    difference to each other scheme is significant (95 % intervals of the median apart)."""
+    reached = summary[np.isfinite(summary["time_to_target_s_median"])]
+    what = f"{target:.0%} accuracy" if target else "the target"
+    if reached.empty:
+        return f"No scheme reached {what} in most seeds: run longer or lower the target."
+    ranked = reached.sort_values("time_to_target_s_median")
+    best = ranked.iloc[0]
+    lines = [
+        f"Fastest to {what}: {best['strategy']}, median {best['time_to_target_s_median']:.3g} s "
+        f"(95 % interval {_fmt(best['time_to_target_s_low'])}-"
+        f"{_fmt(best['time_to_target_s_high'])} s, {best['reached_target']}/{best['runs']} "
+        "seeds reached it)."
+    ]
+    for row in summary.itertuples():
+        if row.strategy == best["strategy"]:
+            continue
+        median = row.time_to_target_s_median
+        where = f"median {_fmt(median)} s" if math.isfinite(median) else "did not reach it"
+        sig = "not significant" if row.overlaps_best else "significantly slower"
+        lines.append(f"  {row.strategy}: {where} ({row.reached_target}/{row.runs}): {sig}.")
+    return "\n".join(lines)
+
+
+def _fmt(value: float) -> str:
+    return "never" if not math.isfinite(value) else f"{value:.3g}"
+
+
 def write_comparison(scenario, table, history, out) -> pd.DataFrame:
-    """Write runs.csv, summary.csv, history.csv and the figures (accuracy against linear and
-    log time, loss) into ``out``."""
+    """Write runs.csv, summary.csv, history.csv (tuning.csv when tuned) and the figures
+    (accuracy against linear and log time, loss) into ``out``."""
     from .plots import compare_curves
 
     out = Path(out)
@@ -90,6 +385,8 @@ def write_comparison(scenario, table, history, out) -> pd.DataFrame:
     table.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     history.to_csv(out / "history.csv", index=False)
+    if "tuning" in table.attrs:
+        pd.DataFrame(table.attrs["tuning"]).to_csv(out / "tuning.csv", index=False)
     (out / "scenario.yaml").write_text(scenario.to_yaml())
     title = f"{scenario.name}: {scenario.cluster.workers} workers"
     target = scenario.stop.target_accuracy

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .compare import parse_strategy_label
+from .compare import load_recipe, resolve_entries
 from .errors import ScenarioError
 from .scenario import Scenario, load_scenario
 
@@ -52,7 +52,10 @@ def run_key(scenario: dict, seed: int) -> str:
 
 def load_sweep(path: str | Path) -> dict:
     """Read a sweep file: ``base`` (a scenario file, relative to the sweep file, or a mapping),
-    ``grid`` (key path -> list of values), ``strategies`` and ``seeds``."""
+    ``grid`` (key path -> list of values), ``strategies`` (labels, or a mapping from label to
+    the scenario keys that scheme changes, as in ``compare``), optionally ``recipe`` (a named
+    recipe or a path relative to the sweep file: its fragments, for the labels listed in
+    ``strategies`` or all of them) and ``seeds``."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -62,16 +65,27 @@ def load_sweep(path: str | Path) -> dict:
         raise ScenarioError("sweep", str(path), f"valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise ScenarioError("sweep", str(path), "a mapping with base, grid, strategies, seeds")
-    unknown = set(data) - {"base", "grid", "strategies", "seeds"}
+    unknown = set(data) - {"base", "grid", "strategies", "seeds", "recipe"}
     if unknown:
-        raise ScenarioError(f"sweep.{sorted(unknown)[0]}", "?", "base, grid, strategies, seeds")
+        raise ScenarioError(
+            f"sweep.{sorted(unknown)[0]}", "?", "base, grid, strategies, recipe, seeds"
+        )
     base = data.get("base")
     if isinstance(base, str):
         base = load_scenario(path.parent / base)
+    strategies = data.get("strategies") or ["bsp"]
+    if data.get("recipe") is not None:
+        name = str(data["recipe"])
+        local = path.parent / name
+        recipe = load_recipe(str(local) if local.suffix in (".yaml", ".yml") else name)
+        labels = list(recipe) if data.get("strategies") is None else strategies
+        if not isinstance(labels, list) or any(label not in recipe for label in labels):
+            raise ScenarioError("sweep.strategies", labels, f"labels of the recipe {list(recipe)}")
+        strategies = {label: recipe[label] for label in labels}
     return {
         "base": base,
         "grid": data.get("grid") or {},
-        "strategies": data.get("strategies") or ["bsp"],
+        "strategies": strategies,
         "seeds": data.get("seeds") or [0],
     }
 
@@ -88,8 +102,7 @@ def plan(base, grid: dict, strategies, seeds) -> list[RunSpec]:
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ScenarioError(f"grid.{key}", values, "a non-empty list of values")
-    if isinstance(strategies, str):
-        strategies = [s for s in strategies.split(",") if s]
+    entries = resolve_entries(strategies)
     seeds = [int(s) for s in seeds]
     runs = []
     keys = list(grid)
@@ -99,8 +112,13 @@ def plan(base, grid: dict, strategies, seeds) -> list[RunSpec]:
             at_point = base.with_overrides(point)
         except ScenarioError as exc:
             raise ScenarioError(f"grid: {exc.field}", exc.value, exc.allowed) from None
-        for label in strategies:
-            resolved = at_point.with_overrides(parse_strategy_label(label)).to_dict()
+        for label, overrides in entries:
+            try:
+                resolved = at_point.with_overrides(overrides).to_dict()
+            except ScenarioError as exc:
+                raise ScenarioError(
+                    f"strategies.{label}: {exc.field}", exc.value, exc.allowed
+                ) from None
             for seed in seeds:
                 key = run_key(resolved, seed)
                 runs.append(RunSpec(len(runs), key, label, seed, point, resolved))
