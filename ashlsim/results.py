@@ -52,11 +52,15 @@ class Result:
     @classmethod
     def from_simulation(cls, sim) -> Result:
         elapsed = sim.env.now
-        staleness = pd.DataFrame(sim.server.staleness, columns=["worker", "staleness"])
-        per_worker = staleness.groupby("worker")["staleness"]
-        applied = per_worker.size().reindex(range(sim.n_workers), fill_value=0)
-        mean_st = per_worker.mean().reindex(range(sim.n_workers))
-        max_st = per_worker.max().reindex(range(sim.n_workers))
+        staleness = pd.DataFrame(
+            sim.server.staleness, columns=["worker", "staleness", "staleness_samples"]
+        )
+        per_worker = staleness.groupby("worker")
+        every = range(sim.n_workers)
+        applied = per_worker.size().reindex(every, fill_value=0)
+        mean_st = per_worker["staleness"].mean().reindex(every)
+        max_st = per_worker["staleness"].max().reindex(every)
+        mean_samples = per_worker["staleness_samples"].mean().reindex(every)
         rows = []
         for w in sim.workers:
             rows.append(
@@ -78,6 +82,10 @@ class Result:
                     "bytes_down": w.bytes_down,
                     "mean_staleness": float(mean_st[w.index]),
                     "max_staleness": float(max_st[w.index]),
+                    # samples other pushes applied between this worker's pull and its push's
+                    # application: comparable across schemes (versions are pushes in ASP,
+                    # rounds in BSP)
+                    "mean_staleness_samples": float(mean_samples[w.index]),
                 }
             )
         workers = pd.DataFrame(rows)

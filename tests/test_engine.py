@@ -37,7 +37,7 @@ def test_every_bsp_round_applies_exactly_n_deltas(small):
     result = sim.run()
     n = small.cluster.workers
     assert sim.server.applied_pushes == n * sim.server.version
-    per_round = pd.DataFrame(sim.server.staleness, columns=["w", "s"])
+    per_round = pd.DataFrame(sim.server.staleness, columns=["w", "s", "samples"])
     assert (per_round["s"] == 0).all()  # everybody computed on the round's parameters
     # pushes still in the barrier at the stop are the only ones not applied
     assert 0 <= result.pushes_sent - result.pushes_applied < n

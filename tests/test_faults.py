@@ -91,7 +91,7 @@ def test_a_restarted_worker_pulls_the_current_model():
     result = sim.run()
     pulls = result.events.query("worker == 3 and kind == 'pull'")
     assert (pulls["start_s"] == 1.0).any()  # straight after the restart
-    late = [s for w, s in sim.server.staleness if w == 3]
+    late = [s for w, s, _ in sim.server.staleness if w == 3]
     assert max(late) < 20  # its next push was computed on a fresh model, not a pre-crash one
 
 

@@ -25,6 +25,7 @@ class _Update:
     def __init__(self, worker, values):
         self.worker, self.message, self.work = worker, _Msg(np.asarray(values, float)), None
         self.pulled_version, self.applied, self.weight, self.key = 0, False, 1.0, (worker, 0)
+        self.samples = 1
 
 
 def _server(**optimizer):

@@ -28,7 +28,7 @@ def test_local_sgd_takes_h_steps_per_push():
 
 
 def applied_sequence(sim):
-    return [worker for worker, _ in sim.server.staleness]
+    return [worker for worker, *_ in sim.server.staleness]
 
 
 def test_ssp_with_a_huge_bound_is_asp():
@@ -130,3 +130,33 @@ def test_server_lr_scales_asp_steps():
     half.run()
     assert applied_sequence(base) == applied_sequence(half)
     assert not np.allclose(base.server.params, half.server.params)
+
+
+def test_staleness_is_exact_in_versions_and_samples():
+    """ASP: a push's staleness is the number of other pushes applied between its pull (the
+    snapshot is taken when the pull starts) and its own application (at its push's end),
+    counted from the event log alone; in samples, that times the batch."""
+    jitter = {"dist": "exponential", "mean": 1.0}  # no two events at one instant: no ties
+    sim = Simulation(make(strategy={"name": "asp"}, stop={"time_s": 0.5}, cluster={"jitter": jitter}),
+                     events=True)  # fmt: skip
+    result = sim.run()
+    ev = result.events
+    pulls = ev[ev["kind"] == "pull"].sort_values("start_s")
+    pushes = ev[ev["kind"] == "push"].sort_values("end_s")
+    applied_at = np.sort(pushes["end_s"].to_numpy())
+    expected = {w: [] for w in range(4)}
+    for w in range(4):
+        starts = pulls.loc[pulls["worker"] == w, "start_s"].to_numpy()
+        ends = pushes.loc[pushes["worker"] == w, "end_s"].to_numpy()
+        for start, end in zip(starts, ends, strict=False):
+            # pushes applied after the snapshot and before this one (ties: none here)
+            expected[w].append(int(np.sum((applied_at > start) & (applied_at < end))))
+    got = {w: [] for w in range(4)}
+    for w, versions, samples in sim.server.staleness:
+        got[w].append(versions)
+        assert samples == 16 * versions  # every push carries one batch of 16
+    assert got == expected
+    assert max(max(v) for v in got.values()) >= 3  # stale enough to catch an off-by-one
+    per_worker = result.workers.set_index("worker")
+    for w in range(4):
+        assert per_worker.loc[w, "mean_staleness_samples"] == pytest.approx(16 * np.mean(got[w]))

@@ -13,6 +13,8 @@ bit).
 
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
 
 
@@ -47,7 +49,11 @@ class ParameterServer:
         self.max_pending = max_pending
         self.version = 0
         self.applied_pushes = 0
-        self.staleness: list[tuple[int, int]] = []  # (worker, version at apply - version pulled)
+        # (worker, versions applied since its pull, samples applied since its pull): versions
+        # count pushes in ASP and rounds in BSP; samples compare across schemes
+        self.staleness: list[tuple[int, int, int]] = []
+        self.applied_samples = 0
+        self._samples_at = array("q", [0])  # applied samples as of each version
         self._queue: list[tuple[list, float]] = []  # applications not computed, in order
         self._queued = 0  # pushes in ``_queue``
         self._known = 0  # the version of ``_params``
@@ -88,11 +94,17 @@ class ParameterServer:
     def apply(self, updates, scale: float = 1.0) -> None:
         """Merge ``g = scale * sum(decompressed deltas)`` and apply it through the server
         optimizer (plain: ``W += lr * g``) in one step; each update applied once."""
+        samples_at, total = self._samples_at, self.applied_samples
         for update in updates:
             if update.applied:
                 raise RuntimeError(f"push {update.key} applied twice")
             update.applied = True
-            self.staleness.append((update.worker, self.version - update.pulled_version))
+            pulled = update.pulled_version
+            self.staleness.append(
+                (update.worker, self.version - pulled, total - samples_at[pulled])
+            )
+            self.applied_samples += update.samples
+        samples_at.append(self.applied_samples)
         self.applied_pushes += len(updates)
         self.version += 1
         if self.materialize is None:  # timing-only mode: no maths
