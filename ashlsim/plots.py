@@ -9,6 +9,19 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
+# one colour per scheme in every figure (a label such as "ssp(staleness=2)" takes its scheme's)
+SCHEME_COLORS = {
+    "bsp": "#1f77b4", "asp": "#ff7f0e", "ssp": "#2ca02c", "local_sgd": "#d62728",
+    "ashl": "#9467bd", "adsp": "#8c564b", "adacomm": "#e377c2",
+}  # fmt: skip
+
+
+def scheme_color(label, index: int = 0) -> str:
+    """The colour of the scheme a label names (its name before any parenthesis), else the
+    ``index``-th of matplotlib's cycle for labels that name no scheme."""
+    name = str(label).split("(")[0].strip()
+    return SCHEME_COLORS.get(name, f"C{index % 10}")
+
 
 def _log_y(ax) -> None:
     """A log y axis labelled 0.2, 0.5, 2 rather than 2x10^-1."""
@@ -94,7 +107,7 @@ def compare_curves(
     positive = history.loc[history["time_s"] > 0, "time_s"]
     for i, (label, group) in enumerate(history.groupby(by, sort=False)):
         seeds = group["seed"].unique() if "seed" in group else [None]
-        color = f"C{i}"
+        color = scheme_color(label, i)
         if len(seeds) == 1:
             ax.plot(group["time_s"], group[metric], color=color, label=str(label))
             continue
