@@ -34,6 +34,9 @@ class Work:
     # the buffer is the one that work leaves (``velocity_out``), known when this one runs
     prev: Work | None = None
     velocity_out: np.ndarray | None = None
+    # the steps accumulate lr * gradient at the pulled parameters without moving them (the
+    # ASHL authors' ADSP): the delta is -lr * sum of the H gradients
+    accumulate: bool = False
 
     def start_velocity(self) -> np.ndarray | None:
         if self.prev is None:
@@ -96,13 +99,20 @@ class LocalTrainer:
             grad = grad + self.momentum * velocity if self.nesterov else velocity
         return grad, velocity
 
-    def prepare(self, params, steps: int, sampler: BatchSampler, progress: float, owner) -> Work:
-        """Draw the batches now (the sampler's stream advances in simulated order)."""
+    def prepare(
+        self, params, steps: int, sampler: BatchSampler, progress: float, owner, accumulate=False
+    ) -> Work:
+        """Draw the batches now (the sampler's stream advances in simulated order).
+        ``accumulate``: sum ``lr * gradient`` at ``params`` over the steps instead of stepping
+        (no momentum nor weight decay: the PS's optimizer takes the sum as its gradient)."""
         batches = [sampler.next() for _ in range(steps)]
         lr = self.learning_rate(progress)
         work = Work(
             params, batches, lr, owner, owner.velocity, owner.optimizer_resets, owner.compressor
         )
+        if accumulate:
+            work.accumulate = True
+            return work
         if self.momentum:
             last = owner.last_work  # None after a reset of the owner's optimizer
             if last is not None and last.velocity_out is None:  # not computed yet
@@ -115,6 +125,9 @@ class LocalTrainer:
         deltas: list = [None] * len(works)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, work in enumerate(works):
+            if work.accumulate:
+                deltas[i] = self._accumulated(work)
+                continue
             key = (len(work.batches), len(work.batches[0]))
             groups.setdefault(key, []).append(i)
         for members in groups.values():
@@ -139,6 +152,15 @@ class LocalTrainer:
         if first.params is not last.params or len(first.batches) > 1:  # params of their own
             per_work += first.params.size * first.params.itemsize
         return max(1, STACK_BYTES // per_work)
+
+    def _accumulated(self, work: Work) -> np.ndarray:
+        """``-lr * sum of the gradients`` of the work's batches, all at its pulled parameters:
+        one stacked computation of the H batches."""
+        X, y, params = self.data.X_train, self.data.y_train, work.params
+        index = np.stack(work.batches)
+        stack = np.broadcast_to(params, (len(work.batches), params.size))
+        grads = self.model.loss_and_grad(stack, X[index], y[index], -work.lr)[1]
+        return grads.sum(axis=0)
 
     def _one(self, work: Work) -> np.ndarray:
         X, y, model = self.data.X_train, self.data.y_train, self.model

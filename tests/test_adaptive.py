@@ -91,3 +91,55 @@ def test_backup_workers_must_leave_someone_to_wait_for():
     with pytest.raises(ScenarioError) as info:
         make(strategy={"name": "bsp", "backup_workers": 4})
     assert info.value.field == "strategy.backup_workers"
+
+
+# ---- ADSP as the ASHL authors re-implemented it -------------------------------------------------
+
+
+def test_the_authors_adsp_reward_is_one_whenever_the_fit_exists():
+    from ashlsim.strategies.adsp import fit_loss_curve, fit_reward
+
+    x2, y, z = 3.0, 0.5, 0.1
+
+    def curve(t):
+        return 1.0 / (x2 * t + y) + z
+
+    np.testing.assert_allclose(fit_loss_curve(curve(0), curve(0.5), curve(1)), (x2, y, z))
+    assert fit_reward(curve(0), curve(0.5), curve(1)) == 1.0
+    assert fit_reward(2.0, 1.5, 1.0) is None  # a straight line: 1/(l - z) cannot be linear
+    assert fit_reward(1.0, 1.0, 1.0) is None
+
+
+def test_accumulating_workers_sum_lr_times_the_gradients_at_the_pulled_parameters():
+    sim = Simulation(make(strategy={"name": "adsp", "variant": "authors"}))
+    worker, trainer = sim.workers[0], sim.workers[0].trainer
+    params = sim.server.params
+    work = trainer.prepare(params, 4, worker.sampler, 0.0, worker, accumulate=True)
+    delta = trainer.run([work])[0]
+    X, yy = sim.data.X_train, sim.data.y_train
+    expected = sum(sim.model.loss_and_grad(params, X[b], yy[b])[1] for b in work.batches)
+    np.testing.assert_allclose(delta, -0.05 * expected, rtol=1e-10, atol=1e-12)
+
+
+def test_the_authors_adsp_runs_periods_of_commits_between_barriers():
+    period = 1.0
+    scenario = make(cluster={"workers": 3, "speed": [4000, 2000, 1000]},
+                    strategy={"name": "adsp", "variant": "authors", "period_s": period,
+                              "search_periods": 4},
+                    stop={"time_s": 9.0}, eval={"every_s": 0.05})  # fmt: skip
+    sim = Simulation(scenario, events=True)
+    result = sim.run()
+    trials = sim.strategy.trials
+    # the search: one more commit per period after the first reward (1 > 0), back after the
+    # second (1 is not > 1); a new cycle every 4 periods aligns the counts again
+    assert [t["commits"] for t in trials[:3]] == [[2, 2, 2], [1, 1, 1], [1, 1, 1]]
+    assert [t["event"] for t in trials[:4]] == ["reward", "reward", "align", "reward"]
+    ends = sim.strategy._authors.period_ends
+    assert len(ends) >= 7
+    gaps = np.diff(ends)
+    assert (np.abs(gaps - period) < 0.1 * period).all()  # a period lasts about period_s
+    # within a period every worker commits as often as planned, the fast ones with more steps
+    steps = result.workers["commit_steps"].to_numpy()
+    assert steps[0] > steps[1] > steps[2] > 1
+    assert result.workers["wait_s"].sum() > 0  # the barriers hold somebody
+    assert result.pushes_applied == result.pushes_sent

@@ -7,7 +7,7 @@ from conftest import make
 import ashlsim
 from ashlsim import ScenarioError, Simulation
 
-SCHEMES = ["bsp", "asp", "ssp", "local_sgd", "ashl", "adsp", "adacomm"]
+SCHEMES = ["bsp", "asp", "ssp", "local_sgd", "ashl", "adsp", "adsp_authors", "adacomm"]
 FAULTS = {
     "crash": {"worker": 2, "at_s": 0.7, "kind": "crash", "recover_after_s": 0.6},
     "crash_forever": {"worker": 2, "at_s": 0.7, "kind": "crash"},
@@ -17,6 +17,8 @@ FAULTS = {
 
 
 def strategy_block(scheme):
+    if scheme == "adsp_authors":  # periods of 0.3 s between barriers
+        return {"name": "adsp", "variant": "authors", "period_s": 0.3}
     block = {"name": scheme}
     if scheme in ("bsp", "local_sgd", "adacomm"):
         block |= {"on_failure": "drop", "failure_timeout_s": 0.2}

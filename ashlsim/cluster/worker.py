@@ -179,7 +179,9 @@ class Worker:
             samples = steps * self.sampler.batch_size
             work = None
             if self.trainer is not None:  # SGD as of the computation's start (DESIGN 1)
-                work = self.trainer.prepare(params, steps, self.sampler, sim.progress(), self)
+                work = self.trainer.prepare(
+                    params, steps, self.sampler, sim.progress(), self, strategy.accumulates
+                )
             push_bytes = self.push_bytes
             if push_fixed_for[0] != push_bytes:
                 push_fixed_for = (push_bytes, network.fixed_time(index, push_bytes, "push"))

@@ -61,6 +61,8 @@ class Strategy:
 
     name: ClassVar[str]
     Params: ClassVar[type] = StrategyParams
+    # workers sum lr * gradient at the pulled parameters instead of stepping (training.Work)
+    accumulates: bool = False
 
     def __init__(self, params, sim):
         self.params = params
