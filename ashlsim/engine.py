@@ -2,7 +2,7 @@
 
 ``run(scenario)`` is the whole story: load and split the data, draw the cluster, start one SimPy
 process per worker plus an observer that evaluates the global model every ``eval.every_s``
-simulated seconds (host time only; DESIGN.md 1), stop on the first stop condition, and return a
+simulated seconds (host time only; docs/DESIGN.md section 1), stop on the first stop condition, and return a
 ``Result``.
 """
 
@@ -267,7 +267,7 @@ class Simulation:
                 self.log_event(worker.index, "straggle", start, self.env.now)
 
     def _fault(self, spec):
-        """Inject one fault (DESIGN.md: crash, slowdown, link_down) and record it."""
+        """Inject one fault (docs/DESIGN.md section 2: crash, slowdown, link_down) and record it."""
         env, worker = self.env, self.workers[spec.worker]
         yield env.timeout(spec.at_s)
         row = {"worker": spec.worker, "kind": spec.kind, "start_s": env.now, "end_s": math.inf}

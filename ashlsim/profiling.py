@@ -1,4 +1,4 @@
-"""ASHL's planning arithmetic (DESIGN.md 4.1 and 4.5), as pure functions of measured times.
+"""ASHL's planning arithmetic (docs/DESIGN.md section 4, items 1 and 4), as pure functions of measured times.
 
 Kept apart from the strategy so each formula is testable against the paper's algorithms on its
 own: ``local_steps_plan`` is Algorithm 1's per-worker H, ``compression_plan`` Algorithm 2's

@@ -1,4 +1,4 @@
-"""What a run returns: records turned into pandas DataFrames (DESIGN.md 5)."""
+"""What a run returns: records turned into pandas DataFrames (docs/DESIGN.md section 5)."""
 
 from __future__ import annotations
 

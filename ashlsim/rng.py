@@ -1,4 +1,4 @@
-"""One integer seed, split into independent named streams (DESIGN.md 6).
+"""One integer seed, split into independent named streams (docs/DESIGN.md section 6).
 
 Each stream is a ``numpy.random.Generator`` on ``SeedSequence(seed, spawn_key=key)`` where the key
 is derived from the stream's name (and worker index), never from the order streams were asked for:

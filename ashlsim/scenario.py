@@ -1,4 +1,4 @@
-"""A scenario is data: a frozen dataclass tree that round-trips to YAML (DESIGN.md 2, 5).
+"""A scenario is data: a frozen dataclass tree that round-trips to YAML (docs/DESIGN.md sections 2 and 5).
 
 ``Scenario.from_dict`` validates every field and raises ``ScenarioError`` naming its path, the bad
 value and what is allowed; ``to_dict`` gives plain data back; ``load_scenario(path)`` reads YAML.

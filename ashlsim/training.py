@@ -4,7 +4,7 @@ A worker *prepares* its work when its computation starts (the pulled parameters,
 indices it draws, the learning rate): that fixes everything the result depends on. The maths
 runs when the PS needs the delta (``run``), so that work computed together (a BSP or Local SGD
 round, or a level of the PS's deferred applications, ``cluster/server.py``) is one stacked NumPy
-computation (issue 6). The values are those of computing each delta at its worker's compute
+computation . The values are those of computing each delta at its worker's compute
 start: stacking computes each slice the same way (tested bit for bit).
 """
 

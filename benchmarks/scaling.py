@@ -6,7 +6,7 @@ timing-only throughput at 1,024 workers.
 Each configuration runs in a fresh process (so its peak memory is its own). Except in the
 ``none-free`` rows, the network is under contention: a 100 kB virtual model through a PS card a
 quarter as wide as the links together, so transfers share the card at every N and the fluid
-model is exercised. Target (issue 6): cost per worker-iteration at N=1024 within 1.5x of N=16.
+model is exercised. Target : cost per worker-iteration at N=1024 within 1.5x of N=16.
 """
 
 from __future__ import annotations

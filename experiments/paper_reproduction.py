@@ -31,7 +31,7 @@ from ashlsim.compare import compare, load_recipe, median_interval, verdict, writ
 
 BASELINES = ["bsp", "asp", "ssp", "local_sgd", "adsp"]
 LR_GRID = [0.00625, 0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8]
-TUNING_SEEDS = [100, 101, 102]
+TUNING_SEEDS = [100, 101, 102, 103, 104]
 PAPER_BAND = (0.27, 0.718)
 
 

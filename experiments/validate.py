@@ -56,7 +56,7 @@ def main(argv=None) -> int:
         "  round time is the maximum of N exponentials, whose mean is c * H_N.",
         "- ASP: a renewal process per worker; the throughput's standard error is",
         "  sqrt(sum 1/m_i / T) (Var N_i(T) ~ T/m_i for exponential times).",
-        "- PS ingress: the fluid max-min model (DESIGN.md 2), through the whole simulator (pull,",
+        "- PS ingress: the fluid max-min model (docs/DESIGN.md section 2), through the whole simulator (pull,",
         "  compute, push), measured on the push intervals of the event log.",
         "- SSP: the fast workers' push count may lead by at most s + 1, which sets the tolerance.",
         "- Local SGD: constant times, per-worker bandwidths; every round is checked.",

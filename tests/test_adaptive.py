@@ -1,4 +1,4 @@
-"""The adaptive baselines: ADSP, ADACOMM and BSP with backup workers (issue 8)."""
+"""The adaptive baselines: ADSP, ADACOMM and BSP with backup workers ."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""ASHL against DESIGN.md 4: profiling arithmetic, the PS rule, the stages, the equivalence."""
+"""ASHL against docs/DESIGN.md section 4: profiling arithmetic, the PS rule, the stages, the equivalence."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Compressors: top-K selects what it says, error feedback loses nothing, sizes match DESIGN 2."""
+"""Compressors: top-K selects what it says, error feedback loses nothing, sizes match docs/DESIGN.md section 2."""
 
 import math
 

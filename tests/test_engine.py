@@ -183,7 +183,7 @@ def test_per_worker_jitter_is_a_constant_factor_each():
 @pytest.mark.parametrize("strategy", [{"name": "bsp"}, {"name": "local_sgd", "local_steps": 3}])
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_batched_maths_equals_the_per_worker_path(strategy, momentum):
-    """A round's deltas computed as one stacked NumPy computation (issue 6) give the same run
+    """A round's deltas computed as one stacked NumPy computation give the same run
     as computing each worker's delta alone, to float tolerance."""
     results = []
     for stacked in (True, False):

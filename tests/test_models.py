@@ -61,7 +61,7 @@ def test_flop_counts():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", ["softmax", "mlp"])
 def test_stacked_gradients_equal_separate_ones(name, dtype):
-    """Batched maths (issue 6): G workers' gradients in one stacked computation."""
+    """Batched maths: G workers' gradients in one stacked computation."""
     rng = np.random.default_rng(5)
     model = build_model(
         ModelSpec(name=name, hidden=(3000, 8), dtype=dtype), 12, 4

@@ -64,7 +64,7 @@ def _one_worker(strategy, training):
 
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_one_worker_server_momentum_equals_worker_momentum(nesterov):
-    """DESIGN: with one worker, BSP's server momentum m on plain worker SGD is worker momentum m
+    """docs/DESIGN.md section 3: with one worker, BSP's server momentum m on plain worker SGD is worker momentum m
     (v_s = m v_s - lr g equals -lr times the worker's v = m v + g)."""
     opt = {"momentum": 0.9, "nesterov": nesterov}
     server_side, a = _one_worker({"name": "bsp", "server_optimizer": opt}, {})

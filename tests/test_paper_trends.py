@@ -1,4 +1,4 @@
-"""The paper's trends, reproduced in the simulator over 3 seeds with a margin (issue 5).
+"""The paper's trends, reproduced in the simulator over 3 seeds with a margin .
 
 Schemes run with the same training settings and their papers' default parameters; no scenario
 was tuned to make a trend hold. Where a trend does not hold, the test says so (``xfail``,

@@ -1,4 +1,4 @@
-"""The PS: exactly-once application, and deferred maths computed in levels (issue 6)."""
+"""The PS: exactly-once application, and deferred maths computed in levels ."""
 
 import numpy as np
 import pytest

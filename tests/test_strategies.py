@@ -1,4 +1,4 @@
-"""The baseline schemes against DESIGN.md 3: equivalences, invariants, arithmetic."""
+"""The baseline schemes against docs/DESIGN.md section 3: equivalences, invariants, arithmetic."""
 
 import numpy as np
 import pytest

@@ -3,7 +3,7 @@
 Each direction of the PS card (ingress for pushes, egress for pulls) is a ``SharedCapacity``: every
 transfer through it is also capped by its worker's own link, and the capacity is divided max-min
 fairly (water-filling) among the transfers in flight, recomputed whenever one starts or ends
-(DESIGN.md 2). n simultaneous transfers of S bytes through capacity B, with links faster than B/n,
+(docs/DESIGN.md section 2). n simultaneous transfers of S bytes through capacity B, with links faster than B/n,
 all finish after n*S/B; latency is paid once, before the bytes flow.
 """
 

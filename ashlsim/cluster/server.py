@@ -6,7 +6,7 @@ or looks at them, so the PS keeps a queue of applications and computes them in *
 asked (``flush``). A level is the longest run of queued applications whose pushes were all
 computed on parameters that are already known: their gradients are independent, so they are
 computed as one stacked NumPy computation, even in ASP where every push has parameters of its
-own (issue 6). Each application is then added in order, exactly as if it had been applied at
+own . Each application is then added in order, exactly as if it had been applied at
 once; stacking changes no value (``tests/test_server.py`` checks deferred == eager, bit for
 bit).
 """

@@ -178,7 +178,9 @@ class Worker:
             compute_s = self.compute_time(steps)
             samples = steps * self.sampler.batch_size
             work = None
-            if self.trainer is not None:  # SGD as of the computation's start (DESIGN 1)
+            if (
+                self.trainer is not None
+            ):  # SGD as of the computation's start (docs/DESIGN.md section 1)
                 work = self.trainer.prepare(
                     params, steps, self.sampler, sim.progress(), self, strategy.accumulates
                 )

@@ -4,7 +4,7 @@ Profiling (Algorithm 1) gives each worker its own number of local steps ``H[i]``
 ``D[i]``; training then runs an asynchronous AHL stage (large H, no clock bound) and, once the
 loss falls below ``loss_preset``, a semi-asynchronous SHL stage (small H, clock bound
 ``s_preset``, per-worker top-K ratios from Algorithm 2). The PS applies ``W += D[i] * delta_i``
-on each arrival (Algorithm 3). DESIGN.md section 4 is the specification.
+on each arrival (Algorithm 3). docs/DESIGN.md section 4 is the specification.
 """
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ class ASHL(Strategy):
             )
 
     def _maybe_reprofile(self, w: int) -> None:
-        """DESIGN.md 4.6 (off by default): when a worker's recent iteration time drifts from the
+        """docs/DESIGN.md section 4.5 (off by default): when a worker's recent iteration time drifts from the
         planned one by more than ``reprofile_threshold`` (relative), re-plan with it. Only
         ``T_iter`` is re-measured: pushes after profiling may be compressed, so their times do
         not estimate the dense ``T_push`` the formulas need; communication stays as profiled."""

@@ -1,7 +1,7 @@
 """The ``Strategy`` interface: the only places where synchronization schemes differ.
 
 A worker's loop is fixed (``cluster.worker``): gate -> pull -> compute ``local_steps`` -> push ->
-``receive``. A strategy answers three questions (DESIGN.md 3): may this worker start its next
+``receive``. A strategy answers three questions (docs/DESIGN.md section 3): may this worker start its next
 iteration (``gate``), how many local steps does it take (``local_steps``), and what does the PS do
 with a push that arrives (``receive``). Stage changes come through ``observe`` (every evaluation).
 
