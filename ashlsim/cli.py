@@ -170,7 +170,8 @@ def _cmd_compare(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         table, history = compare(scenario, strategies, seeds, return_history=True, tune=tune,
-                                 tune_seeds=tune_seeds, progress=progress)  # fmt: skip
+                                 tune_seeds=tune_seeds, progress=progress,
+                                 recipe=args.recipe)  # fmt: skip
     if not args.quiet and sys.stderr.isatty():
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     for warning in caught:

@@ -218,6 +218,7 @@ def compare(
     tune: dict[str, list] | None = None,
     tune_seeds=(1000, 1001, 1002),
     progress=None,
+    recipe: str | None = None,
 ):
     """One row per (strategy, seed) with the run's headline numbers (``Result.summary``).
 
@@ -227,14 +228,16 @@ def compare(
     median time to target (ties: lower median final loss), and is evaluated on ``seeds`` at it;
     the table's ``attrs["tuning"]`` holds every candidate's score (records; ``tuning.csv``). With ``return_history`` also
     the tidy history of all runs (``strategy`` and ``seed`` added). ``progress(label, seed)``
-    is called before each run.
+    is called before each run. ``recipe`` names the recipe the entries follow (recorded in
+    ``attrs["recipe"]``); without it, or tuning, schemes of different per-sample step sizes
+    compared at one learning rate raise a warning (``step_size_warning``).
     """
     resolved = resolve(scenario, strategies)
     seeds = [int(s) for s in seeds]
     tuning = None
     if tune:
         resolved, tuning = tune_each(resolved, tune, tune_seeds, seeds, progress)
-    elif (message := step_size_warning(resolved)) is not None:
+    elif recipe is None and (message := step_size_warning(resolved)) is not None:
         warnings.warn(message, UserWarning, stacklevel=2)
     rows, histories = [], []
     for label, sc in resolved.items():
@@ -248,6 +251,8 @@ def compare(
     table = pd.DataFrame(rows)
     if tuning is not None:
         table.attrs["tuning"] = tuning.to_dict("records")  # records: attrs must compare
+    if recipe is not None:
+        table.attrs["recipe"] = recipe
     if return_history:
         return table, pd.concat(histories, ignore_index=True)
     return table

@@ -37,6 +37,11 @@ class Work:
     # the steps accumulate lr * gradient at the pulled parameters without moving them (the
     # ASHL authors' ADSP): the delta is -lr * sum of the H gradients
     accumulate: bool = False
+    # a cached read (SSP): the parameters are the local model ``chain`` left (its params + its
+    # delta), known once it is computed; ``keep_local`` keeps that model for the next work
+    chain: Work | None = None
+    keep_local: bool = False
+    local_out: np.ndarray | None = None
 
     def start_velocity(self) -> np.ndarray | None:
         if self.prev is None:
@@ -100,16 +105,20 @@ class LocalTrainer:
         return grad, velocity
 
     def prepare(
-        self, params, steps: int, sampler: BatchSampler, progress: float, owner, accumulate=False
-    ) -> Work:
+        self, params, steps: int, sampler: BatchSampler, progress: float, owner, accumulate=False,
+        chain=None, keep_local=False,
+    ) -> Work:  # fmt: skip
         """Draw the batches now (the sampler's stream advances in simulated order).
         ``accumulate``: sum ``lr * gradient`` at ``params`` over the steps instead of stepping
-        (no momentum nor weight decay: the PS's optimizer takes the sum as its gradient)."""
+        (no momentum nor weight decay: the PS's optimizer takes the sum as its gradient).
+        ``chain``: start from the local model that work leaves (``params`` is None);
+        ``keep_local``: keep this work's local model for a later ``chain``."""
         batches = [sampler.next() for _ in range(steps)]
         lr = self.learning_rate(progress)
         work = Work(
             params, batches, lr, owner, owner.velocity, owner.optimizer_resets, owner.compressor
         )
+        work.chain, work.keep_local = chain, keep_local
         if accumulate:
             work.accumulate = True
             return work
@@ -124,6 +133,11 @@ class LocalTrainer:
         """The deltas ``w_local - w_pulled`` of ``works``; updates each owner's momentum."""
         deltas: list = [None] * len(works)
         groups: dict[tuple[int, int], list[int]] = {}
+        for work in works:
+            if work.chain is not None:  # computed before (the PS orders it so)
+                if work.chain.local_out is None:
+                    raise RuntimeError("a cached read computed before the work it continues")
+                work.params, work.chain = work.chain.local_out, None
         for i, work in enumerate(works):
             if work.accumulate:
                 deltas[i] = self._accumulated(work)
@@ -140,6 +154,9 @@ class LocalTrainer:
                 chunk = members[at : at + size]
                 for i, delta in zip(chunk, self._stacked([works[i] for i in chunk]), strict=True):
                     deltas[i] = delta
+        for work, delta in zip(works, deltas, strict=True):
+            if work.keep_local:
+                work.local_out = work.params + delta
         return deltas
 
     def _chunk(self, first: Work, last: Work) -> int:

@@ -58,7 +58,7 @@ def main() -> None:
         entries[f"{scheme}: {label}"] = {**fragment, **overrides}
     seeds = list(range(args.seeds))
     with Timer() as timer:
-        table = compare(base, entries, seeds)
+        table = compare(base, entries, seeds, recipe="authors")
     table.to_csv(out / "runs.csv", index=False)
     summary = summarize(table)
     summary.to_csv(out / "summary.csv", index=False)

@@ -138,11 +138,12 @@ def main() -> None:
         "authors_tuned": ({k: authors[k] for k in schemes}, {"training.lr": LR_GRID}),
         "plain": ({k: plain[k] for k in schemes}, None),
     }
+    recipes = {"authors": "authors", "authors_tuned": "authors", "plain": "plain"}
     histories, reds, summaries = {}, [], {}
     for name, (entries, tune) in setups.items():
         with Timer() as timer:
             table, history = compare(base, entries, seeds, return_history=True, tune=tune,
-                                     tune_seeds=TUNING_SEEDS)  # fmt: skip
+                                     tune_seeds=TUNING_SEEDS, recipe=recipes[name])  # fmt: skip
             summary = write_comparison(base, table, history, out / name)
         histories[name] = history
         summaries[name] = summary

@@ -102,8 +102,8 @@ def test_ahl_never_waits_and_shl_keeps_its_bound():
 
 def test_one_stage_ashl_is_ssp_with_those_local_steps():
     jitter = {"dist": "exponential", "mean": 1.0}
-    ssp = Simulation(make(strategy={"name": "ssp", "staleness": 2, "local_steps": 3},
-                          cluster={"jitter": jitter}))  # fmt: skip
+    ssp = Simulation(make(strategy={"name": "ssp", "staleness": 2, "local_steps": 3,
+                                    "reads": "fresh"}, cluster={"jitter": jitter}))  # fmt: skip
     ssp.run()
     ashl = Simulation(
         make(

@@ -34,7 +34,7 @@ def applied_sequence(sim):
 def test_ssp_with_a_huge_bound_is_asp():
     asp = Simulation(make(strategy={"name": "asp"}))
     asp.run()
-    ssp = Simulation(make(strategy={"name": "ssp", "staleness": 10**9}))
+    ssp = Simulation(make(strategy={"name": "ssp", "staleness": 10**9, "reads": "fresh"}))
     ssp.run()
     assert applied_sequence(asp) == applied_sequence(ssp)
     assert len(applied_sequence(asp)) > 100
@@ -160,3 +160,61 @@ def test_staleness_is_exact_in_versions_and_samples():
     per_worker = result.workers.set_index("worker")
     for w in range(4):
         assert per_worker.loc[w, "mean_staleness_samples"] == pytest.approx(16 * np.mean(got[w]))
+
+
+def _ssp(reads, staleness, **sections):
+    return make(strategy={"name": "ssp", "staleness": staleness, "reads": reads}, **sections)
+
+
+def test_ssp_cached_reads_are_fresh_enough_and_save_pulls():
+    """Ho et al.'s SSP: an iteration at clock c computes on a model that holds every update
+    of clocks up to c - s - 1: its last pull saw a slowest clock of at least c - s. Checked from
+    the event log alone: for each computation, the worker's clock then and the slowest clock
+    at its last pull."""
+    s, n = 2, 4
+    jitter = {"dist": "exponential", "mean": 1.0}
+    sim = Simulation(_ssp("cached", s, cluster={"jitter": jitter}, stop={"time_s": 1.0}),
+                     events=True)  # fmt: skip
+    result = sim.run()
+    ev = result.events
+    push_ends = [np.sort(ev.query("kind == 'push' and worker == @w")["end_s"].to_numpy())
+                 for w in range(n)]  # fmt: skip
+
+    def clock(w, t):  # pushes completed (applied) by time t
+        return int(np.searchsorted(push_ends[w], t, side="right"))
+
+    for w in range(n):
+        pulls = ev.query("kind == 'pull' and worker == @w")["start_s"].to_numpy()
+        for t in ev.query("kind == 'compute' and worker == @w")["start_s"]:
+            last_pull = pulls[pulls <= t].max()
+            slowest_then = min(clock(q, last_pull) for q in range(n))
+            assert slowest_then >= clock(w, t) - s
+    assert sim.strategy.cached > 50  # many iterations read the cache
+    pulls = (ev["kind"] == "pull").sum()
+    in_flight = pulls + sim.strategy.cached - (ev["kind"] == "compute").sum()
+    assert 0 <= in_flight <= n  # every iteration pulled or read the cache (some not done)
+    fresh = ashlsim.run(_ssp("fresh", s, cluster={"jitter": jitter}, stop={"time_s": 1.0}))
+    per_iteration = result.workers["bytes_down"].sum() / result.workers["iterations"].sum()
+    fresh_per = fresh.workers["bytes_down"].sum() / fresh.workers["iterations"].sum()
+    assert per_iteration < 0.85 * fresh_per
+
+
+def test_ssp_with_bound_zero_always_pulls():
+    sim = Simulation(_ssp("cached", 0))
+    sim.run()
+    assert sim.strategy.cached == 0
+
+
+def test_a_cached_read_sees_its_own_writes():
+    """One worker: its own model after each push is what the PS holds, so reading the cache
+    and pulling compute the same models, bit for bit (two epochs: the same number of steps)."""
+    one = {"cluster": {"workers": 1, "speed": [1000]},
+           "stop": {"time_s": None, "epochs": 2.0, "target_accuracy": None}}  # fmt: skip
+    cached = Simulation(_ssp("cached", 5, **one))
+    cached.run()
+    fresh = Simulation(_ssp("fresh", 5, **one))
+    fresh.run()
+    assert cached.strategy.cached > 20 and fresh.strategy.cached == 0
+    assert cached.server.version == fresh.server.version
+    np.testing.assert_array_equal(cached.server.params, fresh.server.params)
+    assert cached.env.now < fresh.env.now  # no pull time

@@ -120,8 +120,12 @@ class ParameterServer:
         queue, self._queued = self._queue, 0
         while queue:
             known, level = self._known, 0
-            while level < len(queue) and all(u.pulled_version <= known for u in queue[level][0]):
+            while level < len(queue) and all(
+                u.pulled_version <= known and _ready(u) for u in queue[level][0]
+            ):
                 level += 1
+            if level == 0:  # cannot happen: the first queued push's inputs are always known
+                raise RuntimeError("deferred application with unknown inputs")
             batch = queue[:level]
             del queue[:level]
             self.materialize([u for updates, _ in batch for u in updates])
@@ -163,3 +167,10 @@ class ParameterServer:
         self.velocity = v
         step = merged + self.momentum * v if self.nesterov else v
         return self.lr * step
+
+
+def _ready(update) -> bool:
+    """A push computed on the local model of an earlier work (SSP's cached read) waits for
+    that work to be computed: it starts a later level."""
+    chain = getattr(update.work, "chain", None)
+    return chain is None or chain.local_out is not None

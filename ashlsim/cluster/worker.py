@@ -45,7 +45,7 @@ class Worker:
         "velocity", "last_work", "optimizer_resets", "compressor", "ratio", "compress_state",
         "push_bytes", "compute_s", "comm_s", "wait_s", "iterations", "samples", "pushes",
         "bytes_up", "bytes_down", "process", "phase", "down", "will_recover", "down_s",
-        "down_since", "lost_pushes", "dropped", "recovered",
+        "down_since", "lost_pushes", "dropped", "recovered", "cache_version", "last_local",
     )  # fmt: skip
 
     def __init__(self, index, speed, jitter, rng_jitter, sampler, trainer, sim):
@@ -73,6 +73,8 @@ class Worker:
         self.lost_pushes = 0
         self.dropped = 0  # pushes the strategy dropped on arrival (backup workers)
         self.recovered: simpy.Event | None = None
+        self.cache_version = 0  # the version of the last pull (cached reads)
+        self.last_local = None  # the last work started: a cached read continues from it
 
     def set_compressor(self, compressor, ratio: float | None, segments=None) -> None:
         """Use ``compressor`` from the next push on; its residual starts empty.
@@ -142,6 +144,8 @@ class Worker:
         index, log = self.index, sim.log_event
         pull_bytes = sim.dense_bytes
         pull_fixed = network.fixed_time(index, pull_bytes, "pull")  # None: contended
+        cached = strategy.cached_reads  # a worker may compute on its own model instead of pulling
+        self.last_local = None  # after a restart the first iteration pulls
         push_fixed_for = (None, None)  # (bytes, seconds): recomputed when the size changes
         seq = 0
         while True:
@@ -155,23 +159,30 @@ class Worker:
                     log(index, "wait", start, env.now)
 
             self.phase = "pull"
-            params, version = server.snapshot()
-            start = env.now
-            # inline rather than ``yield from network.move(...)``: a generator per transfer
-            # costs ~0.6 us of the ~11 us an iteration's events cost (measured)
-            if pull_fixed is None:
-                event, whole = network.begin(index, pull_bytes, "pull")
-                yield event
-                if not whole:
-                    yield network.flow(index, pull_bytes, "pull")
+            chain = None
+            if cached and strategy.reads_cache(index):
+                # SSP's cached read: continue from its own model (the last pull plus its own
+                # updates since), no transfer
+                params, version, chain, pull_s = None, self.cache_version, self.last_local, 0.0
             else:
-                yield env.timeout(pull_fixed)
-            pull_s = env.now - start
-            self.comm_s += pull_s
-            self.bytes_down += pull_bytes
-            sim.bytes_down += pull_bytes
-            if log:
-                log(index, "pull", start, env.now)
+                params, version = server.snapshot()
+                self.cache_version = version
+                start = env.now
+                # inline rather than ``yield from network.move(...)``: a generator per transfer
+                # costs ~0.6 us of the ~11 us an iteration's events cost (measured)
+                if pull_fixed is None:
+                    event, whole = network.begin(index, pull_bytes, "pull")
+                    yield event
+                    if not whole:
+                        yield network.flow(index, pull_bytes, "pull")
+                else:
+                    yield env.timeout(pull_fixed)
+                pull_s = env.now - start
+                self.comm_s += pull_s
+                self.bytes_down += pull_bytes
+                sim.bytes_down += pull_bytes
+                if log:
+                    log(index, "pull", start, env.now)
 
             self.phase = "compute"
             steps = strategy.local_steps(index)
@@ -182,8 +193,10 @@ class Worker:
                 self.trainer is not None
             ):  # SGD as of the computation's start (docs/DESIGN.md section 1)
                 work = self.trainer.prepare(
-                    params, steps, self.sampler, sim.progress(), self, strategy.accumulates
-                )
+                    params, steps, self.sampler, sim.progress(), self, strategy.accumulates,
+                    chain, cached,
+                )  # fmt: skip
+                self.last_local = work
             push_bytes = self.push_bytes
             if push_fixed_for[0] != push_bytes:
                 push_fixed_for = (push_bytes, network.fixed_time(index, push_bytes, "push"))

@@ -63,6 +63,8 @@ class Strategy:
     Params: ClassVar[type] = StrategyParams
     # workers sum lr * gradient at the pulled parameters instead of stepping (training.Work)
     accumulates: bool = False
+    # workers may compute on their own model instead of pulling (``reads_cache``)
+    cached_reads: bool = False
 
     def __init__(self, params, sim):
         self.params = params
@@ -84,6 +86,11 @@ class Strategy:
     def gate(self, worker: int) -> simpy.Event | None:
         """An event to wait for before the worker's next pull, or None to go at once."""
         return None
+
+    def reads_cache(self, worker: int) -> bool:
+        """With ``cached_reads``: True to compute on the worker's own model (its last pull plus
+        its own updates since) instead of pulling now."""
+        return False
 
     def receive(self, update) -> None:
         """The PS's handling of a push that has just arrived."""
