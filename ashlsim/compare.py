@@ -307,27 +307,53 @@ def tune_each(resolved, tune, tune_seeds, eval_seeds, progress=None):
     return chosen, pd.DataFrame(rows)
 
 
-def median_interval(times, level: float = 0.95, resamples: int = 4000, seed: int = 0):
-    """Median of ``times`` (inf: never reached) and a bootstrap percentile interval of it.
-    With few seeds the interval is wide, as it should be; inf means "not reached"."""
-    values = np.asarray([math.inf if v is None or math.isnan(v) else v for v in times], float)
+LEVEL = 0.95  # confidence of the intervals every summary reports
+
+
+def interval_rank(n: int, level: float = LEVEL) -> tuple[int, float]:
+    """The order statistics ``(k, coverage)`` of the distribution-free interval for a median
+    of n samples: ``[X_(k), X_(n-k+1)]`` covers the true median with probability
+    ``1 - 2 P(Binomial(n, 1/2) <= k - 1)``; k is the largest with coverage >= ``level``. With
+    too few samples for ``level`` (n <= 5 at 95 %) it is ``(1, coverage of [min, max])``."""
+    best = (1, 1.0 - 2.0 * 0.5**n)
+    for k in range(1, n // 2 + 1):
+        coverage = 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k)) / 2.0**n
+        if coverage < level:
+            break
+        best = (k, coverage)
+    return best
+
+
+def median_interval(times, level: float = LEVEL):
+    """Median of ``times`` and its distribution-free interval (``interval_rank``); a run that
+    never reached the target (None, nan or inf) counts as never, inf, so it sorts last and
+    censoring needs no special case. Returns (median, low, high)."""
+    values = np.sort([math.inf if v is None or math.isnan(v) else v for v in times])
     if values.size == 0:
         return math.nan, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    samples = rng.choice(values, size=(resamples, values.size), replace=True)
-    medians = np.sort(np.median(samples, axis=1))
-    alpha = (1.0 - level) / 2
-    low = medians[int(math.floor(alpha * (resamples - 1)))]
-    high = medians[int(math.ceil((1 - alpha) * (resamples - 1)))]
-    return float(np.median(values)), float(low), float(high)
+    k, _ = interval_rank(values.size, level)
+    return float(np.median(values)), float(values[k - 1]), float(values[values.size - k])
 
 
-def summarize(table: pd.DataFrame) -> pd.DataFrame:
+def summarize(table: pd.DataFrame, within: list[str] | None = None) -> pd.DataFrame:
     """One row per strategy (in the order given): how many seeds reached the target, the median
-    time to target with a 95 % bootstrap interval (a run that never reached it counts as never,
-    inf, not as its last time), means and standard deviations of the other metrics, and
+    time to target with its distribution-free 95 % interval (a run that never reached it counts
+    as never, inf, not as its last time; ``interval_coverage`` is the interval's actual coverage,
+    below 0.95 with 5 seeds or fewer), means and standard deviations of the other metrics, and
     ``overlaps_best``: whether the interval overlaps that of the scheme with the best median
-    (False: that scheme is significantly faster)."""
+    (False: that scheme is significantly faster). ``within``: columns of a sweep's grid; then one
+    row per grid point and strategy, compared within its grid point."""
+    if within:
+        parts = [
+            _summarize_one(group).assign(**dict(zip(within, key, strict=True)))
+            for key, group in table.groupby(within, sort=False)
+        ]
+        out = pd.concat(parts, ignore_index=True)
+        return out[[*within, *[c for c in out.columns if c not in within]]]
+    return _summarize_one(table)
+
+
+def _summarize_one(table: pd.DataFrame) -> pd.DataFrame:
     order = list(dict.fromkeys(table["strategy"]))
     grouped = table.groupby("strategy", sort=False)
     out = grouped[METRICS].mean().add_suffix("_mean")
@@ -335,6 +361,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     out["reached_target"] = grouped["time_to_target_s"].apply(lambda s: int(s.notna().sum()))
     out["runs"] = grouped.size()
     stats = grouped["time_to_target_s"].apply(lambda s: median_interval(list(s)))
+    out["interval_coverage"] = [interval_rank(int(n))[1] for n in out["runs"]]
     out["time_to_target_s_median"] = [s[0] for s in stats.loc[out.index]]
     out["time_to_target_s_low"] = [s[1] for s in stats.loc[out.index]]
     out["time_to_target_s_high"] = [s[2] for s in stats.loc[out.index]]
@@ -345,7 +372,7 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     else:
         out["overlaps_best"] = True
     columns = ["runs", "reached_target", "time_to_target_s_median", "time_to_target_s_low",
-               "time_to_target_s_high", "overlaps_best"]  # fmt: skip
+               "time_to_target_s_high", "interval_coverage", "overlaps_best"]  # fmt: skip
     columns += [f"{m}_{k}" for m in METRICS for k in ("mean", "std")]
     return out.loc[order, columns].reset_index()
 
@@ -359,18 +386,25 @@ def verdict(summary: pd.DataFrame, target: float | None = None) -> str:
         return f"No scheme reached {what} in most seeds: run longer or lower the target."
     ranked = reached.sort_values("time_to_target_s_median")
     best = ranked.iloc[0]
+    few = summary["interval_coverage"].min() < LEVEL
     lines = [
         f"Fastest to {what}: {best['strategy']}, median {best['time_to_target_s_median']:.3g} s "
-        f"(95 % interval {_fmt(best['time_to_target_s_low'])}-"
+        f"({best['interval_coverage']:.0%} interval {_fmt(best['time_to_target_s_low'])}-"
         f"{_fmt(best['time_to_target_s_high'])} s, {best['reached_target']}/{best['runs']} "
         "seeds reached it)."
     ]
+    if few:
+        lines.append(f"  Too few seeds for {LEVEL:.0%} intervals (6 or more are needed): no "
+                     "difference below is called significant.")  # fmt: skip
     for row in summary.itertuples():
         if row.strategy == best["strategy"]:
             continue
         median = row.time_to_target_s_median
         where = f"median {_fmt(median)} s" if math.isfinite(median) else "did not reach it"
-        sig = "not significant" if row.overlaps_best else "significantly slower"
+        if few:
+            sig = "not judged"
+        else:
+            sig = "not significant" if row.overlaps_best else "significantly slower"
         lines.append(f"  {row.strategy}: {where} ({row.reached_target}/{row.runs}): {sig}.")
     return "\n".join(lines)
 

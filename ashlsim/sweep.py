@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
-from .compare import load_recipe, resolve_entries
+from .compare import load_recipe, resolve_entries, summarize
 from .errors import ScenarioError
 from .scenario import Scenario, load_scenario
 
@@ -270,7 +271,9 @@ def _run_dask(todo, runs_dir, finished, workers=None, scheduler=None, **_):
 
 
 def write_summary(specs: list[RunSpec], out: Path, failures: list[dict]) -> pd.DataFrame:
-    """``summary.csv`` (finished runs in grid order), ``failed.csv``, ``summary.png``."""
+    """``summary.csv`` (finished runs in grid order), ``schemes.csv`` (per grid point and
+    scheme: seeds that reached the target, median time to target with a 95 % interval, and
+    whether it overlaps the best scheme's at that point), ``failed.csv``, ``summary.png``."""
     rows = []
     for spec in specs:
         path = out / "runs" / spec.key / "summary.json"
@@ -283,8 +286,12 @@ def write_summary(specs: list[RunSpec], out: Path, failures: list[dict]) -> pd.D
         pd.DataFrame(failures).to_csv(failed_path, index=False)
     elif failed_path.exists():
         failed_path.unlink()  # a rerun that fixed everything
-    if len(summary) and specs and specs[0].point:
-        plot_summary(summary, next(iter(specs[0].point)), out / "summary.png")
+    axes = list(specs[0].point) if specs else []
+    if len(summary):
+        hashed = summary.assign(**{a: summary[a].map(_hashable) for a in axes})
+        summarize(hashed, within=axes or None).to_csv(out / "schemes.csv", index=False)
+    if len(summary) and axes:
+        plot_summary(summary, axes[0], out / "summary.png")
     summary.attrs["failed"] = len(failures)
     return summary
 
@@ -297,23 +304,47 @@ def _hashable(value):
 
 
 def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
-    """The headline metric against the first grid axis, one line per strategy (mean over
-    seeds, min-max band)."""
+    """The median time to target against the first grid axis, one line per strategy, with a 95 %
+    interval band. A point where some seeds never reached the target is drawn hollow with the
+    count of those that did (a seed that never got there counts as never, not averaged away);
+    a point where most never did is left out of the line and marked at the top."""
     import matplotlib.pyplot as plt
 
-    metric = "time_to_target_s" if summary["time_to_target_s"].notna().any() else "final_accuracy"
-    label = {"time_to_target_s": "time to target accuracy (simulated s)",
-             "final_accuracy": "final test accuracy"}[metric]  # fmt: skip
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    from .compare import median_interval
+    from .plots import scheme_color
+
+    reached_any = summary["time_to_target_s"].notna().any()
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
     summary = summary.assign(**{axis: summary[axis].map(_hashable)})
     numeric = pd.api.types.is_numeric_dtype(summary[axis])
-    for strategy, group in summary.groupby("strategy", sort=False):
-        stats = group.groupby(axis, sort=False)[metric].agg(["mean", "min", "max"])
-        x = stats.index if numeric else [str(v) for v in stats.index]
-        ax.plot(x, stats["mean"], marker="o", label=strategy)
-        ax.fill_between(x, stats["min"], stats["max"], alpha=0.15)
-    ax.set(xlabel=axis, ylabel=label)
+    for i, (strategy, group) in enumerate(summary.groupby("strategy", sort=False)):
+        color = scheme_color(strategy, i)
+        rows = []
+        for value, runs in group.groupby(axis, sort=False):
+            metric = runs["time_to_target_s"] if reached_any else runs["final_accuracy"]
+            med, low, high = (median_interval(list(metric)) if reached_any else
+                              (metric.median(), metric.min(), metric.max()))  # fmt: skip
+            rows.append((value if numeric else str(value), med, low, high,
+                         int(metric.notna().sum()), len(runs)))  # fmt: skip
+        stats = pd.DataFrame(rows, columns=["x", "median", "low", "high", "reached", "runs"])
+        finite = stats[np.isfinite(stats["median"])]
+        ax.plot(finite["x"], finite["median"], marker="o", color=color, label=strategy)
+        ax.fill_between(finite["x"], finite["low"], finite["high"].clip(upper=finite["median"]
+                        .max() * 4), color=color, alpha=0.12)  # fmt: skip
+        for row in stats.itertuples():
+            if row.reached < row.runs and np.isfinite(row.median):
+                ax.plot([row.x], [row.median], "o", mfc="white", color=color)
+                ax.annotate(f"{row.reached}/{row.runs}", (row.x, row.median), fontsize=7,
+                            textcoords="offset points", xytext=(4, 4), color=color)  # fmt: skip
+            elif not np.isfinite(row.median):
+                ax.annotate(f"{strategy}: {row.reached}/{row.runs} reached", (row.x, 1.0),
+                            xycoords=("data", "axes fraction"), fontsize=7, color=color,
+                            rotation=90, va="top")  # fmt: skip
+    label = ("time to target accuracy (simulated s): median, 95 % interval" if reached_any
+             else "final test accuracy: median, min-max")  # fmt: skip
+    ax.set(xlabel=axis.replace("_", " ").replace(".", ": "), ylabel=label)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
+    ax.set_title("hollow: some seeds never reached the target (k/n reached)", fontsize=9)
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -11,7 +11,7 @@ simulator / bare, with the range of the pairs, and the host microseconds per ite
 same run in timing-only mode (no SGD): the cost of the event machinery alone. For ASP and SSP,
 ``vs stale`` is the overhead against a bare loop that, like N asynchronous workers, takes each
 gradient on the parameters of N steps ago (information: the targets are against the plain
-loop). Targets : <= 1.25 for softmax, <= 1.10 for the MLP.
+loop). Targets: <= 1.25 for softmax, <= 1.10 for the MLP.
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
-"""What the experiment scripts share: arguments, output folders, the schemes and scenarios.
+"""What the experiment scripts share: arguments, output folders, the schemes and scenarios,
+and how a comparison is printed.
 
-Every scheme runs with the same training settings (batch, learning rate, data) and its own
-parameters at the defaults of its paper; nothing is tuned per scheme (README: fairness).
+Unless a script says otherwise (``paper_reproduction.py`` follows the authors' recipe and tunes),
+every scheme runs with plain SGD at the same learning rate, batch and data, and its own
+parameters at its paper's defaults: the "plain" recipe, untuned. Averaging schemes (BSP, Local
+SGD, ADACOMM) then take steps about N times smaller per sample than ASP and SSP.
 """
 
 from __future__ import annotations
@@ -73,6 +76,25 @@ def spread_speeds(n: int, ratio: float, mean: float = 2000.0) -> list[float]:
     mean: the cluster's total compute stays the same while its spread grows."""
     speeds = np.geomspace(1.0, 1.0 / ratio, n)
     return [float(v) for v in speeds * mean / speeds.mean()]
+
+
+def print_summary(summary, target=None, extra=()) -> None:
+    """Per scheme: seeds that reached the target, median time to it with its 95 % interval,
+    then the verdict (significant or not against the fastest)."""
+    from ashlsim.compare import verdict
+
+    def cell(row):
+        med, low, high = (row["time_to_target_s_median"], row["time_to_target_s_low"],
+                          row["time_to_target_s_high"])  # fmt: skip
+        return "never" if not np.isfinite(med) else f"{med:.3g} [{low:.3g}, {high:.3g}]"
+
+    table = summary.assign(
+        reached=summary["reached_target"].astype(str) + "/" + summary["runs"].astype(str),
+        time_to_target=summary.apply(cell, axis=1),
+    )
+    columns = ["strategy", "reached", "time_to_target", *extra]
+    print(table[columns].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(verdict(summary, target))
 
 
 class Timer:

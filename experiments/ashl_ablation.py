@@ -10,7 +10,7 @@ Writes results/ashl_ablation/<scenario>/: runs.csv, summary.csv, accuracy.png, l
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from _common import Timer, arguments, heterogeneous, output, paper_setup
+from _common import Timer, arguments, heterogeneous, output, paper_setup, print_summary
 
 from ashlsim import compare
 from ashlsim.compare import write_comparison
@@ -33,30 +33,28 @@ def main() -> None:
                            "paper_setup": paper_setup(args.quick)}.items():  # fmt: skip
         with Timer() as timer:
             table, history = compare(scenario, list(VARIANTS.values()), seeds,
-                                     return_history=True)  # fmt: skip
+                                     return_history=True, recipe="plain")  # fmt: skip
             names = {v: k for k, v in VARIANTS.items()}
             table["strategy"] = table["strategy"].map(names)
             history["strategy"] = history["strategy"].map(names)
             summary = write_comparison(scenario, table, history, out / name)
         fig, (ax_t, ax_b) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
         y = range(len(summary))
-        ax_t.barh(y, summary["time_to_target_s_mean"], xerr=summary["time_to_target_s_std"],
-                  color="C0")  # fmt: skip
+        med, low, high = (summary[f"time_to_target_s_{k}"] for k in ("median", "low", "high"))
+        ax_t.barh(y, med, xerr=[med - low, (high - med).clip(upper=med.max())], color="C0")
         ax_b.barh(y, summary["bytes_up_mean"] / 1e6, xerr=summary["bytes_up_std"] / 1e6,
                   color="C1")  # fmt: skip
         for ax in (ax_t, ax_b):
             ax.set_yticks(list(y), summary["strategy"])
             ax.invert_yaxis()
             ax.grid(alpha=0.3, axis="x")
-        ax_t.set(xlabel="time to target accuracy (simulated s)")
+        ax_t.set(xlabel="time to target accuracy (simulated s): median, 95 % interval")
         ax_b.set(xlabel="bytes pushed until the run stopped (MB)")
-        fig.suptitle(f"ASHL ablation, {name}: mean and std over {args.seeds} seeds")
+        fig.suptitle(f"ASHL ablation, {name}: {args.seeds} seeds, plain SGD")
         fig.savefig(out / name / "bars.png", dpi=120)
         plt.close(fig)
         print(f"\n{name} ({timer.seconds:.0f} host s)")
-        print(summary[["strategy", "reached_target", "time_to_target_s_mean",
-                       "time_to_target_s_std", "bytes_up_mean"]].to_string(
-            index=False, float_format=lambda x: f"{x:.4g}"))  # fmt: skip
+        print_summary(summary, scenario.stop.target_accuracy, ["bytes_up_mean"])
     print(f"wrote {out}")
 
 

@@ -8,7 +8,7 @@ Writes results/network_bound/: history.csv, runs.csv, summary.csv, accuracy.png,
 
 from __future__ import annotations
 
-from _common import ADAPTIVE, CORE, Timer, arguments, heterogeneous, output
+from _common import ADAPTIVE, CORE, Timer, arguments, heterogeneous, output, print_summary
 
 from ashlsim import compare
 from ashlsim.compare import write_comparison
@@ -33,11 +33,11 @@ def main() -> None:
     out = output("network_bound", args)
     s = scenario(args.quick)
     with Timer() as timer:
-        table, history = compare(s, CORE + ADAPTIVE, list(range(args.seeds)), return_history=True)
+        table, history = compare(s, CORE + ADAPTIVE, list(range(args.seeds)), return_history=True,
+                                 recipe="plain")  # fmt: skip
         summary = write_comparison(s, table, history, out)
-    print(summary[["strategy", "reached_target", "time_to_target_s_mean", "time_to_target_s_std",
-                   "bytes_up_mean", "mean_idle_share_mean"]].to_string(
-        index=False, float_format=lambda x: f"{x:.4g}"))  # fmt: skip
+    print("plain SGD, one lr for all, untuned")
+    print_summary(summary, s.stop.target_accuracy, ["bytes_up_mean", "mean_idle_share_mean"])
     print(f"({timer.seconds:.0f} host s) wrote {out}")
 
 

@@ -14,7 +14,7 @@ Writes results/paper_reproduction/: <setup>/{runs,summary,history,tuning}.csv, r
 and docs/figures/paper_reproduction.png; prints the table quoted in README.md and
 docs/FIDELITY.md. ASHL's reduction against a baseline is ``1 - T_ashl / T_baseline`` per seed
 (the same seed draws the same cluster and data for both), summarized by its median and a 95 %
-bootstrap interval; a seed where the baseline never reached the target counts as a reduction
+distribution-free interval; a seed where the baseline never reached the target counts as a reduction
 of at least ``1 - T_ashl / time limit`` (marked ``>=``).
 """
 

@@ -75,6 +75,23 @@ def test_median_interval_counts_unreached_runs_as_never():
     assert median_interval([math.nan, math.nan, 3.0])[0] == math.inf
 
 
+def test_median_interval_is_the_order_statistic_interval():
+    from ashlsim.compare import interval_rank
+
+    # n = 10: [X(2), X(9)] covers the median with 1 - 2 * (1 + 10) / 1024 = 0.9785
+    assert interval_rank(10) == (2, pytest.approx(1 - 22 / 1024))
+    assert median_interval(list(range(1, 11))) == (5.5, 2.0, 9.0)
+    # n = 5 cannot reach 95 %: [min, max] with its true coverage, 1 - 2 / 32
+    assert interval_rank(5) == (1, pytest.approx(0.9375))
+    # the coverage, simulated: uniform samples, true median 0.5
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(4000):
+        _, low, high = median_interval(rng.uniform(size=10))
+        hits += low <= 0.5 <= high
+    assert abs(hits / 4000 - (1 - 22 / 1024)) < 0.01
+
+
 def _table(times):
     return pd.DataFrame(
         [{"strategy": s, "seed": i, "time_to_target_s": t, "final_accuracy": 0.9,
@@ -85,21 +102,25 @@ def _table(times):
 
 def test_summary_reports_medians_intervals_and_significance():
     summary = summarize(_table({
-        "fast": [1.0, 1.1, 0.9, 1.0, 1.05],
-        "close": [1.05, 1.2, 0.95, 1.1, 1.0],
-        "slow": [5.0, 6.0, 5.5, 5.2, 5.8],
-        "never": [math.nan, math.nan, math.nan, 9.0, math.nan],
+        "fast": [1.0, 1.1, 0.9, 1.0, 1.05, 0.95],
+        "close": [1.05, 1.2, 0.95, 1.1, 1.0, 1.0],
+        "slow": [5.0, 6.0, 5.5, 5.2, 5.8, 5.4],
+        "never": [math.nan, math.nan, math.nan, 9.0, math.nan, math.nan],
     }))  # fmt: skip
     s = summary.set_index("strategy")
-    assert s.loc["fast", "time_to_target_s_median"] == 1.0
-    assert s.loc["never", "reached_target"] == 1 and s.loc["never", "runs"] == 5
+    assert s.loc["fast", "time_to_target_s_median"] == pytest.approx(1.0)
+    assert s.loc["never", "reached_target"] == 1 and s.loc["never", "runs"] == 6
     assert s.loc["never", "time_to_target_s_median"] == math.inf  # not the mean of the one
     assert s.loc["close", "overlaps_best"] and not s.loc["slow", "overlaps_best"]
+    assert s.loc["fast", "interval_coverage"] == pytest.approx(1 - 2 / 64)
     text = verdict(summary, 0.95)
     assert text.startswith("Fastest to 95% accuracy: fast")
-    assert "close: median 1.05 s (5/5): not significant" in text
-    assert "slow: median 5.5 s (5/5): significantly slower" in text
-    assert "never: did not reach it (1/5)" in text
+    assert "close: median 1.02 s (6/6): not significant" in text
+    assert "slow: median 5.45 s (6/6): significantly slower" in text
+    assert "never: did not reach it (1/6)" in text
+    # with 5 seeds no interval reaches 95 %: nothing is called significant
+    few = verdict(summarize(_table({"a": [1.0] * 5, "b": [9.0] * 5})), 0.95)
+    assert "Too few seeds" in few and "b: median 9 s (5/5): not judged" in few
 
 
 def test_untuned_averaging_against_whole_pushes_warns():
