@@ -5,7 +5,7 @@
 >>> result.history.tail()                       # loss and accuracy vs simulated seconds
 """
 
-from .compare import compare, summarize
+from .compare import compare, load_recipe, summarize, verdict
 from .engine import Simulation, run
 from .errors import ScenarioError
 from .results import Result
@@ -19,9 +19,11 @@ __all__ = [
     "Simulation",
     "compare",
     "default_scenario",
+    "load_recipe",
     "load_scenario",
     "run",
     "summarize",
     "sweep",
+    "verdict",
 ]
 __version__ = "0.1.0"
