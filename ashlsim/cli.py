@@ -9,10 +9,9 @@ import argparse
 import sys
 import time
 
-import yaml
-
 from .errors import ScenarioError
 from .scenario import Scenario, load_scenario
+from .yamlio import loads
 
 EXIT_USAGE = 2
 
@@ -51,10 +50,7 @@ def _parse_sets(items: list[str]) -> dict[str, object]:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ScenarioError("--set", item, "key.path=value, e.g. cluster.workers=4")
-        try:
-            overrides[key.strip()] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise ScenarioError(f"--set {key}", raw, "a YAML value") from None
+        overrides[key.strip()] = loads(raw, f"--set {key.strip()}")
     return overrides
 
 
@@ -69,11 +65,31 @@ def resolve_scenario(path: str | None, strategy: str | None, sets: list[str]) ->
     return scenario.with_overrides(overrides) if overrides else scenario
 
 
+def check_output(path: str, option: str = "--out") -> None:
+    """Fail before simulating if the output folder cannot be written: a folder (made if
+    missing) in which a file can be created. Nothing is lost to a bad ``--out``."""
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ScenarioError(option, path, "a folder, not an existing file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ScenarioError(option, path, f"a folder we can write ({exc.strerror})") from None
+
+
 def _cmd_run(args) -> int:
     from .engine import run
     from .plots import learning_curve
 
+    if args.seed is not None and args.seed < 0:
+        raise ScenarioError("--seed", args.seed, "an integer >= 0")
     scenario = resolve_scenario(args.scenario, args.strategy, args.set)
+    check_output(args.out)
     limit = scenario.stop.time_s
     bar = ProgressBar(limit or 0.0, f"{scenario.name}/{scenario.strategy.name}")
     if args.no_progress or not limit:
@@ -150,6 +166,7 @@ def _cmd_compare(args) -> int:
 
     scenario = resolve_scenario(args.scenario, None, args.set)
     seeds = _int_list("--seeds", args.seeds)
+    check_output(args.out)
     if args.recipe:
         recipe = load_recipe(args.recipe)
         wanted = split_top_level(args.strategies) if args.strategies else list(recipe)
@@ -192,10 +209,7 @@ def _parse_tune(items: list[str]) -> dict[str, list]:
     tune = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
-        try:
-            values = yaml.safe_load(raw) if sep else None
-        except yaml.YAMLError:
-            values = None
+        values = loads(raw, "--tune") if sep else None
         if not key.strip() or not isinstance(values, list) or not values:
             raise ScenarioError("--tune", item, "KEY.PATH=[v1,v2,...], e.g. training.lr=[0.01,0.1]")
         tune[key.strip()] = values
@@ -206,6 +220,9 @@ def _cmd_sweep(args) -> int:
     from .sweep import load_sweep, sweep
 
     spec = load_sweep(args.sweep)
+    if args.workers is not None and args.workers < 1:
+        raise ScenarioError("--workers", args.workers, "an integer >= 1")
+    check_output(args.out)
     summary = sweep(
         spec["base"], spec["grid"], spec["strategies"], spec["seeds"], out=args.out,
         executor=args.executor, workers=args.workers, scheduler=args.scheduler,
@@ -225,6 +242,10 @@ def _int_list(field: str, raw: str) -> list[int]:
         raise ScenarioError(field, raw, "comma-separated integers, e.g. 0,1,2") from None
     if not values:
         raise ScenarioError(field, raw, "at least one integer")
+    if any(v < 0 for v in values):
+        raise ScenarioError(field, raw, "seeds >= 0")
+    if len(set(values)) != len(values):
+        raise ScenarioError(field, raw, "each seed once")
     return values
 
 

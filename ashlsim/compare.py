@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from .engine import run
 from .errors import ScenarioError
 from .scenario import Scenario
+from .yamlio import load_file, loads
 
 _SPEC = re.compile(r"^\s*(?P<name>[a-z_][a-z0-9_]*)\s*(?:\((?P<args>.*)\))?\s*$", re.S)
 METRICS = ["time_to_target_s", "final_accuracy", "bytes_up", "bytes_down", "mean_idle_share"]
@@ -75,10 +75,7 @@ def parse_strategy_label(label: str) -> dict[str, object]:
             raise ScenarioError(
                 "strategies", label, "arguments as key=value, e.g. ssp(staleness=10)"
             )
-        try:
-            overrides[f"strategy.{key.strip()}"] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise ScenarioError("strategies", label, f"a YAML value for {key.strip()}") from None
+        overrides[f"strategy.{key.strip()}"] = loads(raw, f"strategies: {key.strip()}")
     return overrides
 
 
@@ -145,20 +142,14 @@ def load_recipe(name_or_path: str) -> dict:
     ``strategies`` mapping with ``common`` merged under each fragment."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ScenarioError(
-                "recipe", name_or_path, f"a readable file ({exc.strerror})"
-            ) from None
+        data = load_file(path, "recipe") or {}
     else:
         shipped = resources.files("ashlsim") / "recipes" / f"{name_or_path}.yaml"
         if not shipped.is_file():
             names = sorted(p.name[:-5] for p in (resources.files("ashlsim") / "recipes").iterdir()
                            if p.name.endswith(".yaml"))  # fmt: skip
             raise ScenarioError("recipe", name_or_path, f"one of {', '.join(names)} or a path")
-        text = shipped.read_text()
-    data = yaml.safe_load(text) or {}
+        data = loads(shipped.read_text(), "recipe") or {}
     if not isinstance(data, dict) or not isinstance(data.get("strategies"), dict):
         raise ScenarioError("recipe", name_or_path, "a mapping with common and strategies")
     common = _flatten(data.get("common") or {})

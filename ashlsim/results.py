@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +18,9 @@ HISTORY_COLUMNS = [
 ]  # fmt: skip
 EVENT_COLUMNS = ["worker", "kind", "start_s", "end_s"]
 FAULT_COLUMNS = ["worker", "kind", "start_s", "end_s", "lost_push"]
+# every file a saved run may hold (``Result.save``): a new run removes the ones it does not write
+RUN_FILES = ["history.csv", "workers.csv", "scenario.yaml", "events.csv", "profile.csv",
+             "stage_changes.csv", "faults.csv", "curve.png"]  # fmt: skip
 
 
 @dataclass
@@ -147,18 +153,39 @@ class Result:
         }
 
     def save(self, directory: str | Path) -> Path:
-        """Write history.csv, workers.csv, scenario.yaml (and events, profile) into a folder."""
+        """Write history.csv, workers.csv, scenario.yaml (and events, profile, stage changes,
+        faults when there are any) into a folder. ``scenario.yaml`` records the seed the run
+        used, so running it again reproduces the run. The files are written aside first and then
+        moved in, and files of an earlier run that this one does not write are removed (other
+        files in the folder are left alone): the folder holds one whole run."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        self.history.to_csv(out / "history.csv", index=False)
-        self.workers.to_csv(out / "workers.csv", index=False)
-        (out / "scenario.yaml").write_text(self.scenario.to_yaml())
-        if self.events is not None:
-            self.events.to_csv(out / "events.csv", index=False)
-        if self.profile is not None:
-            self.profile.to_csv(out / "profile.csv", index=False)
-        if len(self.stage_changes):
-            self.stage_changes.to_csv(out / "stage_changes.csv", index=False)
-        if len(self.faults):
-            self.faults.to_csv(out / "faults.csv", index=False)
+        staging = Path(tempfile.mkdtemp(prefix=".ashlsim-", dir=out))
+        try:
+            written = self._write(staging)
+            for name in RUN_FILES:
+                if name not in written:
+                    (out / name).unlink(missing_ok=True)
+            for name in written:
+                os.replace(staging / name, out / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return out
+
+    def _write(self, folder: Path) -> list[str]:
+        tables = {
+            "history.csv": self.history,
+            "workers.csv": self.workers,
+            "events.csv": self.events,
+            "profile.csv": self.profile,
+            "stage_changes.csv": self.stage_changes if len(self.stage_changes) else None,
+            "faults.csv": self.faults if len(self.faults) else None,
+        }
+        written = []
+        for name, table in tables.items():
+            if table is not None:
+                table.to_csv(folder / name, index=False)
+                written.append(name)
+        scenario = self.scenario.replace(seed=self.seed)  # the seed this run used
+        (folder / "scenario.yaml").write_text(scenario.to_yaml())
+        return [*written, "scenario.yaml"]

@@ -35,6 +35,7 @@ from .data import DATASETS, PARTITIONS
 from .dist import Constant, Distribution, LogNormal, PerWorker
 from .errors import ScenarioError
 from .models import MODELS
+from .yamlio import load_file
 
 
 @dataclass(frozen=True)
@@ -285,17 +286,7 @@ def _check(s: Scenario) -> None:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read a scenario YAML file; keys it leaves out take the defaults."""
-    path = Path(path)
-    try:
-        text_ = path.read_text()
-    except OSError as exc:
-        raise ScenarioError(
-            "scenario", str(path), f"a readable YAML file ({exc.strerror})"
-        ) from None
-    try:
-        data = yaml.safe_load(text_) or {}
-    except yaml.YAMLError as exc:
-        raise ScenarioError("scenario", str(path), f"valid YAML ({exc})") from None
+    data = load_file(path, "scenario") or {}
     if not isinstance(data, dict):
         raise ScenarioError("scenario", str(path), "a YAML mapping of sections")
     return Scenario.from_dict(data)

@@ -29,6 +29,7 @@ import yaml
 from .compare import load_recipe, resolve_entries, summarize
 from .errors import ScenarioError
 from .scenario import Scenario, load_scenario
+from .yamlio import load_file
 
 EXECUTORS = ("local", "dask", "sequential")
 
@@ -58,12 +59,7 @@ def load_sweep(path: str | Path) -> dict:
     recipe or a path relative to the sweep file: its fragments, for the labels listed in
     ``strategies`` or all of them) and ``seeds``."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ScenarioError("sweep", str(path), f"a readable YAML file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError("sweep", str(path), f"valid YAML ({exc})") from None
+    data = load_file(path, "sweep") or {}
     if not isinstance(data, dict):
         raise ScenarioError("sweep", str(path), "a mapping with base, grid, strategies, seeds")
     unknown = set(data) - {"base", "grid", "strategies", "seeds", "recipe"}

@@ -23,7 +23,7 @@ CORE = ["bsp", "asp", "ssp(staleness=3)", "local_sgd(local_steps=2)", "ashl"]
 ADAPTIVE = ["adsp", "adacomm", "bsp(backup_workers=1)"]
 
 
-def arguments(description: str, seeds: int = 3) -> argparse.Namespace:
+def arguments(description: str, seeds: int = 6) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="fewer seeds and shorter runs")
     parser.add_argument("--seeds", type=int, default=None, help=f"seeds (default {seeds})")
