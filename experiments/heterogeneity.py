@@ -47,8 +47,8 @@ def main() -> None:
                 color=color)  # fmt: skip
     ax.set(xlabel="speed spread: fastest / slowest worker (same mean speed)",
            ylabel="time to 95 % test accuracy (simulated s)", yscale="log",
-           title=f"{n} workers, digits + MLP, plain SGD; median and 95 % interval over "
-                 f"{args.seeds} seeds (hollow: not every seed reached it)")  # fmt: skip
+           title=f"{n} workers, digits + MLP, plain SGD: median and interval of {args.seeds} "
+                 "seeds\n(hollow: not every seed reached the target)")  # fmt: skip
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, ncol=2)
