@@ -279,22 +279,42 @@ def parse_value(field: str, spec, *, allow_zero: bool = False) -> Distribution:
 
 
 def _parse_empirical(field, spec, allow_zero):
+    allowed = {"values"} if "values" in spec else {"path", "column"}
+    unknown = set(spec) - allowed
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ScenarioError(
+            f"{field}.{key}", spec[key], "empirical with `values: [...]` or `path:` and `column:`"
+        )
     if "values" in spec:
+        if not isinstance(spec["values"], (list, tuple)) or not spec["values"]:
+            raise ScenarioError(f"{field}.values", spec["values"], "a non-empty list of numbers")
         values = parse_value(f"{field}.values", list(spec["values"]), allow_zero=allow_zero)
         return Empirical(values.values)
     path, column = spec.get("path"), spec.get("column")
-    if path is None or column is None:
+    if not isinstance(path, str) or not isinstance(column, str):
         raise ScenarioError(field, spec, "empirical with `values: [...]` or `path:` and `column:`")
     try:
-        with open(Path(path), newline="") as handle:
+        with open(Path(path), newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as exc:
         raise ScenarioError(
             f"{field}.path", path, f"a readable CSV file ({exc.strerror})"
         ) from None
+    except (UnicodeDecodeError, csv.Error):
+        raise ScenarioError(f"{field}.path", path, "a CSV text file") from None
     if not rows or column not in rows[0]:
         have = list(rows[0]) if rows else []
         raise ScenarioError(f"{field}.column", column, f"a column of {path}: {have}")
-    values = [float(row[column]) for row in rows if row[column] not in ("", None)]
+    values = []
+    for line, row in enumerate(rows, start=2):
+        if row[column] in ("", None):
+            continue
+        try:
+            values.append(float(row[column]))
+        except ValueError:
+            raise ScenarioError(
+                f"{field}.column", f"{column} (line {line})", f"numbers, not {row[column]!r}"
+            ) from None
     checked = parse_value(f"{field}.column", values, allow_zero=allow_zero)
     return Empirical(checked.values, source=f"{path}:{column}")

@@ -45,6 +45,12 @@ class Simulation:
         dtype = np.dtype(s.model.dtype)
         self.data = load_dataset(s.data, streams.get("data"), dtype)
         self.model = build_model(s.model, self.data.n_features, self.data.n_classes)
+        if self.model is not None and self.model.size > MAX_PARAMS:  # before allocating it
+            raise ScenarioError(
+                "model.hidden", list(s.model.hidden),
+                f"a proxy model of at most {MAX_PARAMS:.0e} parameters (this one has "
+                f"{self.model.size:.3g}); a big network's timing goes in workload",
+            )  # fmt: skip
         if self.model is None:
             if s.workload.param_bytes is None:
                 raise ScenarioError(
@@ -274,10 +280,10 @@ class Simulation:
         self.faults.append(row)
         if spec.kind == "crash":
             recovered = env.event()
-            row["lost_push"] = worker.phase in ("compute", "push")
-            if not worker.crash(recovered):
-                row["kind"] = "crash (already down)"
+            if not worker.crash(recovered):  # already down: this crash changes nothing
+                row.update(kind="crash (already down)", end_s=env.now, lost_push=False)
                 return
+            row["lost_push"] = worker.phase in ("compute", "push")
             worker.will_recover = spec.recover_after_s is not None
             if all(w.down and not w.will_recover for w in self.workers):
                 self.stop("all_workers_down")  # nobody is left, nobody will come back
@@ -298,6 +304,37 @@ class Simulation:
             self.log_event(spec.worker, spec.kind, row["start_s"], env.now)
 
     # ---- running ------------------------------------------------------------------------------
+    def _run_guarded(self) -> None:
+        """``env.run(until=stop)`` that cannot spin without bound: every WINDOW events it checks
+        how much simulated time they covered, and stops with a ScenarioError naming the
+        scenario's fastest clock when the run is going nowhere (events at one instant) or would
+        need more than MAX_EVENTS at that pace."""
+        env, step = self.env, self.env.step
+        self.stop_event.callbacks.append(simpy.core.StopSimulation.callback)
+        limit = self.scenario.stop.time_s
+        try:
+            while True:
+                start = env.now
+                for _ in range(WINDOW):
+                    step()
+                covered = env.now - start
+                if covered * MAX_RATE >= WINDOW:
+                    continue
+                rate = WINDOW / covered if covered > 0 else math.inf
+                left = math.inf if limit is None else (limit - env.now) * rate
+                if left > MAX_EVENTS:
+                    seconds, field = min(_suspects(self.scenario))
+                    raise ScenarioError(
+                        field, f"{seconds:.3g} s",
+                        f"a longer time: the run's fastest clock; {WINDOW} events covered only "
+                        f"{covered:.3g} simulated s, so the run would need over {MAX_EVENTS:.0e} "
+                        "events",
+                    )  # fmt: skip
+        except simpy.core.StopSimulation:
+            return
+        except simpy.core.EmptySchedule:
+            raise RuntimeError("the simulation ran out of events before it stopped") from None
+
     def run(self) -> Result:
         env, s = self.env, self.scenario
         self.strategy.start()
@@ -313,7 +350,7 @@ class Simulation:
         # Divergence shows up as inf/nan in the arrays; the observer detects it, so the
         # floating-point warnings on the way there are expected, not errors.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _quiet_gc():
-            env.run(until=self.stop_event)
+            self._run_guarded()
             for row in self.faults:  # a permanent crash, or a fault still going at the end
                 if math.isinf(row["end_s"]) and self.log_event:
                     self.log_event(row["worker"], row["kind"], row["start_s"], env.now)
@@ -322,6 +359,39 @@ class Simulation:
                 if self.model is not None and not math.isfinite(record["loss"]):
                     self.stop_reason = "diverged"
         return Result.from_simulation(self)
+
+
+MAX_PARAMS = 20_000_000  # a NumPy proxy model beyond this would take seconds per step
+
+# The run guard (``Simulation._run_guarded``): a run whose events come faster than this per
+# simulated second, and would need more than MAX_EVENTS, cannot finish in any sensible time.
+WINDOW = 1 << 14  # events between two checks (a check costs nothing next to them)
+MAX_RATE = 1e8  # events per simulated second (10,000 workers at 1 ms iterations make ~6e7)
+MAX_EVENTS = 1e9  # about 20 host minutes at the engine's speed
+
+
+def _suspects(s: Scenario) -> list[tuple[float, str]]:
+    """(seconds, field) of every clock in a scenario, to name the one that makes a run
+    infeasible: the evaluation period, straggler episodes, iteration and transfer times."""
+    c, b = s.cluster, s.training.batch_size
+    out = [(s.eval.every_s, "eval.every_s")]
+    if c.stragglers is not None:
+        out += [(_values(c.stragglers.interval_s)[0], "cluster.stragglers.interval_s"),
+                (_values(c.stragglers.duration_s)[0], "cluster.stragglers.duration_s")]  # fmt: skip
+    if c.flops is None:
+        out.append((b / max(_values(c.speed)), "cluster.speed"))
+    for side in ("uplink", "downlink"):
+        link = getattr(c, side)
+        out.append((min(_values(link.latency)) + 1.0 / max(_values(link.bandwidth)),
+                    f"cluster.{side}"))  # fmt: skip
+    return out
+
+
+def _values(dist) -> list[float]:
+    if isinstance(dist, PerWorker):
+        return list(dist.values)
+    mean = dist.mean  # a method, or the field of a distribution given by its mean
+    return [mean() if callable(mean) else mean]
 
 
 @contextlib.contextmanager

@@ -164,12 +164,31 @@ class FaultSpec:
     duration_s: float = spec(10.0, real(0, exclusive_min=True), "slowdown, link_down: s")
 
 
+# the keys each kind of fault takes: any other is refused rather than silently ignored
+FAULT_KEYS = {
+    "crash": {"worker", "at_s", "kind", "recover_after_s"},
+    "slowdown": {"worker", "at_s", "kind", "factor", "duration_s"},
+    "link_down": {"worker", "at_s", "kind", "duration_s"},
+}
+
+
 def _faults(path, data):
     if data is None:
         return ()
     if not isinstance(data, (list, tuple)):
         raise ScenarioError(path, data, "a list of faults, each {worker, at_s, kind, ...}")
-    return tuple(parse_section(FaultSpec, item, f"{path}[{i}]") for i, item in enumerate(data))
+    faults = []
+    for i, item in enumerate(data):
+        fault = parse_section(FaultSpec, item, f"{path}[{i}]")
+        for key in item or {}:
+            if key not in FAULT_KEYS[fault.kind]:
+                hint = " (a crash ends with recover_after_s)" if key == "duration_s" else ""
+                raise ScenarioError(
+                    f"{path}[{i}].{key}", item[key],
+                    f"only {sorted(FAULT_KEYS[fault.kind])} for a {fault.kind}{hint}",
+                )  # fmt: skip
+        faults.append(fault)
+    return tuple(faults)
 
 
 def _strategy(path, data):
@@ -268,6 +287,12 @@ def _check(s: Scenario) -> None:
             raise ScenarioError(path, list(dist.values), f"one value per worker ({n} values)")
     if s.data.partition == "proportional" and (s.data.weights is None or len(s.data.weights) != n):
         raise ScenarioError("data.weights", s.data.weights, f"{n} positive numbers")
+    if s.stop.time_s is not None and s.eval.every_s < s.stop.time_s * 1e-5:
+        raise ScenarioError(
+            "eval.every_s", s.eval.every_s,
+            f"at least stop.time_s / 100000 = {s.stop.time_s * 1e-5:.3g} s (at most 100,000 "
+            "evaluations)",
+        )  # fmt: skip
     if s.stop.time_s is None and s.stop.epochs is None:
         raise ScenarioError("stop", dump(s.stop), "a time_s or epochs limit, so the run ends")
     backups = getattr(s.strategy, "backup_workers", 0)
@@ -289,7 +314,25 @@ def load_scenario(path: str | Path) -> Scenario:
     data = load_file(path, "scenario") or {}
     if not isinstance(data, dict):
         raise ScenarioError("scenario", str(path), "a YAML mapping of sections")
-    return Scenario.from_dict(data)
+    return Scenario.from_dict(resolve_paths(data, Path(path).parent))
+
+
+def resolve_paths(data, base: Path):
+    """A copy of ``data`` whose trace paths (``{dist: empirical, path: ...}``) are taken
+    relative to ``base``, the folder of the file that names them, not the working directory."""
+    if isinstance(data, dict):
+        out = {key: resolve_paths(value, base) for key, value in data.items()}
+        path = out.get("path")
+        if (
+            out.get("dist") == "empirical"
+            and isinstance(path, str)
+            and not Path(path).is_absolute()
+        ):
+            out["path"] = str((base / path).resolve())
+        return out
+    if isinstance(data, list):
+        return [resolve_paths(item, base) for item in data]
+    return data
 
 
 def default_scenario() -> Scenario:

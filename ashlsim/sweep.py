@@ -28,7 +28,7 @@ import yaml
 
 from .compare import load_recipe, resolve_entries, summarize
 from .errors import ScenarioError
-from .scenario import Scenario, load_scenario
+from .scenario import Scenario, load_scenario, resolve_paths
 from .yamlio import load_file
 
 EXECUTORS = ("local", "dask", "sequential")
@@ -70,6 +70,10 @@ def load_sweep(path: str | Path) -> dict:
     base = data.get("base")
     if isinstance(base, str):
         base = load_scenario(path.parent / base)
+    elif isinstance(base, dict):
+        base = Scenario.from_dict(resolve_paths(base, path.parent))
+    elif base is not None:
+        raise ScenarioError("sweep.base", base, "a scenario file name or a scenario mapping")
     strategies = data.get("strategies") or ["bsp"]
     if data.get("recipe") is not None:
         name = str(data["recipe"])
@@ -79,12 +83,26 @@ def load_sweep(path: str | Path) -> dict:
         if not isinstance(labels, list) or any(label not in recipe for label in labels):
             raise ScenarioError("sweep.strategies", labels, f"labels of the recipe {list(recipe)}")
         strategies = {label: recipe[label] for label in labels}
-    return {
+    spec = {
         "base": base,
-        "grid": data.get("grid") or {},
+        "grid": resolve_paths(data.get("grid") or {}, path.parent),
         "strategies": strategies,
-        "seeds": data.get("seeds") or [0],
+        "seeds": data.get("seeds", [0]),
     }
+    plan(**spec)  # the whole file validated up front, naming the field
+    return spec
+
+
+def check_seeds(seeds, field: str = "seeds") -> list[int]:
+    """A non-empty list of distinct integers >= 0."""
+    if not isinstance(seeds, (list, tuple, range)) or not len(seeds):
+        raise ScenarioError(field, seeds, "a non-empty list of integers >= 0, e.g. [0, 1, 2]")
+    for i, seed in enumerate(seeds):
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ScenarioError(f"{field}[{i}]", seed, "an integer >= 0")
+    if len(set(seeds)) != len(seeds):
+        raise ScenarioError(field, list(seeds), "each seed once (a repeat would run twice)")
+    return list(seeds)
 
 
 def plan(base, grid: dict, strategies, seeds) -> list[RunSpec]:
@@ -100,7 +118,7 @@ def plan(base, grid: dict, strategies, seeds) -> list[RunSpec]:
         if not isinstance(values, list) or not values:
             raise ScenarioError(f"grid.{key}", values, "a non-empty list of values")
     entries = resolve_entries(strategies)
-    seeds = [int(s) for s in seeds]
+    seeds = check_seeds(seeds)
     runs = []
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
@@ -134,10 +152,14 @@ def execute(spec: RunSpec, runs_dir: str) -> dict:
     shutil.rmtree(tmp, ignore_errors=True)
     result.save(tmp)
     (tmp / "summary.json").write_text(json.dumps(row, default=float))
+    if final.exists() and not (final / "summary.json").exists():
+        shutil.rmtree(final, ignore_errors=True)  # an incomplete folder (not ours): replace it
     try:
         os.rename(tmp, final)  # atomic: the run appears whole or not at all
     except OSError:  # someone finished it first (a retried dask task): keep theirs
         shutil.rmtree(tmp, ignore_errors=True)
+        if not (final / "summary.json").exists():
+            raise
     return row
 
 
@@ -251,7 +273,12 @@ def _run_dask(todo, runs_dir, finished, workers=None, scheduler=None, **_):
     if not todo:
         return
     if scheduler:
-        client, cluster = Client(scheduler), None
+        try:
+            client, cluster = Client(scheduler, timeout="5s"), None
+        except (OSError, TimeoutError) as exc:
+            raise ScenarioError(
+                "--scheduler", scheduler, f"a dask scheduler we can reach ({type(exc).__name__})"
+            ) from None
     else:
         cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                                processes=True, dashboard_address=None)  # fmt: skip

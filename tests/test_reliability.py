@@ -110,3 +110,157 @@ def test_a_reused_output_folder_keeps_no_file_of_the_previous_run(tmp_path):
     assert not (out / "stage_changes.csv").exists()
     assert (out / "notes.txt").read_text() == "mine"
     assert ashlsim.load_scenario(out / "scenario.yaml").strategy.name == "bsp"
+
+
+# ---- accepted with another meaning: now errors naming the key ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "field", "words"),
+    [
+        ({"worker": 1, "at_s": 1, "kind": "crash", "duration_s": 0.5}, "faults[0].duration_s",
+         "recover_after_s"),
+        ({"worker": 1, "at_s": 1, "kind": "slowdown", "recover_after_s": 2}, "faults[0].recover_after_s",
+         "factor"),
+        ({"worker": 1, "at_s": 1, "kind": "link_down", "factor": 2}, "faults[0].factor", "duration_s"),
+    ],
+)  # fmt: skip
+def test_a_fault_key_its_kind_does_not_take_is_an_error(fault, field, words):
+    with pytest.raises(ScenarioError, match=re.escape(field)) as info:
+        ashlsim.Scenario.from_dict(scenario_dict(faults=[fault]))
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [({"dist": "empirical", "values": [1, 2], "mean": 3}, "cluster.speed.mean"),
+     ({"dist": "empirical", "values": 5}, "cluster.speed.values"),
+     ({"dist": "empirical", "path": 5, "column": "x"}, "cluster.speed")],
+)  # fmt: skip
+def test_empirical_specs_are_checked(spec, field):
+    with pytest.raises(ScenarioError, match=re.escape(field)):
+        ashlsim.Scenario.from_dict(scenario_dict(cluster={"speed": spec}))
+
+
+def test_a_trace_is_read_relative_to_its_scenario_file_and_checked(tmp_path, monkeypatch):
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "trace.csv").write_text("speed,name\n1000,a\n2000,b\n")
+    data = scenario_dict(cluster={"speed": {"dist": "empirical", "path": "trace.csv",
+                                            "column": "speed"}})  # fmt: skip
+    (folder / "s.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(tmp_path)  # not the scenario's folder
+    scenario = ashlsim.load_scenario(folder / "s.yaml")
+    assert sorted(scenario.cluster.speed.values) == [1000.0, 2000.0]
+    data["cluster"]["speed"]["column"] = "name"
+    (folder / "t.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ScenarioError, match=r"cluster.speed.column.*line 2.*numbers"):
+        ashlsim.load_scenario(folder / "t.yaml")
+
+
+def test_a_second_crash_of_a_worker_already_down_changes_nothing():
+    crashes = [{"worker": 2, "at_s": 0.3, "kind": "crash"},
+               {"worker": 2, "at_s": 0.6, "kind": "crash"}]  # fmt: skip
+    for scheme in ("asp", "ashl", "adsp"):
+        result = ashlsim.run(ashlsim.Scenario.from_dict(
+            scenario_dict(strategy={"name": scheme}, faults=crashes, stop={"time_s": 1.0})))  # fmt: skip
+        second = result.faults.iloc[1]
+        assert second["kind"] == "crash (already down)" and second["end_s"] == second["start_s"]
+        assert result.faults["lost_push"].sum() == result.lost_pushes
+
+
+def test_adsp_plans_when_a_worker_dies_before_its_first_commit():
+    crash = [{"worker": 1, "at_s": 0.0001, "kind": "crash"}]
+    sim = ashlsim.Simulation(ashlsim.Scenario.from_dict(
+        scenario_dict(strategy={"name": "adsp"}, faults=crash, stop={"time_s": 2.0})))  # fmt: skip
+    result = sim.run()
+    assert sim.strategy.commit_s == sim.strategy.commit_s  # planned (not nan)
+    steps = result.workers["commit_steps"]
+    assert steps.drop(index=1).max() > 1  # the running workers take several steps a commit
+
+
+def test_a_huge_model_is_refused_before_it_is_allocated():
+    with pytest.raises(ScenarioError, match="model.hidden"):
+        ashlsim.run(ashlsim.Scenario.from_dict(scenario_dict(model={"name": "mlp",
+                                                                    "hidden": [10**9]})))  # fmt: skip
+
+
+# ---- runs that cannot finish end at once, naming the field -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [({"cluster": {"stragglers": {"interval_s": 1e-9, "duration_s": 1e-9, "factor": 2}}},
+      "cluster.stragglers"),
+     ({"cluster": {"speed": 1e300, "uplink": {"bandwidth": 1e308, "latency": 0},
+                   "downlink": {"bandwidth": 1e308, "latency": 0},
+                   "server": {"ingress": None, "egress": None}}}, "cluster."),
+     ({"eval": {"every_s": 1e-300}, "stop": {"time_s": None, "epochs": 5}}, "eval.every_s")],
+)  # fmt: skip
+def test_a_run_that_cannot_advance_stops_with_the_field(overrides, field):
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(ScenarioError, match=re.escape(field)):
+        ashlsim.run(ashlsim.Scenario.from_dict(scenario_dict(**overrides)))
+    assert time.perf_counter() - started < 30
+
+
+def test_too_frequent_evaluations_are_refused_up_front():
+    with pytest.raises(ScenarioError, match="eval.every_s"):
+        ashlsim.Scenario.from_dict(scenario_dict(eval={"every_s": 1e-300}))
+
+
+# ---- sweep files validated whole, up front -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [("seeds: [a]", "seeds[0]"), ("seeds: 5", "seeds"), ("seeds: [-1]", "seeds[0]"),
+     ("seeds: [0, 0]", "seeds"), ("strategies: [5]", "strategies"), ("base: 5", "sweep.base"),
+     ("strategies: ['ssp(staleness=[1)']", "strategies"),
+     ("strategies: ['nope']", "strategy.name")],
+)  # fmt: skip
+def test_a_bad_sweep_file_is_one_line_naming_the_field(tmp_path, capsys, body, field):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(body + "\n")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and field in err, err
+
+
+def test_a_sweep_rerun_replaces_an_incomplete_run_folder(tmp_path):
+    from ashlsim.sweep import sweep
+
+    base = scenario_dict(stop={"time_s": 0.3})
+    first = sweep(base, {}, ["asp"], [0], out=tmp_path, executor="sequential", progress=False)
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    (run / "summary.json").unlink()  # a folder without its summary: incomplete
+    again = sweep(base, {}, ["asp"], [0], out=tmp_path, executor="sequential", progress=False)
+    assert len(first) == len(again) == 1 and (run / "summary.json").exists()
+
+
+# ---- the command line: one clear line, exit 2 -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["compare", "--strategies", ","], ["compare", "--strategies", "ssp(staleness=[1)"],
+     ["run", "--seed", "-1"], ["compare", "--seeds=-1"], ["compare", "--seeds", "0,0"],
+     ["sweep", "experiments/sweeps/speed_spread.yaml", "--workers", "-1"]],
+)  # fmt: skip
+def test_command_line_mistakes_are_one_line(capsys, argv, tmp_path):
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ashlsim: error:") and "\n" not in err
+
+
+@pytest.mark.parametrize("command", ["run", "compare", "sweep"])
+def test_a_bad_output_folder_fails_before_anything_runs(capsys, command, tmp_path):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    extra = ["experiments/sweeps/speed_spread.yaml"] if command == "sweep" else []
+    for out in (str(afile), "/proc/ashlsim-cannot-write"):
+        assert main([command, *extra, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert "--out" in err and "Traceback" not in err

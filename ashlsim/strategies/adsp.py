@@ -74,6 +74,7 @@ class ADSP(Strategy):
             self._authors = _AuthorsSchedule(self)
             return
         self.commit_s = math.nan  # the common commit period, once every worker was measured
+        self._down: set[int] = set()  # workers down now (nobody waits for their probe)
         self._trial = None  # (start time, start loss, commit_s)
         self._direction = 1.0
         self._best_slope = math.nan
@@ -100,11 +101,19 @@ class ADSP(Strategy):
         self._measure(w, update.compute_s / update.steps, update.pull_s + update.push_s)
         if p.variant == "authors":
             self._authors.committed(w, update.pull_s + update.push_s)
-        elif math.isnan(self.commit_s) and not any(math.isnan(t) for t in self.t_iter):
-            self.commit_s = max(
-                p.min_commit_steps * ti + tc
-                for ti, tc in zip(self.t_iter, self.t_comm, strict=True)
-            )
+        else:
+            self._maybe_plan()
+
+    def _maybe_plan(self) -> None:
+        """Set the common commit period once every running worker has been measured (a worker
+        that died before its first commit is planned when it comes back)."""
+        if not math.isnan(self.commit_s):
+            return
+        measured = [(ti, tc) for w, (ti, tc) in enumerate(zip(self.t_iter, self.t_comm,
+                    strict=True)) if w not in self._down]  # fmt: skip
+        if measured and not any(math.isnan(ti) for ti, _ in measured):
+            k = self.params.min_commit_steps
+            self.commit_s = max(k * ti + tc for ti, tc in measured)
 
     def observe(self, record):
         if self.params.variant == "authors":
@@ -115,10 +124,15 @@ class ADSP(Strategy):
     def worker_down(self, worker):
         if self.params.variant == "authors":
             self._authors.worker_down(worker)
+        else:
+            self._down.add(worker)
+            self._maybe_plan()
 
     def worker_up(self, worker):
         if self.params.variant == "authors":
             self._authors.worker_up(worker)
+        else:
+            self._down.discard(worker)
 
     def worker_columns(self):
         return {"commit_steps": list(self.steps)}
