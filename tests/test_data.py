@@ -13,6 +13,9 @@ def test_datasets_are_standardised_and_split(name):
     n = data.n_train + len(data.y_test)
     assert len(data.y_test) == round(0.25 * n)
     assert np.allclose(data.X_train.mean(axis=0), 0, atol=1e-4)
+    std = data.X_train.std(axis=0)
+    varying = std > 1e-6  # constant pixels stay 0
+    assert varying.sum() >= 2 and np.allclose(std[varying], 1.0, atol=1e-3)
     assert set(np.unique(data.y_train)) <= set(range(data.n_classes))
 
 

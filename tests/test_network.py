@@ -103,7 +103,10 @@ def _finish_with(cls, starts, sizes, caps, capacity, cap_changes=(), timed=False
     def change(at, i, cap):
         yield env.timeout(at)
         if i in flows:
-            shared.set_cap(flows[i], cap)
+            if cap is None:  # the worker crashed: its flow never finishes
+                shared.cancel(flows[i])
+            else:
+                shared.set_cap(flows[i], cap)
 
     for i in range(len(sizes)):
         env.process(go(i))
@@ -230,3 +233,41 @@ def test_books_stay_small_over_many_transfers():
     env.run()
     assert shared.active == 0
     assert max(map(len, (shared._k_caps, shared._k_finish, shared._u_caps, shared._u_finish))) < 200
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 5), st.floats(1, 1000), st.sampled_from([5.0, 20.0, 50.0, 1e9])),
+        min_size=2,
+        max_size=12,
+    ),
+    st.lists(
+        st.tuples(
+            st.floats(0, 20), st.integers(0, 11), st.sampled_from([0.0, 0.0, 10.0, 40.0, 1e9, None])
+        ),
+        max_size=6,
+    ),  # fmt: skip
+    st.sampled_from([30.0, 100.0]),
+)
+def test_faults_on_flows_match_plain_water_filling(flows, changes, capacity):
+    """A shared card (links summing above it) with the fault paths drawn too: a link going down
+    (cap 0) and up again, re-capped, or a flow cancelled (its worker crashed)."""
+    starts, sizes, caps = (list(x) for x in zip(*flows, strict=True))
+    changes = [(at, i % len(sizes), cap) for at, i, cap in changes]
+    # a stalled flow comes back later, so that every run ends
+    changes += [(at + 1.0, i, 50.0) for at, i, cap in changes if cap == 0.0]
+    plain = _finish_with(ReferenceSharedCapacity, starts, sizes, caps, capacity, changes)
+    fast = _finish_with(SharedCapacity, starts, sizes, caps, capacity, changes)
+    assert [t is None for t in fast] == [t is None for t in plain]
+    assert [t for t in fast if t is not None] == pytest.approx(
+        [t for t in plain if t is not None], rel=1e-9, abs=1e-9
+    )
+
+
+def test_the_shared_card_splits_max_min_fairly_by_hand():
+    """Four links of 10, 10, 50, 50 through a card of 60: the two slow ones get their 10, the
+    fast ones share the remaining 40 (20 each); 100 bytes each: slow ones done at 10 s, fast
+    ones at 100/20 = 5 s, then ... the slow ones alone keep their cap of 10."""
+    times = finish_times([0] * 4, [100.0] * 4, [10.0, 10.0, 50.0, 50.0], 60.0)
+    assert times == pytest.approx([10.0, 10.0, 5.0, 5.0])

@@ -11,7 +11,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path):
+def test_notebook_runs(path, tmp_path, monkeypatch):
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel shows figures inline
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
@@ -19,6 +20,17 @@ def test_notebook_runs(path, tmp_path):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]  # fmt: skip
     assert not errors
+    # what a reader comes for is there: tables or text, and the figures
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    text = " ".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", ""))
+                    for o in outputs)  # fmt: skip
+    images = sum("image/png" in o.get("data", {}) for o in outputs)
+    assert images >= 1 and len(text) > 200
+    expected = {"01_quickstart": ["Fastest to 95% accuracy", "idle_share"],
+                "02_heterogeneity": ["ashl", "bsp"],
+                "03_inside_ashl": ["h_shl", "loss_preset"]}[path.stem]  # fmt: skip
+    for words in expected:
+        assert words in text, words
 
 
 def test_there_are_three_notebooks():

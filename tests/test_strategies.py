@@ -70,9 +70,8 @@ def test_every_push_is_applied_exactly_once(scheme):
     sim = Simulation(
         make(strategy={"name": scheme}, cluster={"jitter": {"dist": "exponential", "mean": 1}})
     )
-    result = sim.run()
-    keys = [key for key in sim.server.staleness]
-    assert result.pushes_applied == len(keys)
+    result = sim.run()  # the server raises on a second application of any push
+    # (the keys it applied, recorded independently: tests/test_exact.py)
     assert result.pushes_applied <= result.pushes_sent
     pending = result.pushes_sent - result.pushes_applied
     assert pending == result.pushes_pending == sim.strategy.pending()
