@@ -252,6 +252,8 @@ def parse_value(field: str, spec, *, allow_zero: bool = False) -> Distribution:
     if isinstance(spec, dict):
         spec = dict(spec)
         name = spec.pop("dist", None)
+        if not isinstance(name, str):
+            raise ScenarioError(f"{field}.dist", name, f"one of {', '.join(DIST_NAMES)}")
         if name == "empirical":
             return _parse_empirical(field, spec, allow_zero)
         if name not in _SPECS:

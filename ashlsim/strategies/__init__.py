@@ -27,7 +27,7 @@ def parse_strategy(data, path: str = "strategy"):
     if not isinstance(data, dict):
         raise ScenarioError(path, data, f"a mapping with a name: one of {', '.join(STRATEGIES)}")
     name = data.get("name")
-    if name not in STRATEGIES:
+    if not isinstance(name, str) or name not in STRATEGIES:
         raise ScenarioError(f"{path}.name", name, f"one of {', '.join(STRATEGIES)}")
     if "server_lr" in data:  # shorthand for server_optimizer.lr
         data = dict(data)
