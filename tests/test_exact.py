@@ -100,3 +100,103 @@ def test_each_worker_draws_from_its_own_streams():
     assert len({tuple(d) for d in draws5}) == 5
     batch4 = [w.sampler.rng.random() for w in four.workers]
     assert len(set(batch4)) == 4
+
+
+# ---- killing the mutants that survived `mutmut` on profiling.py and compression.py ------------
+
+
+def test_build_compressor_builds_what_the_block_names():
+    from ashlsim.compression import CompressionSpec, build_compressor
+
+    v = np.array([0.1, -5.0, 0.2, 4.0, -0.3, 0.05, 3.0, 0.0])
+    rng = np.random.default_rng(0)
+    top = build_compressor(CompressionSpec("topk", 0.25), rng)
+    assert top.compress(v, top.init(8))[0].indices.tolist() == [1, 3]  # the largest, not random
+    rand = build_compressor(CompressionSpec("randk", 0.5), np.random.default_rng(1))
+    picks = {tuple(rand.compress(v, None)[0].indices) for _ in range(10)}
+    assert len(picks) > 1 and all(len(set(p)) == 4 for p in picks)  # random, without repeats
+    ident = build_compressor(CompressionSpec("identity", 0.1), rng)
+    assert ident.compress(v, ident.init(8))[0].indices is None  # identity whatever the ratio
+    full = build_compressor(CompressionSpec("topk", 1.0), rng)
+    assert full.init(8) is None and full.compress(v, None)[0].indices is None
+    fed = build_compressor(CompressionSpec("topk", 1.0, error_feedback=True), rng)
+    message, state = fed.compress(v, fed.init(8))
+    assert message.indices is None and isinstance(state, np.ndarray) and not state.any()
+    layered = build_compressor(CompressionSpec("topk", 0.5, scope="layer"), rng, segments=(2, 6))
+    flat = build_compressor(CompressionSpec("topk", 0.5, scope="vector"), rng, segments=(2, 6))
+    w = np.array([9.0, 8.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    assert layered.compress(w, None)[0].indices.tolist() == [0, 5, 6, 7]  # 1 of 2, 3 of 6
+    assert flat.compress(w, None)[0].indices.tolist() == [0, 1, 6, 7]  # 4 of 8
+
+
+def test_topk_offsets_every_tensor_of_many():
+    from ashlsim.compression import topk
+
+    v = np.array([1.0, 9.0, 2.0, 8.0, 3.0, 7.0])  # three tensors of 2
+    message, _ = topk(0.5, segments=(2, 2, 2)).compress(v, None)
+    assert message.indices.tolist() == [1, 3, 5]
+
+
+def test_randk_at_ratio_one_sends_dense_and_never_repeats():
+    from ashlsim.compression import randk
+
+    v = np.arange(1.0, 11.0)
+    assert randk(1.0, np.random.default_rng(0)).compress(v, None)[0].indices is None
+    idx = randk(0.9, np.random.default_rng(0)).compress(v, None)[0].indices
+    assert len(idx) == len(set(idx.tolist())) == 9
+
+
+def test_states_of_the_compressors():
+    from ashlsim.compression import identity, topk
+
+    assert identity().init(3) is None and topk(0.5).init(3) is None
+    assert topk(0.5, True).init(3).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_wire_bytes_of_dense_and_sparse_messages_with_and_without_a_virtual_model():
+    from ashlsim.compression import Message, virtual_values
+    from ashlsim.scenario import WorkloadSpec
+
+    w, virtual = WorkloadSpec(), WorkloadSpec(param_bytes=4e6)  # 1 M values behind the proxy
+    dense = Message(np.ones(200), None, 200)
+    assert dense.wire_bytes(w) == 64 + 800
+    assert dense.wire_bytes(virtual, 200) == 64 + 4_000_000
+    sparse = Message(np.ones(10), np.arange(10), 200)
+    assert sparse.wire_bytes(w) == 64 + 10 * 4 + 25  # the proxy's own K and bitmap
+    assert sparse.wire_bytes(virtual) == 64 + 50_000 * 4 + 125_000  # its 5 %, of 1 M values
+    assert sparse.wire_bytes(virtual, 200) == sparse.wire_bytes(virtual)
+    assert virtual_values(WorkloadSpec(param_bytes=4.0), 10) == 1
+
+
+def test_robust_mean_small_samples():
+    from ashlsim.profiling import robust_mean
+
+    assert robust_mean([2.0]) == 2.0
+    assert robust_mean([1.0, 5.0]) == 3.0
+    assert robust_mean([1.0, 2.0, 9.0]) == 2.0  # three samples: the extremes dropped
+    assert robust_mean([1, 2, 3, 100]) == 2.5
+    with pytest.raises(ValueError):
+        robust_mean([])
+
+
+def test_local_steps_plan_gives_the_slowest_its_preset_even_one():
+    from ashlsim.profiling import local_steps_plan
+
+    h = local_steps_plan([0.01, 0.04], [0.0, 0.0], [0.0, 0.0], 1)
+    assert h.tolist() == [4, 1]
+
+
+def test_compression_plan_clips_and_guards_zero_push_times():
+    from ashlsim.profiling import compression_plan
+
+    # worker 0 has a lot of spare time: capped at 1; worker 1 sets the pace: r_preset
+    r = compression_plan([0.001, 0.2], [0.1, 0.1], [0.2, 0.2], [1, 1], 0.25)
+    assert r.tolist() == pytest.approx([1.0, 0.25])  # 0.249 s spare of a 0.2 s push: 1
+    # a tiny spare gives a tiny ratio: no clipping below by default, min_ratio when asked
+    r = compression_plan([0.04, 0.04], [0.1, 0.1], [0.2, 10.0], [1, 1], 0.001)
+    assert r.tolist() == pytest.approx([0.05, 0.001])  # 0.01 s spare each
+    assert compression_plan([0.04, 0.04], [0.1, 0.1], [0.2, 10.0], [1, 1], 0.001,
+                            min_ratio=0.01)[1] == 0.01  # fmt: skip
+    # a push that takes no time needs no compression
+    r = compression_plan([0.1, 0.2], [0.1, 0.1], [0.0, 0.2], [1, 1], 0.25)
+    assert r.tolist() == pytest.approx([1.0, 0.25])
