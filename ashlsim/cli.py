@@ -9,8 +9,10 @@ import argparse
 import sys
 import time
 
+from .compare import DEFAULT_STRATEGIES
 from .errors import ScenarioError
 from .scenario import Scenario, load_scenario
+from .strategies import STRATEGIES
 from .yamlio import loads
 
 EXIT_USAGE = 2
@@ -131,7 +133,7 @@ def format_run_summary(result) -> str:
     lines.append(f"bytes up {s['bytes_up']:,}, down {s['bytes_down']:,}")
     w = result.workers
     cols = ["worker", "speed", "compute_s", "comm_s", "wait_s", "idle_share", "iterations"]
-    cols += [c for c in ("h_ahl", "h_shl", "data_share", "ratio") if c in w]
+    cols += result.scheme_columns  # whatever the scheme reports per worker
     if w["down_s"].any():
         cols += ["down_s", "lost_pushes"]
     table = w[cols].copy()
@@ -140,9 +142,9 @@ def format_run_summary(result) -> str:
     if len(result.faults):
         lines.append(f"faults ({result.lost_pushes} pushes lost):")
         lines.append(result.faults.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
-    if result.profile is not None:
-        lines.append("ASHL profile:")
-        lines.append(result.profile.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    for name, table in result.tables.items():  # whatever the scheme reports
+        lines.append(f"{name}:")
+        lines.append(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     return "\n".join(lines)
 
 
@@ -175,7 +177,7 @@ def _cmd_compare(args) -> int:
             raise ScenarioError("--strategies", unknown[0], f"one of the recipe's {list(recipe)}")
         strategies = {label: recipe[label] for label in wanted}
     else:
-        strategies = resolve_entries(args.strategies or "bsp,asp,ssp,local_sgd")
+        strategies = resolve_entries(args.strategies or ",".join(DEFAULT_STRATEGIES))
         strategies = [{label: overrides} for label, overrides in strategies]
     tune = _parse_tune(args.tune)
     tune_seeds = _int_list("--tune-seeds", args.tune_seeds)
@@ -255,11 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Simulate synchronization schemes on a heterogeneous training cluster.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    schemes = ", ".join(STRATEGIES)
 
     def scenario_args(p, strategy=True):
         p.add_argument("scenario", nargs="?", help="scenario YAML (default: the built-in one)")
         if strategy:
-            p.add_argument("--strategy", help="override strategy.name (bsp, asp, ssp, ...)")
+            p.add_argument(
+                "--strategy", help=f"the scheme, NAME or NAME(param=value, ...): {schemes}"
+            )
         p.add_argument(
             "--set", action="append", default=[], metavar="KEY.PATH=VALUE",
             help="override a scenario field, e.g. --set cluster.workers=4 (repeatable)",
@@ -277,9 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_args(p, strategy=False)
     p.add_argument(
         "--strategies",
-        help="schemes, comma-separated, each NAME or NAME(param=value, ...), e.g. "
-        "'bsp,ssp(staleness=2,local_steps=2)' (default: bsp,asp,ssp,local_sgd; with --recipe: "
-        "the recipe's labels to run)",
+        help="schemes, comma-separated, each NAME or NAME(param=value, ...) with a NAME among "
+        f"{schemes} (default: {','.join(DEFAULT_STRATEGIES)}; with --recipe: the recipe's "
+        "labels to run)",
     )
     p.add_argument(
         "--recipe", help="each scheme's own settings: authors, plain, or a recipe YAML path"

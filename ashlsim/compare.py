@@ -29,6 +29,7 @@ from .scenario import Scenario
 from .yamlio import load_file, loads
 
 _SPEC = re.compile(r"^\s*(?P<name>[a-z_][a-z0-9_]*)\s*(?:\((?P<args>.*)\))?\s*$", re.S)
+DEFAULT_STRATEGIES = ("bsp", "asp", "ssp", "local_sgd")  # compare's schemes unless told
 METRICS = ["time_to_target_s", "final_accuracy", "bytes_up", "bytes_down", "mean_idle_share"]
 # schemes whose PS applies the mean of N deltas (one step of batch N*b per round), against the
 # ones that apply each push whole: at the same lr their per-sample step differs by about N
@@ -202,7 +203,7 @@ def step_size_warning(resolved: dict[str, Scenario]) -> str | None:
 
 def compare(
     scenario: Scenario,
-    strategies=("bsp", "asp", "ssp", "local_sgd"),
+    strategies=DEFAULT_STRATEGIES,
     seeds=(0,),
     *,
     return_history: bool = False,

@@ -27,6 +27,7 @@ from .models import build_model
 from .results import Result
 from .rng import Streams
 from .scenario import Scenario
+from .simport import SimPort
 from .strategies import build_strategy
 from .training import LocalTrainer
 
@@ -111,12 +112,10 @@ class Simulation:
         self.events: list[tuple] = []
         self.log_event = self._log if self.record_events else None
         self.history: list[dict] = []
-        self.stage = "main"
         self.stage_changes: list[dict] = []
         self.bytes_up = self.bytes_down = 0
         self.samples = 0
-        self._schedule_origin = (0.0, 0)
-        self.pushes_received = 0
+        self.schedule_origin = (0.0, 0)  # (time, samples) the lr schedule counts from
         self.stop_reason: str | None = None
         self.stop_event = env.event()
         self.progress_callback: Callable[[float], None] | None = None
@@ -129,7 +128,7 @@ class Simulation:
         subset = np.sort(eval_rng.choice(self.data.n_train, m, replace=False))
         self._train_eval = (self.data.X_train[subset], self.data.y_train[subset])
 
-        self.strategy = build_strategy(s.strategy, self)
+        self.strategy = build_strategy(s.strategy, SimPort(self))
 
     # ---- set-up --------------------------------------------------------------------------------
     def _draw_speeds(self) -> np.ndarray:
@@ -150,46 +149,18 @@ class Simulation:
     def progress(self) -> float:
         """Fraction of the run done, for learning-rate schedules."""
         stop = self.scenario.stop
-        t0, samples0 = self._schedule_origin
+        t0, samples0 = self.schedule_origin
         if stop.time_s is not None:
             return (self.env.now - t0) / max(stop.time_s - t0, 1e-12)
         total = stop.epochs * self.data.n_train
         return (self.samples - samples0) / max(total - samples0, 1)
 
-    def restart_schedule(self) -> None:
-        """Start the learning-rate schedule afresh from now (ASHL resets it at its switch)."""
-        self._schedule_origin = (self.env.now, self.samples)
-
     def pushed(self, update) -> None:
         """A push arrived at the PS (before the strategy handles it)."""
-        self.pushes_received += 1
         self.samples += update.samples
         epochs = self.scenario.stop.epochs
         if epochs is not None and self.samples >= epochs * self.data.n_train:
             self.stop("epochs")
-
-    def set_stage(self, stage: str, reason: str = "") -> None:
-        """Record a change of training stage (ASHL's AHL -> SHL switch)."""
-        last = self.history[-1] if self.history else {}
-        self.stage_changes.append(
-            {
-                "time_s": self.env.now,
-                "from_stage": self.stage,
-                "to_stage": stage,
-                "loss": last.get("loss", math.nan),
-                "reason": reason,
-            }
-        )
-        self.stage = stage
-
-    def reshard(self, weights) -> None:
-        """Re-split the training data across workers in proportion to ``weights``."""
-        shards = partition(
-            self.data.y_train, self.n_workers, self.streams.get("data.reshard"),
-            "proportional", weights=weights,
-        )  # fmt: skip
-        for worker, shard in zip(self.workers, shards, strict=True):
-            worker.sampler.reshard(shard)
 
     def materialize(self, updates) -> None:
         """Compute the deltas of pending updates (together, so same-shaped work is batched)
@@ -203,13 +174,6 @@ class Simulation:
         deltas = self.workers[0].trainer.run([u.work for u in pending])
         for update, delta in zip(pending, deltas, strict=True):
             update.message = self.workers[update.worker].message_for(delta, update.work.compressor)
-
-    def discard(self, update) -> None:
-        """A push the strategy drops (a backup worker's late one): the worker did compute it, so
-        its optimizer and compression state advance, but the PS never applies it."""
-        self.server.flush()  # its parameters, and the worker's earlier pushes, come first
-        self.materialize([update])
-        self.workers[update.worker].dropped += 1
 
     def stop(self, reason: str) -> None:
         if not self.stop_event.triggered:
@@ -240,7 +204,7 @@ class Simulation:
             "accuracy": accuracy,
             "bytes_up": self.bytes_up,
             "bytes_down": self.bytes_down,
-            "stage": self.stage,
+            "stage": self.strategy.stage,
         }
         self.history.append(record)
         self.eval_host_s += time.perf_counter() - started

@@ -18,9 +18,10 @@ HISTORY_COLUMNS = [
 ]  # fmt: skip
 EVENT_COLUMNS = ["worker", "kind", "start_s", "end_s"]
 FAULT_COLUMNS = ["worker", "kind", "start_s", "end_s", "lost_push"]
-# every file a saved run may hold (``Result.save``): a new run removes the ones it does not write
-RUN_FILES = ["history.csv", "workers.csv", "scenario.yaml", "events.csv", "profile.csv",
-             "stage_changes.csv", "faults.csv", "curve.png"]  # fmt: skip
+# the files a saved run wrote are listed here, so that a new run in the same folder removes the
+# ones it does not write (and nothing else); curve.png is the command line's figure of the run
+MANIFEST = ".ashlsim-run"
+ALWAYS_STALE = ["curve.png"]
 
 
 @dataclass
@@ -32,8 +33,8 @@ class Result:
     ``events``: pull/compute/push/wait intervals (and faults) when recorded. ``faults``: one row
     per injected fault (``end_s`` inf: never over). ``lost_pushes``: pushes computed by a worker
     that crashed before delivering them (never applied). ``pushes_dropped``: pushes the scheme
-    refused on arrival (BSP's backup workers), never applied. ``pushes_pending``: pushes received
-    but not applied when the run stopped (a round's buffer, pushes ASHL's PS held at its bound):
+    refused on arrival (late ones a barrier drops), never applied. ``pushes_pending``: pushes received
+    but not applied when the run stopped (a round's buffer, pushes held at a bound):
     ``pushes_sent == pushes_applied + pushes_dropped + pushes_pending``. ``stop_reason``: ``time_limit``,
     ``target_accuracy``, ``epochs``, ``diverged`` or ``all_workers_down``.
     """
@@ -45,7 +46,8 @@ class Result:
     history: pd.DataFrame
     workers: pd.DataFrame
     events: pd.DataFrame | None = None
-    profile: pd.DataFrame | None = None
+    tables: dict = field(default_factory=dict)  # the scheme's own tables (name -> DataFrame)
+    scheme_columns: list = field(default_factory=list)  # the scheme's own columns of workers
     stage_changes: pd.DataFrame = field(default_factory=pd.DataFrame)
     faults: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FAULT_COLUMNS))
     pushes_sent: int = 0
@@ -89,20 +91,20 @@ class Result:
                     "mean_staleness": float(mean_st[w.index]),
                     "max_staleness": float(max_st[w.index]),
                     # samples other pushes applied between this worker's pull and its push's
-                    # application: comparable across schemes (versions are pushes in ASP,
-                    # rounds in BSP)
+                    # application: comparable across schemes (versions count pushes in one,
+                    # rounds in another)
                     "mean_staleness_samples": float(mean_samples[w.index]),
                 }
             )
         workers = pd.DataFrame(rows)
-        for column, values in sim.strategy.worker_columns().items():
+        scheme_columns = sim.strategy.worker_columns()
+        for column, values in scheme_columns.items():
             workers[column] = values
         events = None
         if sim.record_events:
             events = pd.DataFrame(sim.events, columns=EVENT_COLUMNS).sort_values(
                 ["start_s", "worker"], kind="stable", ignore_index=True
             )
-        profile = getattr(sim.strategy, "profile", None)
         return cls(
             scenario=sim.scenario,
             seed=sim.seed,
@@ -111,7 +113,8 @@ class Result:
             history=pd.DataFrame(sim.history, columns=HISTORY_COLUMNS),
             workers=workers,
             events=events,
-            profile=profile() if callable(profile) else profile,
+            tables=dict(sim.strategy.tables()),
+            scheme_columns=list(scheme_columns),
             stage_changes=pd.DataFrame(
                 sim.stage_changes, columns=["time_s", "from_stage", "to_stage", "loss", "reason"]
             ),
@@ -123,6 +126,11 @@ class Result:
             pushes_pending=sim.strategy.pending(),
             final_params=sim.server.params,
         )
+
+    @property
+    def profile(self) -> pd.DataFrame | None:
+        """The scheme's ``profile`` table (a profiling plan), or None if it makes none."""
+        return self.tables.get("profile")
 
     def time_to_accuracy(self, target: float | None = None) -> float:
         """First simulated time (s) the test accuracy reached ``target`` (default: the
@@ -153,8 +161,8 @@ class Result:
         }
 
     def save(self, directory: str | Path) -> Path:
-        """Write history.csv, workers.csv, scenario.yaml (and events, profile, stage changes,
-        faults when there are any) into a folder. ``scenario.yaml`` records the seed the run
+        """Write history.csv, workers.csv, scenario.yaml (and events, the scheme's own tables,
+        stage changes, faults when there are any) into a folder. ``scenario.yaml`` records the seed the run
         used, so running it again reproduces the run. The files are written aside first and then
         moved in, and files of an earlier run that this one does not write are removed (other
         files in the folder are left alone): the folder holds one whole run."""
@@ -163,11 +171,14 @@ class Result:
         staging = Path(tempfile.mkdtemp(prefix=".ashlsim-", dir=out))
         try:
             written = self._write(staging)
-            for name in RUN_FILES:
-                if name not in written:
+            manifest = out / MANIFEST
+            earlier = manifest.read_text().split() if manifest.exists() else []
+            for name in {*earlier, *ALWAYS_STALE} - set(written):
+                if "/" not in name:
                     (out / name).unlink(missing_ok=True)
             for name in written:
                 os.replace(staging / name, out / name)
+            manifest.write_text("\n".join([*written, *ALWAYS_STALE]) + "\n")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return out
@@ -177,9 +188,9 @@ class Result:
             "history.csv": self.history,
             "workers.csv": self.workers,
             "events.csv": self.events,
-            "profile.csv": self.profile,
             "stage_changes.csv": self.stage_changes if len(self.stage_changes) else None,
             "faults.csv": self.faults if len(self.faults) else None,
+            **{f"{name}.csv": table for name, table in self.tables.items()},
         }
         written = []
         for name, table in tables.items():

@@ -198,9 +198,9 @@ def _strategy(path, data):
 
 
 def _default_strategy():
-    from .strategies import parse_strategy
+    from .strategies import DEFAULT, parse_strategy
 
-    return parse_strategy({"name": "bsp"}, "strategy")
+    return parse_strategy({"name": DEFAULT}, "strategy")
 
 
 @dataclass(frozen=True)
@@ -295,9 +295,7 @@ def _check(s: Scenario) -> None:
         )  # fmt: skip
     if s.stop.time_s is None and s.stop.epochs is None:
         raise ScenarioError("stop", dump(s.stop), "a time_s or epochs limit, so the run ends")
-    backups = getattr(s.strategy, "backup_workers", 0)
-    if backups >= n:
-        raise ScenarioError("strategy.backup_workers", backups, f"fewer than the {n} workers")
+    s.strategy.check(s)  # the scheme's own cross-field rules
     for i, fault in enumerate(s.faults):
         if fault.worker >= n:
             raise ScenarioError(f"faults[{i}].worker", fault.worker, f"a worker index < {n}")
@@ -336,5 +334,5 @@ def resolve_paths(data, base: Path):
 
 
 def default_scenario() -> Scenario:
-    """The built-in default: 8 heterogeneous workers training an MLP on digits with BSP."""
+    """The built-in default: 8 heterogeneous workers training an MLP on digits (the default scheme)."""
     return Scenario()

@@ -73,7 +73,7 @@ def test_the_ps_weights_each_push_by_its_data_share():
     apply = sim.server.apply
 
     def recording_apply(updates, scale=1.0):
-        scales.append((updates[0].worker, sim.stage, scale))
+        scales.append((updates[0].worker, sim.strategy.stage, scale))
         apply(updates, scale)
 
     sim.server.apply = recording_apply
@@ -354,7 +354,7 @@ def test_the_switch_resets_momentum_and_restarts_the_schedule_as_asked(reset, re
     result = sim.run()
     switch_s = result.stage_changes["time_s"].iloc[1]
     assert all(w.optimizer_resets == (1 if reset else 0) for w in sim.workers)
-    assert sim._schedule_origin[0] == (switch_s if restart else 0.0)
+    assert sim.schedule_origin[0] == (switch_s if restart else 0.0)
 
 
 def test_a_worker_dead_for_good_during_profiling_does_not_stall_ashl():

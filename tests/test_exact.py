@@ -200,3 +200,17 @@ def test_compression_plan_clips_and_guards_zero_push_times():
     # a push that takes no time needs no compression
     r = compression_plan([0.1, 0.2], [0.1, 0.1], [0.0, 0.2], [1, 1], 0.25)
     assert r.tolist() == pytest.approx([1.0, 0.25])
+
+
+def test_error_feedback_keeps_the_delta_dtype_and_a_usable_state():
+    from ashlsim.compression import topk
+
+    v = np.array([3.0, -1.0, 0.5, 2.0], dtype=np.float32)
+    sparse = topk(0.5, True)
+    message, state = sparse.compress(v, sparse.init(4))
+    assert message.values.dtype == np.float32
+    dense = topk(1.0, True)
+    state = dense.init(4)
+    for _ in range(2):  # the state a dense push leaves is a state the next push can use
+        message, state = dense.compress(v, state)
+        assert message.values.dtype == np.float32 and not state.any()

@@ -5,7 +5,7 @@ may be deferred: the values of the parameters are needed only when somebody comp
 or looks at them, so the PS keeps a queue of applications and computes them in *levels* when
 asked (``flush``). A level is the longest run of queued applications whose pushes were all
 computed on parameters that are already known: their gradients are independent, so they are
-computed as one stacked NumPy computation, even in ASP where every push has parameters of its
+computed as one stacked NumPy computation, even when every push has parameters of its
 own . Each application is then added in order, exactly as if it had been applied at
 once; stacking changes no value (``tests/test_server.py`` checks deferred == eager, bit for
 bit).
@@ -37,7 +37,7 @@ class ParameterServer:
     ``materialize(updates)`` (set by the engine; None in timing-only mode) computes the
     messages of updates still pending. With ``defer`` the maths of applications waits until the
     parameters are read (``params``), ``flush`` is called, or the queued applications hold
-    ``max_pending`` pushes (a bound on the memory they keep; a BSP round of that many pushes is
+    ``max_pending`` pushes (a bound on the memory they keep; a round of that many pushes is
     computed at once: it is a level of its own anyway).
     """
 
@@ -50,7 +50,8 @@ class ParameterServer:
         self.version = 0
         self.applied_pushes = 0
         # (worker, versions applied since its pull, samples applied since its pull): versions
-        # count pushes in ASP and rounds in BSP; samples compare across schemes
+        # count pushes where each is applied, rounds where a round's are averaged; samples
+        # compare across schemes
         self.staleness: list[tuple[int, int, int]] = []
         self.applied_samples = 0
         self._samples_at = array("q", [0])  # applied samples as of each version
@@ -170,7 +171,7 @@ class ParameterServer:
 
 
 def _ready(update) -> bool:
-    """A push computed on the local model of an earlier work (SSP's cached read) waits for
+    """A push computed on the local model of an earlier work (a cached read) waits for
     that work to be computed: it starts a later level."""
     chain = getattr(update.work, "chain", None)
     return chain is None or chain.local_out is not None

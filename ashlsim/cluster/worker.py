@@ -123,7 +123,7 @@ class Worker:
     def message_for(self, delta, compressor) -> object:
         """Compress ``delta`` with the ``compressor`` the work started under (its size is what
         the push was charged). Its state advances in push order; if the worker has switched
-        compressor since (ASHL's stage switch), the old one runs on a fresh state instead."""
+        compressor since (a stage switch), the old one runs on a fresh state instead."""
         if compressor is self.compressor:
             message, self.compress_state = compressor.compress(delta, self.compress_state)
             return message
@@ -161,7 +161,7 @@ class Worker:
             self.phase = "pull"
             chain = None
             if cached and strategy.reads_cache(index):
-                # SSP's cached read: continue from its own model (the last pull plus its own
+                # a cached read: continue from its own model (the last pull plus its own
                 # updates since), no transfer
                 params, version, chain, pull_s = None, self.cache_version, self.last_local, 0.0
             else:

@@ -16,6 +16,7 @@ from .ssp import SSP
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (BSP, ASP, SSP, LocalSGD, ASHL, ADSP, ADACOMM)
 }
+DEFAULT = "bsp"  # the scheme of a scenario that names none
 
 
 def parse_strategy(data, path: str = "strategy"):
@@ -40,11 +41,13 @@ def parse_strategy(data, path: str = "strategy"):
     return parse_section(STRATEGIES[name].Params, data, path)
 
 
-def build_strategy(params, sim) -> Strategy:
-    return STRATEGIES[params.name](params, sim)
+def build_strategy(params, port) -> Strategy:
+    """The strategy ``params`` names, on the cluster ``port`` (``base.Port``)."""
+    return STRATEGIES[params.name](params, port)
 
 
 __all__ = [
+    "DEFAULT",
     "STRATEGIES",
     "ClockGate",
     "RoundBarrier",

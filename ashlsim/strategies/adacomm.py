@@ -51,9 +51,7 @@ class ADACOMM(BarrierStrategy):
         if self._loss_0 is None:
             self._loss_0 = loss
             return
-        trainer = self.sim.workers[0].trainer
-        eta_now = trainer.learning_rate(self.sim.progress()) if trainer else 1.0
-        eta_ratio = trainer.lr / max(eta_now, 1e-12) if trainer else 1.0
+        eta_ratio = 1.0 / max(self.port.lr_factor(), 1e-12)  # eta_0 / eta_l
         p = self.params
         tau = math.ceil(math.sqrt(eta_ratio * loss / self._loss_0) * p.tau_0 - 1e-12)
         tau = max(1, min(p.tau_max, tau))

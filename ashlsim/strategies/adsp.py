@@ -97,7 +97,7 @@ class ADSP(Strategy):
     def receive(self, update):
         p, w = self.params, update.worker
         whole = p.variant == "authors" or not p.average
-        self.sim.server.apply([update], 1.0 if whole else 1.0 / self.n)
+        self.port.apply([update], 1.0 if whole else 1.0 / self.n)
         self._measure(w, update.compute_s / update.steps, update.pull_s + update.push_s)
         if p.variant == "authors":
             self._authors.committed(w, update.pull_s + update.push_s)
@@ -211,7 +211,7 @@ class _AuthorsSchedule:
         self.losses: list[float] = []  # recorded losses in the current period
         self.down = [False] * n
         self.probing = [True] * n  # a worker's first commit measures its iteration time
-        self._barrier = strategy.sim.env.event()
+        self._barrier = strategy.port.event()
         self.period_ends: list[float] = []  # simulated time of each barrier
 
     def local_steps(self, worker: int) -> int:
@@ -256,13 +256,13 @@ class _AuthorsSchedule:
                                                          strict=True)):  # fmt: skip
             return
         self._end_of_period()
-        self.period_ends.append(self.s.sim.env.now)
-        released, self._barrier = self._barrier, self.s.sim.env.event()
+        self.period_ends.append(self.s.port.now())
+        released, self._barrier = self._barrier, self.s.port.event()
         released.succeed()
 
     def _end_of_period(self) -> None:
         """The reward barrier (while searching), then the next period's commit counts."""
-        s, p, now = self.s, self.s.params, self.s.sim.env.now
+        s, p, now = self.s, self.s.params, self.s.port.now()
         self.period += 1
         self.done = [0] * s.n
         if self.period >= p.search_periods:  # a new search cycle: align the commit counts

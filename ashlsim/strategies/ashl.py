@@ -93,7 +93,7 @@ class ASHL(Strategy):
     Params = ASHLParams
 
     def start(self):
-        p, n, env = self.params, self.n, self.sim.env
+        p, n = self.params, self.n
         self.h = {"profile": [1] * n, "ahl": [p.h_ahl] * n, "shl": [p.h_shl] * n}
         self.share = np.full(n, 1.0 / n)
         self.ratio = np.full(n, p.r_preset)
@@ -101,28 +101,29 @@ class ASHL(Strategy):
         window = max(3, p.profile_iters)
         self.recent = [deque(maxlen=window) for _ in range(n)]  # (t_iter, t_pull, t_push)
         self.rows: list[dict] = []
-        self.clocks = ClockGate(env, n, math.inf)
+        self.clocks = ClockGate(self.port, n, math.inf)
+        self.ratio_used = [1.0] * n  # the kept fraction each worker pushes at now
         self._replies: dict[int, object] = {}  # worker -> event: its held push was applied
         self.held_pushes = 0  # pushes the PS held at the SHL bound (shl_bound: push)
         self._holding = 0  # of which not applied yet
         self.max_applied_gap = 0  # SHL: largest clock - slowest clock at an application
         self._next_check = -math.inf  # switch: the next evaluation time the loss is checked
-        self._profiled = env.event()
+        self._profiled = self.port.event()
         self._probing = n if p.profile_iters else 0  # running workers short of their probes
         self._best, self._since = math.inf, 0
-        for worker in self.sim.workers:
+        for worker in range(n):
             self.use_compression(worker, CompressionSpec())
         if p.profile_iters:
-            self.sim.stage = "profile"
+            self.set_stage("profile")
         else:
             self._record_plan()
             self._enter("shl" if p.switch == "immediate" else "ahl")
 
     def local_steps(self, worker):
-        return self.h[self.sim.stage][worker]
+        return self.h[self.stage][worker]
 
     def gate(self, worker):
-        if self.sim.stage == "profile":
+        if self.stage == "profile":
             done = len(self.recent[worker]) >= self.params.profile_iters
             return self._profiled if done else None
         if self._holds():  # the bound acts on pushes: wait only for the PS's reply
@@ -130,11 +131,11 @@ class ASHL(Strategy):
         return self.clocks.gate(worker)
 
     def _holds(self) -> bool:
-        return self.sim.stage == "shl" and self.params.shl_bound == "push"
+        return self.stage == "shl" and self.params.shl_bound == "push"
 
     def worker_down(self, worker):
         self.clocks.leave(worker)
-        if self.sim.stage == "profile" and len(self.recent[worker]) < self.params.profile_iters:
+        if self.stage == "profile" and len(self.recent[worker]) < self.params.profile_iters:
             self._probing -= 1  # nobody waits for a crashed worker's probes
             self._maybe_finish_profiling()
 
@@ -144,13 +145,13 @@ class ASHL(Strategy):
         # PS is applied when the bound allows (waiting for the reply could deadlock: it now
         # holds the slowest clock)
         self._replies.pop(worker, None)
-        if self.sim.stage == "profile" and len(self.recent[worker]) < self.params.profile_iters:
+        if self.stage == "profile" and len(self.recent[worker]) < self.params.profile_iters:
             self._probing += 1
 
     def receive(self, update):
         w, p = update.worker, self.params
         self.recent[w].append((update.compute_s / update.steps, update.pull_s, update.push_s))
-        if self.sim.stage == "profile":
+        if self.stage == "profile":
             self._apply(update)
             if len(self.recent[w]) == p.profile_iters:
                 self._probing -= 1
@@ -163,16 +164,16 @@ class ASHL(Strategy):
         else:  # Algorithm 3 as the authors run it: the PS answers once the bound allows
             self.held_pushes += 1
             self._holding += 1
-            reply = self._replies[w] = self.sim.env.event()
+            reply = self._replies[w] = self.port.event()
             held.callbacks.append(lambda _: self._release(update, reply))
         self._maybe_reprofile(w)
 
     def _apply(self, update) -> None:
-        if self.sim.stage == "shl":
+        if self.stage == "shl":
             gap = self.clocks.clocks[update.worker] - self.clocks.min_clock
             self.max_applied_gap = max(self.max_applied_gap, gap)
         eta = self.share[update.worker] if self.params.weighting == "data_share" else 1.0
-        self.sim.server.apply([update], eta)
+        self.port.apply([update], eta)
 
     def pending(self):
         return self._holding
@@ -185,7 +186,7 @@ class ASHL(Strategy):
         reply.succeed()
 
     def observe(self, record):
-        if self.sim.stage != "ahl":
+        if self.stage != "ahl":
             return
         p, loss = self.params, record["loss"]
         if p.switch == "loss" and record["time_s"] >= self._next_check:
@@ -205,17 +206,18 @@ class ASHL(Strategy):
 
     def worker_columns(self):
         return {
-            "H": list(self.h[self.sim.stage]),  # local steps in the stage the run ended in
+            "H": list(self.h[self.stage]),  # local steps in the stage the run ended in
             "h_ahl": list(self.h["ahl"]),
             "h_shl": list(self.h["shl"]),
             "data_share": list(self.share),
             "ratio": list(self.ratio),
-            "ratio_used": [w.ratio or 1.0 for w in self.sim.workers],
+            "ratio_used": list(self.ratio_used),
         }
 
-    def profile(self) -> pd.DataFrame:
-        """One row per worker per (re-)planning: measured times, H per stage, share, ratio."""
-        return pd.DataFrame(self.rows)
+    def tables(self):
+        """``profile``: one row per worker per (re-)planning: measured times, H per stage,
+        data share, ratio."""
+        return {"profile": pd.DataFrame(self.rows)}
 
     # ---- internals --------------------------------------------------------------------------
     def _maybe_finish_profiling(self) -> None:
@@ -238,25 +240,22 @@ class ASHL(Strategy):
     def _enter(self, stage: str, reason: str | None = None) -> None:
         """Start ``stage``: its clock bound, its compressors; record the change if not initial."""
         p = self.params
-        if reason is None:
-            self.sim.stage = stage
-        else:
-            self.sim.set_stage(stage, reason)
+        self.set_stage(stage, reason)
         self.clocks.reset(p.s_preset if stage == "shl" else p.s_ahl)  # releases held pushes
         if stage == "shl":
             self._compress_for_shl()
             if reason is not None and p.reset_optimizer:
-                for worker in self.sim.workers:
-                    worker.reset_optimizer()
+                self.port.reset_optimizers()
             if reason is not None and p.restart_schedule:
-                self.sim.restart_schedule()
+                self.port.restart_schedule()
 
     def _compress_for_shl(self, only=None) -> None:
         p = self.params
         block = CompressionSpec(p.compressor, p.r_preset, p.error_feedback, p.topk_scope)
-        for worker in self.sim.workers if only is None else only:
-            ratio = self.ratio[worker.index] if p.ratios == "per_worker" else p.r_preset
-            self.use_compression(worker, block, float(ratio))
+        for worker in range(self.n) if only is None else only:
+            ratio = float(self.ratio[worker] if p.ratios == "per_worker" else p.r_preset)
+            self.use_compression(worker, block, ratio)
+            self.ratio_used[worker] = ratio
 
     def _plan(self) -> None:
         """Algorithms 1 and 2 from ``self.times``; re-split the data by the new shares."""
@@ -272,14 +271,14 @@ class ASHL(Strategy):
         self.ratio = compression_plan(
             t_iter, t_pull, t_push, self.h["shl"], p.r_preset, p.min_ratio, p.t_compress_s
         )
-        self.sim.reshard(self.share)
+        self.port.reshard(self.share)
         self._record_plan()
 
     def _record_plan(self) -> None:
         for i in range(self.n):
             self.rows.append(
                 {
-                    "at_s": self.sim.env.now,
+                    "at_s": self.port.now(),
                     "worker": i,
                     "t_iter_s": self.times[i, 0],
                     "t_pull_s": self.times[i, 1],
@@ -306,6 +305,6 @@ class ASHL(Strategy):
         recent.clear()
         old_ratio = self.ratio.copy()
         self._plan()
-        if self.sim.stage == "shl":
-            changed = [wk for wk in self.sim.workers if self.ratio[wk.index] != old_ratio[wk.index]]
+        if self.stage == "shl":
+            changed = [w for w in range(self.n) if self.ratio[w] != old_ratio[w]]
             self._compress_for_shl(changed)

@@ -22,4 +22,4 @@ class ASP(Strategy):
     Params = ASPParams
 
     def receive(self, update):
-        self.sim.server.apply([update])
+        self.port.apply([update])

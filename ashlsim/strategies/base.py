@@ -13,11 +13,9 @@ than a bound ahead of the slowest worker's).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
-import simpy
-
-from ..compression import CompressionSpec, build_compressor
+from ..compression import CompressionSpec
 from ..config import boolean, choice, real, section, spec, text
 
 
@@ -43,6 +41,10 @@ class StrategyParams:
         ServerOptimizerSpec(), section(ServerOptimizerSpec)
     )
 
+    def check(self, scenario) -> None:
+        """Rules that need the rest of the scenario (e.g. the number of workers); raise a
+        ``ScenarioError`` naming the field."""
+
 
 @dataclass(frozen=True)
 class BarrierParams(StrategyParams):
@@ -56,8 +58,42 @@ class BarrierParams(StrategyParams):
     failure_timeout_s: float = spec(5.0, real(0), "drop: s after a crash before dropping")
 
 
+class Port(Protocol):
+    """All a strategy sees of the cluster it schedules: the one, narrow way in. The simulator
+    implements it (``ashlsim.simport.SimPort``); another engine (real processes) can implement
+    it too and run the same strategy classes unchanged. Times are seconds; workers are indices.
+
+    An *event* is an object with ``succeed()`` and a ``callbacks`` list of ``fn(event)`` run
+    when it succeeds (SimPy's events are); a worker given one by ``gate`` waits for it."""
+
+    n: int  # workers
+
+    def now(self) -> float: ...
+    def event(self): ...
+    def call_later(self, delay_s: float, fn) -> None: ...
+
+    # the parameter server
+    @property
+    def version(self) -> int: ...  # applications so far
+    def apply(self, updates, weight: float = 1.0) -> None: ...
+    def discard(self, update) -> None: ...
+    def set_server_optimizer(self, lr: float, momentum: float, nesterov: bool) -> None: ...
+
+    # the workers
+    def set_compression(self, worker: int, spec: CompressionSpec, ratio=None) -> None: ...
+    def is_down(self, worker: int) -> bool: ...
+    def reset_optimizers(self) -> None: ...
+    def restart_schedule(self) -> None: ...
+    def lr_factor(self) -> float: ...  # the worker learning rate now over its base value
+    def reshard(self, weights) -> None: ...
+
+    # what the run records
+    def stage_changed(self, stage: str, reason: str) -> None: ...
+
+
 class Strategy:
-    """A synchronization scheme. Subclasses set ``name`` and ``Params``."""
+    """A synchronization scheme. Subclasses set ``name`` and ``Params``. It reaches the cluster
+    only through its ``port``, owns its ``stage`` and reports its own tables (``tables``)."""
 
     name: ClassVar[str]
     Params: ClassVar[type] = StrategyParams
@@ -66,24 +102,25 @@ class Strategy:
     # workers may compute on their own model instead of pulling (``reads_cache``)
     cached_reads: bool = False
 
-    def __init__(self, params, sim):
+    def __init__(self, params, port: Port):
         self.params = params
-        self.sim = sim
-        self.n = sim.n_workers
+        self.port = port
+        self.n = port.n
+        self.stage = "main"  # the training stage, recorded with every evaluation
         opt = params.server_optimizer
-        sim.server.set_optimizer(opt.lr, opt.momentum, opt.nesterov)
+        port.set_server_optimizer(opt.lr, opt.momentum, opt.nesterov)
 
     # ---- hooks ----------------------------------------------------------------------------
     def start(self) -> None:
         """Called once, before the workers start: set each worker's compressor."""
-        for worker in self.sim.workers:
+        for worker in range(self.n):
             self.use_compression(worker, self.params.compression)
 
     def local_steps(self, worker: int) -> int:
         """Local SGD steps the worker takes in its next iteration."""
         return 1
 
-    def gate(self, worker: int) -> simpy.Event | None:
+    def gate(self, worker: int):
         """An event to wait for before the worker's next pull, or None to go at once."""
         return None
 
@@ -109,22 +146,24 @@ class Strategy:
         """Extra per-worker columns for ``Result.workers`` (e.g. ASHL's H)."""
         return {}
 
+    def tables(self) -> dict:
+        """Extra tables for the ``Result`` (name -> DataFrame), e.g. ASHL's profile."""
+        return {}
+
+    def set_stage(self, stage: str, reason: str | None = None) -> None:
+        """Enter ``stage``; a change with a ``reason`` is recorded (the first stage is not)."""
+        if reason is not None:
+            self.port.stage_changed(stage, reason)
+        self.stage = stage
+
     def pending(self) -> int:
         """Pushes received but not applied yet (a round's buffer, pushes held at a bound)."""
         return 0
 
     # ---- helpers ----------------------------------------------------------------------------
-    def use_compression(self, worker, compression: CompressionSpec, ratio: float | None = None):
+    def use_compression(self, worker: int, compression: CompressionSpec, ratio=None):
         """Give ``worker`` the compressor ``compression`` describes (``ratio`` overrides)."""
-        kept = compression.ratio if ratio is None else ratio
-        dense = compression.name == "identity" or kept >= 1.0
-        rng = self.sim.streams.get("compression", worker.index)
-        model = self.sim.model
-        layered = compression.scope == "layer" and compression.name == "topk" and model
-        segments = model.segments if layered else None
-        worker.set_compressor(
-            build_compressor(compression, rng, ratio, segments), None if dense else kept, segments
-        )
+        self.port.set_compression(worker, compression, ratio)
 
 
 class BarrierStrategy(Strategy):
@@ -137,7 +176,7 @@ class BarrierStrategy(Strategy):
     def start(self):
         super().start()
         p = self.params
-        self.barrier = RoundBarrier(self.sim, self.n, p.lr_scaling == "linear", p.on_failure,
+        self.barrier = RoundBarrier(self.port, self.n, p.lr_scaling == "linear", p.on_failure,
                                     p.failure_timeout_s, self.backups)  # fmt: skip
 
     def gate(self, worker):
@@ -165,9 +204,9 @@ class RoundBarrier:
     """
 
     def __init__(
-        self, sim, n: int, summed=False, on_failure="wait", failure_timeout_s=5.0, backups=0
+        self, port, n: int, summed=False, on_failure="wait", failure_timeout_s=5.0, backups=0
     ):
-        self.sim, self.n, self.summed = sim, n, summed
+        self.port, self.n, self.summed = port, n, summed
         self.backups = backups  # a round closes with the first len(members) - backups pushes
         self.dropped = 0  # pushes that arrived after their round had closed
         self.on_failure, self.failure_timeout_s = on_failure, failure_timeout_s
@@ -176,16 +215,16 @@ class RoundBarrier:
         self.rounds = 0
         self.round_ends: list[float] = []  # simulated time each round was applied
         self._buffer: dict[int, object] = {}  # this round's pushes, by worker
-        self._done = sim.env.event()
+        self._done = port.event()
 
     def gate(self, worker: int):
         return self._done if worker in self._buffer else None
 
     def receive(self, update) -> None:
         # the PS version counts closed rounds: a push pulled before the last close is late
-        if update.pulled_version < self.sim.server.version:  # counted, never applied
+        if update.pulled_version < self.port.version:  # counted, never applied
             self.dropped += 1
-            self.sim.discard(update)
+            self.port.discard(update)
             return
         self._buffer[update.worker] = update
         self._arrived += update.worker in self.members
@@ -195,21 +234,20 @@ class RoundBarrier:
         if not self._buffer or self._arrived < max(1, len(self.members) - self.backups):
             return
         updates = list(self._buffer.values())
-        self.sim.server.apply(updates, 1.0 if self.summed else 1.0 / len(updates))
+        self.port.apply(updates, 1.0 if self.summed else 1.0 / len(updates))
         self._buffer = {}
         self._arrived = 0
         self.rounds += 1
-        self.round_ends.append(self.sim.env.now)
-        done, self._done = self._done, self.sim.env.event()
+        self.round_ends.append(self.port.now())
+        done, self._done = self._done, self.port.event()
         done.succeed()
 
     def worker_down(self, worker: int) -> None:
         if self.on_failure == "drop":
-            timer = self.sim.env.timeout(self.failure_timeout_s)
-            timer.callbacks.append(lambda _: self._drop(worker))
+            self.port.call_later(self.failure_timeout_s, lambda: self._drop(worker))
 
     def _drop(self, worker: int) -> None:
-        if self.sim.workers[worker].down and worker in self.members:
+        if self.port.is_down(worker) and worker in self.members:
             self.members.discard(worker)
             self._arrived -= worker in self._buffer  # its push, if any, still counts
             self._maybe_close()
@@ -225,13 +263,18 @@ class ClockGate:
     slowest. O(1) per tick: a count of workers at each clock value finds the minimum. A crashed
     worker ``leave``s the count (nobody waits for it) and ``join``s at the slowest clock."""
 
-    def __init__(self, env: simpy.Environment, n: int, bound: float, active=None):
-        self.env, self.bound = env, bound
+    def __init__(self, port, n: int, bound: float, active=None):
+        self.port = port
         self.active = [True] * n if active is None else list(active)
+        self._count_from_zero(bound)
+
+    def _count_from_zero(self, bound: float) -> None:
+        n = len(self.active)
+        self.bound = bound
         self.clocks = [0] * n
         self.min_clock = 0
         self._at = {0: sum(self.active)}  # clock value -> active workers at it
-        self._waiting: dict[int, simpy.Event] = {}  # min clock needed -> event
+        self._waiting: dict[int, object] = {}  # min clock needed -> event
         self.max_gap_seen = 0  # largest clock - min clock of a worker let through
 
     def gate(self, worker: int):
@@ -242,7 +285,7 @@ class ClockGate:
         needed = self.clocks[worker] - int(self.bound)
         event = self._waiting.get(needed)
         if event is None:
-            event = self._waiting[needed] = self.env.event()
+            event = self._waiting[needed] = self.port.event()
         return event
 
     def tick(self, worker: int) -> None:
@@ -288,4 +331,4 @@ class ClockGate:
         """Start counting afresh (a new stage) with a new bound; release anybody held."""
         for event in self._waiting.values():
             event.succeed()
-        self.__init__(self.env, len(self.clocks), bound, self.active)
+        self._count_from_zero(bound)

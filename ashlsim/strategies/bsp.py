@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import integer, spec, text
+from ..errors import ScenarioError
 from .base import BarrierParams, BarrierStrategy
 
 
@@ -12,6 +13,13 @@ from .base import BarrierParams, BarrierStrategy
 class BSPParams(BarrierParams):
     name: str = spec("bsp", text)
     backup_workers: int = spec(0, integer(0), "b: a round applies the first N - b pushes")
+
+    def check(self, scenario):
+        n = scenario.cluster.workers
+        if self.backup_workers >= n:
+            raise ScenarioError(
+                "strategy.backup_workers", self.backup_workers, f"fewer than the {n} workers"
+            )
 
 
 class BSP(BarrierStrategy):

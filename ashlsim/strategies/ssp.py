@@ -39,7 +39,7 @@ class SSP(Strategy):
 
     def start(self):
         super().start()
-        self.clocks = ClockGate(self.sim.env, self.n, self.params.staleness)
+        self.clocks = ClockGate(self.port, self.n, self.params.staleness)
         self.cache_min = [-math.inf] * self.n  # slowest clock when each worker last pulled
         self.cached = 0  # iterations computed on a cached model
 
@@ -64,5 +64,5 @@ class SSP(Strategy):
         self.cache_min[worker] = -math.inf  # a restarted machine has no cache
 
     def receive(self, update):
-        self.sim.server.apply([update])
+        self.port.apply([update])
         self.clocks.tick(update.worker)

@@ -1,0 +1,100 @@
+"""The simulator's side of the strategy port (``strategies.base.Port``): what a strategy may
+see of the simulated cluster, and nothing more. Strategies import nothing from SimPy or the
+engine; events, timers and every change to the cluster come through here."""
+
+from __future__ import annotations
+
+import math
+
+from .compression import build_compressor
+from .data import partition
+
+
+class SimPort:
+    """``Port`` for one ``engine.Simulation``."""
+
+    def __init__(self, sim):
+        self._sim = sim
+        self.n = sim.n_workers
+
+    # ---- time and events ----------------------------------------------------------------------
+    def now(self) -> float:
+        return self._sim.env.now
+
+    def event(self):
+        return self._sim.env.event()
+
+    def call_later(self, delay_s: float, fn) -> None:
+        self._sim.env.timeout(delay_s).callbacks.append(lambda _: fn())
+
+    # ---- the parameter server -----------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return self._sim.server.version
+
+    def apply(self, updates, weight: float = 1.0) -> None:
+        self._sim.server.apply(updates, weight)
+
+    def discard(self, update) -> None:
+        """A push the strategy drops (a backup worker's late one): the worker did compute it, so
+        its optimizer and compression state advance, but the PS never applies it."""
+        sim = self._sim
+        sim.server.flush()  # its parameters, and the worker's earlier pushes, come first
+        sim.materialize([update])
+        sim.workers[update.worker].dropped += 1
+
+    def set_server_optimizer(self, lr: float, momentum: float, nesterov: bool) -> None:
+        self._sim.server.set_optimizer(lr, momentum, nesterov)
+
+    # ---- the workers --------------------------------------------------------------------------
+    def set_compression(self, worker: int, spec, ratio=None) -> None:
+        """Give ``worker`` the compressor ``spec`` describes from its next push on (``ratio``
+        overrides the block's; top-K per layer takes the model's tensor sizes)."""
+        sim = self._sim
+        kept = spec.ratio if ratio is None else ratio
+        dense = spec.name == "identity" or kept >= 1.0
+        rng = sim.streams.get("compression", worker)
+        model = sim.model
+        layered = spec.scope == "layer" and spec.name == "topk" and model is not None
+        segments = model.segments if layered else None
+        sim.workers[worker].set_compressor(
+            build_compressor(spec, rng, ratio, segments), None if dense else kept, segments
+        )
+
+    def is_down(self, worker: int) -> bool:
+        return self._sim.workers[worker].down
+
+    def reset_optimizers(self) -> None:
+        for worker in self._sim.workers:
+            worker.reset_optimizer()
+
+    def restart_schedule(self) -> None:
+        """The learning-rate schedule starts afresh from now."""
+        sim = self._sim
+        sim.schedule_origin = (sim.env.now, sim.samples)
+
+    def lr_factor(self) -> float:
+        """The worker learning rate now over its base value (1 without a model)."""
+        trainer = self._sim.workers[0].trainer
+        if trainer is None:
+            return 1.0
+        return trainer.learning_rate(self._sim.progress()) / trainer.lr
+
+    def reshard(self, weights) -> None:
+        """Re-split the training data across workers in proportion to ``weights``."""
+        sim = self._sim
+        shards = partition(
+            sim.data.y_train, sim.n_workers, sim.streams.get("data.reshard"), "proportional",
+            weights=weights,
+        )  # fmt: skip
+        for worker, shard in zip(sim.workers, shards, strict=True):
+            worker.sampler.reshard(shard)
+
+    # ---- what the run records -----------------------------------------------------------------
+    def stage_changed(self, stage: str, reason: str) -> None:
+        sim = self._sim
+        last = sim.history[-1] if sim.history else {}
+        sim.stage_changes.append({
+            "time_s": sim.env.now, "from_stage": sim.strategy.stage, "to_stage": stage,
+            "loss": last.get("loss", math.nan), "reason": reason,
+        })  # fmt: skip
