@@ -10,6 +10,7 @@ from .engine import Simulation, run
 from .errors import ScenarioError
 from .results import Result
 from .scenario import Scenario, default_scenario, load_scenario
+from .strategies import register_strategy
 from .sweep import sweep
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "default_scenario",
     "load_recipe",
     "load_scenario",
+    "register_strategy",
     "run",
     "summarize",
     "sweep",

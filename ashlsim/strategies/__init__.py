@@ -1,6 +1,14 @@
-"""Synchronization schemes, one file each, all on the ``Strategy`` interface (``base``)."""
+"""Synchronization schemes, one file each, all on the ``Strategy`` interface (``base``).
+
+More schemes come from ``register_strategy`` or from other packages through the entry-point
+group ``ashlsim.strategies`` (``docs/extending.md``); either way ``run``, ``compare``, sweeps
+and the command line find them by name.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+from importlib import metadata
 
 from ..config import parse_section
 from ..errors import ScenarioError
@@ -17,6 +25,44 @@ STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (BSP, ASP, SSP, LocalSGD, ASHL, ADSP, ADACOMM)
 }
 DEFAULT = "bsp"  # the scheme of a scenario that names none
+ENTRY_POINTS = "ashlsim.strategies"
+_plugins_loaded = False
+
+
+def register_strategy(cls: type[Strategy], *, replace: bool = False) -> type[Strategy]:
+    """Make the scheme ``cls`` available by its ``name`` everywhere a scheme is named. ``cls``
+    is a ``Strategy`` subclass with a ``name`` and a frozen dataclass ``Params`` (a subclass of
+    ``StrategyParams`` whose ``name`` field defaults to that name). Usable as a decorator."""
+    name = getattr(cls, "name", None)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise TypeError(f"{cls!r} is not a Strategy subclass")
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(f"{cls.__name__}.name must be an identifier, not {name!r}")
+    params = cls.Params
+    if not (dataclasses.is_dataclass(params) and issubclass(params, StrategyParams)):
+        raise TypeError(f"{cls.__name__}.Params must be a dataclass subclass of StrategyParams")
+    if params().name != name:
+        raise TypeError(f"{cls.__name__}.Params.name must default to {name!r}")
+    if name in STRATEGIES and STRATEGIES[name] is not cls and not replace:
+        raise ValueError(f"a scheme named {name!r} exists; pass replace=True to replace it")
+    STRATEGIES[name] = cls
+    return cls
+
+
+def _load_plugins() -> None:
+    """Register the schemes other packages declare under the ``ashlsim.strategies`` entry
+    points (once; a plugin that fails to load is reported, not fatal)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry in metadata.entry_points(group=ENTRY_POINTS):
+        try:
+            register_strategy(entry.load())
+        except Exception as exc:  # a broken plugin must not break the simulator
+            import warnings
+
+            warnings.warn(f"ashlsim: plugin {entry.name!r} not loaded: {exc}", stacklevel=2)
 
 
 def parse_strategy(data, path: str = "strategy"):
@@ -28,6 +74,8 @@ def parse_strategy(data, path: str = "strategy"):
     if not isinstance(data, dict):
         raise ScenarioError(path, data, f"a mapping with a name: one of {', '.join(STRATEGIES)}")
     name = data.get("name")
+    if isinstance(name, str) and name not in STRATEGIES:
+        _load_plugins()
     if not isinstance(name, str) or name not in STRATEGIES:
         raise ScenarioError(f"{path}.name", name, f"one of {', '.join(STRATEGIES)}")
     if "server_lr" in data:  # shorthand for server_optimizer.lr
@@ -48,6 +96,7 @@ def build_strategy(params, port) -> Strategy:
 
 __all__ = [
     "DEFAULT",
+    "ENTRY_POINTS",
     "STRATEGIES",
     "ClockGate",
     "RoundBarrier",
@@ -55,4 +104,5 @@ __all__ = [
     "StrategyParams",
     "build_strategy",
     "parse_strategy",
+    "register_strategy",
 ]

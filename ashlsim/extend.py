@@ -1,0 +1,24 @@
+"""The public API for adding a scheme (``docs/extending.md``): everything a strategy needs,
+and nothing of the engine.
+
+>>> from ashlsim.extend import Strategy, StrategyParams, register_strategy, spec, integer, text
+"""
+
+from .config import boolean, choice, integer, real, spec, text
+from .strategies import register_strategy
+from .strategies.base import ClockGate, Port, RoundBarrier, Strategy, StrategyParams
+
+__all__ = [
+    "ClockGate",
+    "Port",
+    "RoundBarrier",
+    "Strategy",
+    "StrategyParams",
+    "boolean",
+    "choice",
+    "integer",
+    "real",
+    "register_strategy",
+    "spec",
+    "text",
+]
