@@ -18,11 +18,12 @@ import numpy as np
 import simpy
 
 from .cluster import Network, ParameterServer, Worker
-from .cluster.server import Pending
+from .cluster.server import Deltas
 from .compression import dense_bytes, virtual_values
 from .data import BatchSampler, load_dataset, partition
 from .dist import Constant, PerWorker
 from .errors import ScenarioError
+from .faults import inject_fault, straggler
 from .models import build_model
 from .results import Result
 from .rng import Streams
@@ -36,15 +37,24 @@ class Simulation:
     """One run of one scenario: the cluster, the strategy, the observer and the records."""
 
     def __init__(self, scenario: Scenario, seed: int | None = None, events: bool | None = None):
-        self.scenario = s = scenario
-        self.seed = s.seed if seed is None else int(seed)
-        self.streams = streams = Streams(self.seed)
-        self.env = env = simpy.Environment()
-        self.n_workers = n = s.cluster.workers
-        self.workload = s.workload
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else int(seed)
+        self.streams = Streams(self.seed)
+        self.env = simpy.Environment()
+        self.n_workers = scenario.cluster.workers
+        self.workload = scenario.workload
+        self._build_learning()
+        self._build_server()
+        self._build_network()
+        self._build_workers()
+        self._build_records(scenario.eval.events if events is None else events)
+        self.strategy = build_strategy(scenario.strategy, SimPort(self))
 
-        dtype = np.dtype(s.model.dtype)
-        self.data = load_dataset(s.data, streams.get("data"), dtype)
+    # ---- set-up --------------------------------------------------------------------------------
+    def _build_learning(self) -> None:
+        """The data, the proxy model (or none: timing only) and the worker optimizer."""
+        s = self.scenario
+        self.data = load_dataset(s.data, self.streams.get("data"), np.dtype(s.model.dtype))
         self.model = build_model(s.model, self.data.n_features, self.data.n_classes)
         if self.model is not None and self.model.size > MAX_PARAMS:  # before allocating it
             raise ScenarioError(
@@ -52,85 +62,81 @@ class Simulation:
                 f"a proxy model of at most {MAX_PARAMS:.0e} parameters (this one has "
                 f"{self.model.size:.3g}); a big network's timing goes in workload",
             )  # fmt: skip
+        if self.model is None and s.workload.param_bytes is None:
+            raise ScenarioError(
+                "workload.param_bytes", None, "a size in bytes when model.name is none"
+            )
+        if s.training.batch_size > self.data.n_train:
+            raise ScenarioError(
+                "training.batch_size", s.training.batch_size,
+                f"at most the {self.data.n_train} training samples of {s.data.name}",
+            )  # fmt: skip
+        self.trainer = (
+            None if self.model is None else LocalTrainer(self.model, self.data, s.training)
+        )
+        m = min(s.eval.max_samples, self.data.n_train)
+        subset = np.sort(self.streams.get("eval").choice(self.data.n_train, m, replace=False))
+        self._train_eval = (self.data.X_train[subset], self.data.y_train[subset])
+
+    def _build_server(self) -> None:
+        """The PS with the initial parameters; it computes deltas through the workers."""
+        s = self.scenario
         if self.model is None:
-            if s.workload.param_bytes is None:
-                raise ScenarioError(
-                    "workload.param_bytes", None, "a size in bytes when model.name is none"
-                )
             self.model_size = virtual_values(s.workload, 0)
-            params = np.zeros(0, dtype=dtype)
+            params = np.zeros(0, dtype=np.dtype(s.model.dtype))
         else:
             self.model_size = self.model.size
-            params = self.model.init(streams.get("init"))
+            params = self.model.init(self.streams.get("init"))
         self.dense_bytes = dense_bytes(s.workload, self.model_size)
-        self.server = ParameterServer(params, self.materialize if self.model else None, defer=True)
+        self.workers: list[Worker] = []  # filled by _build_workers
+        maths = None if self.trainer is None else Deltas(self.trainer, self.workers)
+        self.server = ParameterServer(params, maths, defer=True)
 
-        speeds = self._draw_speeds()
-        c = s.cluster
+    def _build_network(self) -> None:
+        c, n, streams = self.scenario.cluster, self.n_workers, self.streams
         self.network = Network(
-            env,
+            self.env,
             c.uplink.bandwidth.per_worker(streams.get("cluster.uplink.bandwidth"), n),
             c.uplink.latency.per_worker(streams.get("cluster.uplink.latency"), n),
             c.downlink.bandwidth.per_worker(streams.get("cluster.downlink.bandwidth"), n),
             c.downlink.latency.per_worker(streams.get("cluster.downlink.latency"), n),
             c.server.ingress,
             c.server.egress,
+            faulty=bool(self.scenario.faults),
         )
-        if s.training.batch_size > self.data.n_train:
-            raise ScenarioError(
-                "training.batch_size", s.training.batch_size,
-                f"at most the {self.data.n_train} training samples of {s.data.name}",
-            )  # fmt: skip
+
+    def _build_workers(self) -> None:
+        """Each worker with its speed, jitter, shard and streams."""
+        s, n, streams = self.scenario, self.n_workers, self.streams
+        speeds = self._draw_speeds()
         weights = s.data.weights if s.data.partition == "proportional" else None
         shards = partition(
             self.data.y_train, n, streams.get("data.partition"), s.data.partition,
             s.data.alpha, weights,
         )  # fmt: skip
-        trainer = None
-        if self.model is not None:
-            trainer = LocalTrainer(self.model, self.data, s.training)
-        jitters = (
-            [Constant(v) for v in c.jitter.values]
-            if isinstance(c.jitter, PerWorker)
-            else [c.jitter] * n
-        )
-        self.workers = [
-            Worker(
-                i,
-                speeds[i],
-                jitters[i],
-                streams.get("jitter", i),
-                BatchSampler(shards[i], s.training.batch_size, streams.get("batches", i)),
-                trainer,
-                self,
-            )
-            for i in range(n)
-        ]
+        jitter = s.cluster.jitter
+        jitters = [Constant(v) for v in jitter.values] if isinstance(jitter, PerWorker) else (
+            [jitter] * n)  # fmt: skip
+        for i in range(n):
+            sampler = BatchSampler(shards[i], s.training.batch_size, streams.get("batches", i))
+            self.workers.append(Worker(i, speeds[i], jitters[i], streams.get("jitter", i),
+                                       sampler, self.trainer, self))  # fmt: skip
 
-        # records
-        self.record_events = s.eval.events if events is None else events
+    def _build_records(self, events: bool) -> None:
+        self.record_events = events
         self.events: list[tuple] = []
-        self.log_event = self._log if self.record_events else None
+        self.log_event = self._log if events else None
         self.history: list[dict] = []
         self.stage_changes: list[dict] = []
         self.bytes_up = self.bytes_down = 0
         self.samples = 0
         self.schedule_origin = (0.0, 0)  # (time, samples) the lr schedule counts from
         self.stop_reason: str | None = None
-        self.stop_event = env.event()
+        self.stop_event = self.env.event()
         self.progress_callback: Callable[[float], None] | None = None
         self.eval_host_s = 0.0  # host seconds spent evaluating the global model
         self.faults: list[dict] = []  # one row per injected fault, with its effect
-        self.network.faulty = bool(s.faults)
 
-        eval_rng = streams.get("eval")
-        m = min(s.eval.max_samples, self.data.n_train)
-        subset = np.sort(eval_rng.choice(self.data.n_train, m, replace=False))
-        self._train_eval = (self.data.X_train[subset], self.data.y_train[subset])
-
-        self.strategy = build_strategy(s.strategy, SimPort(self))
-
-    # ---- set-up --------------------------------------------------------------------------------
     def _draw_speeds(self) -> np.ndarray:
         s, n = self.scenario, self.n_workers
         if s.cluster.flops is not None:
@@ -161,19 +167,6 @@ class Simulation:
         epochs = self.scenario.stop.epochs
         if epochs is not None and self.samples >= epochs * self.data.n_train:
             self.stop("epochs")
-
-    def materialize(self, updates) -> None:
-        """Compute the deltas of pending updates (together, so same-shaped work is batched)
-        and compress each for its worker."""
-        pending = [u for u in updates if u.message is None and u.work is not None]
-        if not pending:
-            return
-        for update in pending:  # pulled before the PS had computed them: known by now
-            if type(update.work.params) is Pending:
-                update.work.params = update.work.params.array
-        deltas = self.workers[0].trainer.run([u.work for u in pending])
-        for update, delta in zip(pending, deltas, strict=True):
-            update.message = self.workers[update.worker].message_for(delta, update.work.compressor)
 
     def stop(self, reason: str) -> None:
         if not self.stop_event.triggered:
@@ -224,49 +217,6 @@ class Simulation:
                 self.progress_callback(self.env.now)
             yield self.env.timeout(every)
 
-    def _straggler(self, worker: Worker, spec):
-        rng = self.streams.get("stragglers", worker.index)
-        while True:
-            yield self.env.timeout(float(spec.interval_s.sample(rng)))
-            factor = float(spec.factor.sample(rng))
-            worker.slowdown *= factor
-            start = self.env.now
-            yield self.env.timeout(float(spec.duration_s.sample(rng)))
-            worker.slowdown /= factor
-            if self.log_event:
-                self.log_event(worker.index, "straggle", start, self.env.now)
-
-    def _fault(self, spec):
-        """Inject one fault (docs/DESIGN.md section 2: crash, slowdown, link_down) and record it."""
-        env, worker = self.env, self.workers[spec.worker]
-        yield env.timeout(spec.at_s)
-        row = {"worker": spec.worker, "kind": spec.kind, "start_s": env.now, "end_s": math.inf}
-        self.faults.append(row)
-        if spec.kind == "crash":
-            recovered = env.event()
-            if not worker.crash(recovered):  # already down: this crash changes nothing
-                row.update(kind="crash (already down)", end_s=env.now, lost_push=False)
-                return
-            row["lost_push"] = worker.phase in ("compute", "push")
-            worker.will_recover = spec.recover_after_s is not None
-            if all(w.down and not w.will_recover for w in self.workers):
-                self.stop("all_workers_down")  # nobody is left, nobody will come back
-            if spec.recover_after_s is None:
-                return
-            yield env.timeout(spec.recover_after_s)
-            recovered.succeed()
-        elif spec.kind == "slowdown":
-            worker.slowdown *= spec.factor
-            yield env.timeout(spec.duration_s)
-            worker.slowdown /= spec.factor
-        else:  # link_down
-            self.network.set_link(spec.worker, False)
-            yield env.timeout(spec.duration_s)
-            self.network.set_link(spec.worker, True)
-        row["end_s"] = env.now
-        if self.log_event:
-            self.log_event(spec.worker, spec.kind, row["start_s"], env.now)
-
     # ---- running ------------------------------------------------------------------------------
     def _run_guarded(self) -> None:
         """``env.run(until=stop)`` that cannot spin without bound: every WINDOW events it checks
@@ -305,9 +255,9 @@ class Simulation:
         for worker in self.workers:
             worker.process = env.process(worker.run())
             if s.cluster.stragglers is not None:
-                env.process(self._straggler(worker, s.cluster.stragglers))
+                env.process(straggler(self, worker, s.cluster.stragglers))
         for spec in s.faults:
-            env.process(self._fault(spec))
+            env.process(inject_fault(self, spec))
         if s.stop.time_s is not None:
             env.timeout(s.stop.time_s).callbacks.append(lambda _: self.stop("time_limit"))
         env.process(self._observer())

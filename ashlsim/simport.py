@@ -38,10 +38,8 @@ class SimPort:
     def discard(self, update) -> None:
         """A push the strategy drops (a backup worker's late one): the worker did compute it, so
         its optimizer and compression state advance, but the PS never applies it."""
-        sim = self._sim
-        sim.server.flush()  # its parameters, and the worker's earlier pushes, come first
-        sim.materialize([update])
-        sim.workers[update.worker].dropped += 1
+        self._sim.server.discard(update)
+        self._sim.workers[update.worker].dropped += 1
 
     def set_server_optimizer(self, lr: float, momentum: float, nesterov: bool) -> None:
         self._sim.server.set_optimizer(lr, momentum, nesterov)
@@ -75,7 +73,7 @@ class SimPort:
 
     def lr_factor(self) -> float:
         """The worker learning rate now over its base value (1 without a model)."""
-        trainer = self._sim.workers[0].trainer
+        trainer = self._sim.trainer
         if trainer is None:
             return 1.0
         return trainer.learning_rate(self._sim.progress()) / trainer.lr

@@ -347,6 +347,7 @@ class Network:
         down_latency: np.ndarray,
         ingress: float,
         egress: float,
+        faulty: bool = False,
     ):
         self.env = env
         self.up_bandwidth = [float(b) for b in up_bandwidth]
@@ -367,7 +368,7 @@ class Network:
         self._min_latency = {"push": min(self.up_latency), "pull": min(self.down_latency)}
         self._active: list = [None] * n  # (shared, flow, bandwidth): a worker's last transfer
         # With faults, every transfer is a fluid flow so that it can stall and be cancelled.
-        self.faulty = False
+        self.faulty = faulty
 
     def fixed_time(self, worker: int, nbytes: float, direction: str) -> float | None:
         """Seconds a transfer takes when nothing can slow it (an uncontended PS card, no

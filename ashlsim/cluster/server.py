@@ -28,14 +28,34 @@ class Pending:
         self.version = version
 
 
+class Deltas:
+    """The ``materialize`` of a PS that trains: computes the deltas of pending updates together
+    (same-shaped work is one stacked computation, ``training.LocalTrainer.run``) and has each
+    compressed by its worker. ``workers`` is the cluster's list, filled once they exist."""
+
+    def __init__(self, trainer, workers: list):
+        self.trainer, self.workers = trainer, workers
+
+    def __call__(self, updates) -> None:
+        pending = [u for u in updates if u.message is None and u.work is not None]
+        if not pending:
+            return
+        for update in pending:  # pulled before the PS had computed them: known by now
+            if type(update.work.params) is Pending:
+                update.work.params = update.work.params.array
+        deltas = self.trainer.run([u.work for u in pending])
+        for update, delta in zip(pending, deltas, strict=True):
+            update.message = self.workers[update.worker].message_for(delta, update.work.compressor)
+
+
 class ParameterServer:
     """Holds the global parameter vector ``params`` and a ``version`` counting applications.
 
     Applying replaces the parameters with a new array instead of writing into them, so a pulled
     snapshot is a reference that stays valid: a pull costs no copy.
 
-    ``materialize(updates)`` (set by the engine; None in timing-only mode) computes the
-    messages of updates still pending. With ``defer`` the maths of applications waits until the
+    ``materialize(updates)`` (a ``Deltas``; None in timing-only mode) computes the messages of
+    updates still pending. With ``defer`` the maths of applications waits until the
     parameters are read (``params``), ``flush`` is called, or the queued applications hold
     ``max_pending`` pushes (a bound on the memory they keep; a round of that many pushes is
     computed at once: it is a level of its own anyway).
@@ -70,6 +90,13 @@ class ParameterServer:
         self.flush()  # applications queued so far used the old optimizer
         self.lr, self.momentum, self.nesterov = float(lr), float(momentum), bool(nesterov)
         self.velocity: np.ndarray | None = None
+
+    def discard(self, update) -> None:
+        """A push a scheme drops instead of applying: its worker did compute it, so its
+        optimizer and compression state advance (in push order), but ``W`` never sees it."""
+        self.flush()  # its parameters, and the worker's earlier pushes, come first
+        if self.materialize is not None:
+            self.materialize([update])
 
     def reset_optimizer(self) -> None:
         """Forget the server momentum buffer (after computing what was applied before)."""
