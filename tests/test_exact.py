@@ -214,3 +214,93 @@ def test_error_feedback_keeps_the_delta_dtype_and_a_usable_state():
     for _ in range(2):  # the state a dense push leaves is a state the next push can use
         message, state = dense.compress(v, state)
         assert message.values.dtype == np.float32 and not state.any()
+
+
+# ---- ClockGate and RoundBarrier against models written out by hand ----------------------------
+
+
+class _Port:
+    """Just enough of a port for the gates: events that record whether they succeeded."""
+
+    class Event:
+        def __init__(self):
+            self.triggered, self.callbacks = False, []
+
+        def succeed(self):
+            assert not self.triggered, "an event succeeded twice"
+            self.triggered = True
+            for fn in self.callbacks:
+                fn(self)
+
+    def event(self):
+        return self.Event()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 5), st.integers(0, 3),
+       st.lists(st.tuples(st.sampled_from(["tick", "tick", "tick", "leave", "join", "gate"]),
+                          st.integers(0, 4)), max_size=60))  # fmt: skip
+def test_the_clock_gate_against_a_brute_force_model(n, bound, ops):
+    """Ticks, crashes (leave) and restarts (join) in any order: the slowest clock is the minimum
+    over running workers, a worker is held exactly when it is more than ``bound`` ahead of it,
+    and a held worker is released exactly when that stops being true."""
+    from ashlsim.strategies.base import ClockGate
+
+    gate = ClockGate(_Port(), n, bound)
+    clocks, active, held = [0] * n, [True] * n, {}
+    for op, w in ops:
+        w %= n
+        if op == "tick" and active[w] and w not in held:
+            gate.tick(w)
+            clocks[w] += 1
+        elif op == "leave" and active[w] and sum(active) > 1:
+            gate.leave(w)
+            active[w] = False
+            held.pop(w, None)
+        elif op == "join" and not active[w]:
+            gate.join(w)
+            active[w] = True  # back at the slowest clock of those running
+            others = [clocks[i] for i in range(n) if active[i] and i != w]
+            clocks[w] = min(others) if others else clocks[w]
+        elif op == "gate" and active[w] and w not in held:
+            event = gate.gate(w)
+            slowest = min(clocks[i] for i in range(n) if active[i])
+            assert (event is None) == (clocks[w] - slowest <= bound)
+            if event is not None:
+                held[w] = event
+        slowest = min(clocks[i] for i in range(n) if active[i])
+        assert gate.min_clock == slowest
+        for h, event in list(held.items()):
+            assert event.triggered == (clocks[h] - slowest <= bound)
+            if event.triggered:
+                del held[h]
+    assert gate.clocks == [clocks[i] if active[i] else gate.clocks[i] for i in range(n)]
+
+
+def test_barrier_counters_are_exact():
+    sim = Simulation(make(strategy={"name": "bsp", "backup_workers": 1},
+                          cluster={"speed": [4000, 3000, 2000, 500]}))  # fmt: skip
+    result = sim.run()
+    barrier = sim.strategy.barrier
+    assert barrier.rounds == len(barrier.round_ends) == sim.server.version > 10
+    assert barrier.dropped == result.pushes_dropped > 0
+
+
+def test_the_slowest_clock_jumps_when_the_slowest_worker_leaves():
+    """Worker 0 at clock 0, the others at 2: when 0 crashes the slowest clock is 2 (not 1), and
+    a worker held for it is released; when 0 comes back it counts from 2."""
+    from ashlsim.strategies.base import ClockGate
+
+    gate = ClockGate(_Port(), 3, 1)
+    for w in (1, 1, 2, 2):
+        gate.tick(w)
+    held = gate.gate(1)
+    assert held is not None and not held.triggered
+    gate.leave(0)
+    assert gate.min_clock == 2 and held.triggered
+    gate.join(0)
+    assert gate.clocks[0] == 2 and gate.min_clock == 2
