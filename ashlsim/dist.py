@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +34,12 @@ class Distribution:
         """One value per worker, drawn once (``PerWorker`` returns its list as given)."""
         return np.asarray(self.sample(rng, workers), dtype=float)
 
+    # the scenario's key for each field (``{dist: lognormal, mean: ..., sigma: ...}``)
+    keys: dict[str, str] = {}
+
     def to_spec(self):
         spec = {"dist": self.kind}
-        spec.update({f.name: _plain(getattr(self, f.name)) for f in fields(self)})
+        spec.update({key: _plain(getattr(self, field)) for key, field in self.keys.items()})
         return spec
 
 
@@ -73,6 +76,7 @@ class Uniform(Distribution):
     low: float
     high: float
     kind = "uniform"
+    keys = {"low": "low", "high": "high"}
 
     def sample(self, rng, size=None):
         return rng.uniform(self.low, self.high, size)
@@ -88,6 +92,7 @@ class Exponential(Distribution):
 
     mean_value: float
     kind = "exponential"
+    keys = {"mean": "mean_value"}
 
     def sample(self, rng, size=None):
         return rng.exponential(self.mean_value, size)
@@ -95,9 +100,6 @@ class Exponential(Distribution):
     @property
     def mean(self):
         return self.mean_value
-
-    def to_spec(self):
-        return {"dist": self.kind, "mean": self.mean_value}
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Normal(Distribution):
     mean_value: float
     std: float
     kind = "normal"
+    keys = {"mean": "mean_value", "std": "std"}
 
     def sample(self, rng, size=None):
         n = 1 if size is None else size
@@ -124,9 +127,6 @@ class Normal(Distribution):
     def mean(self):  # of the untruncated normal; close when mean >> std
         return self.mean_value
 
-    def to_spec(self):
-        return {"dist": self.kind, "mean": self.mean_value, "std": self.std}
-
 
 @dataclass(frozen=True)
 class LogNormal(Distribution):
@@ -135,6 +135,7 @@ class LogNormal(Distribution):
     mean_value: float
     sigma: float
     kind = "lognormal"
+    keys = {"mean": "mean_value", "sigma": "sigma"}
 
     def sample(self, rng, size=None):
         mu = math.log(self.mean_value) - self.sigma**2 / 2
@@ -144,9 +145,6 @@ class LogNormal(Distribution):
     def mean(self):
         return self.mean_value
 
-    def to_spec(self):
-        return {"dist": self.kind, "mean": self.mean_value, "sigma": self.sigma}
-
 
 @dataclass(frozen=True)
 class Gamma(Distribution):
@@ -155,6 +153,7 @@ class Gamma(Distribution):
     mean_value: float
     shape: float
     kind = "gamma"
+    keys = {"mean": "mean_value", "shape": "shape"}
 
     def sample(self, rng, size=None):
         return rng.gamma(self.shape, self.mean_value / self.shape, size)
@@ -162,9 +161,6 @@ class Gamma(Distribution):
     @property
     def mean(self):
         return self.mean_value
-
-    def to_spec(self):
-        return {"dist": self.kind, "mean": self.mean_value, "shape": self.shape}
 
 
 @dataclass(frozen=True)
@@ -210,14 +206,10 @@ class PerWorker(Distribution):
         return _plain(self.values)
 
 
-# name -> (class, {spec key: constructor argument}, required keys)
+# name -> (class, {spec key: constructor argument}): every key is required
 _SPECS = {
-    "constant": (Constant, {"value": "value"}),
-    "uniform": (Uniform, {"low": "low", "high": "high"}),
-    "exponential": (Exponential, {"mean": "mean_value"}),
-    "normal": (Normal, {"mean": "mean_value", "std": "std"}),
-    "lognormal": (LogNormal, {"mean": "mean_value", "sigma": "sigma"}),
-    "gamma": (Gamma, {"mean": "mean_value", "shape": "shape"}),
+    cls.kind: (cls, {"value": "value"} if cls is Constant else cls.keys)
+    for cls in (Constant, Uniform, Exponential, Normal, LogNormal, Gamma)
 }
 DIST_NAMES = (*_SPECS, "empirical")
 
