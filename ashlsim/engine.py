@@ -24,13 +24,13 @@ from .data import BatchSampler, load_dataset, partition
 from .dist import Constant, PerWorker
 from .errors import ScenarioError
 from .faults import inject_fault, straggler
-from .models import build_model
+from .models import NoModel, build_model
 from .results import Result
 from .rng import Streams
 from .scenario import Scenario
 from .simport import SimPort
 from .strategies import build_strategy
-from .training import LocalTrainer
+from .training import LocalTrainer, NullTrainer
 
 
 class Simulation:
@@ -46,8 +46,8 @@ class Simulation:
         self._build_learning()
         self._build_server()
         self._build_network()
-        self._build_workers()
         self._build_records(scenario.eval.events if events is None else events)
+        self._build_workers()
         self.strategy = build_strategy(scenario.strategy, SimPort(self))
 
     # ---- set-up --------------------------------------------------------------------------------
@@ -55,25 +55,26 @@ class Simulation:
         """The data, the proxy model (or none: timing only) and the worker optimizer."""
         s = self.scenario
         self.data = load_dataset(s.data, self.streams.get("data"), np.dtype(s.model.dtype))
-        self.model = build_model(s.model, self.data.n_features, self.data.n_classes)
-        if self.model is not None and self.model.size > MAX_PARAMS:  # before allocating it
+        model = build_model(s.model, self.data.n_features, self.data.n_classes)
+        if model is None:  # timing only: message sizes come from the virtual workload
+            if s.workload.param_bytes is None:
+                raise ScenarioError(
+                    "workload.param_bytes", None, "a size in bytes when model.name is none"
+                )
+            model = NoModel(virtual_values(s.workload, 0), s.model.dtype)
+        self.model = model
+        if model.trains and model.size > MAX_PARAMS:  # before allocating it
             raise ScenarioError(
                 "model.hidden", list(s.model.hidden),
                 f"a proxy model of at most {MAX_PARAMS:.0e} parameters (this one has "
                 f"{self.model.size:.3g}); a big network's timing goes in workload",
             )  # fmt: skip
-        if self.model is None and s.workload.param_bytes is None:
-            raise ScenarioError(
-                "workload.param_bytes", None, "a size in bytes when model.name is none"
-            )
         if s.training.batch_size > self.data.n_train:
             raise ScenarioError(
                 "training.batch_size", s.training.batch_size,
                 f"at most the {self.data.n_train} training samples of {s.data.name}",
             )  # fmt: skip
-        self.trainer = (
-            None if self.model is None else LocalTrainer(self.model, self.data, s.training)
-        )
+        self.trainer = LocalTrainer(model, self.data, s.training) if model.trains else NullTrainer()
         m = min(s.eval.max_samples, self.data.n_train)
         subset = np.sort(self.streams.get("eval").choice(self.data.n_train, m, replace=False))
         self._train_eval = (self.data.X_train[subset], self.data.y_train[subset])
@@ -81,15 +82,11 @@ class Simulation:
     def _build_server(self) -> None:
         """The PS with the initial parameters; it computes deltas through the workers."""
         s = self.scenario
-        if self.model is None:
-            self.model_size = virtual_values(s.workload, 0)
-            params = np.zeros(0, dtype=np.dtype(s.model.dtype))
-        else:
-            self.model_size = self.model.size
-            params = self.model.init(self.streams.get("init"))
+        self.model_size = self.model.size
+        params = self.model.init(self.streams.get("init"))
         self.dense_bytes = dense_bytes(s.workload, self.model_size)
         self.workers: list[Worker] = []  # filled by _build_workers
-        maths = None if self.trainer is None else Deltas(self.trainer, self.workers)
+        maths = Deltas(self.trainer, self.workers) if self.model.trains else None
         self.server = ParameterServer(params, maths, defer=True)
 
     def _build_network(self) -> None:
@@ -141,13 +138,11 @@ class Simulation:
         s, n = self.scenario, self.n_workers
         if s.cluster.flops is not None:
             flops = s.cluster.flops.per_worker(self.streams.get("cluster.flops"), n)
-            per_sample = s.workload.flops_per_sample
-            if per_sample is None:
-                if self.model is None:
-                    raise ScenarioError(
-                        "workload.flops_per_sample", None, "a number when cluster.flops is set"
-                    )
-                per_sample = self.model.flops_per_sample
+            per_sample = s.workload.flops_per_sample or self.model.flops_per_sample
+            if per_sample is None:  # timing only, and no FLOP count given
+                raise ScenarioError(
+                    "workload.flops_per_sample", None, "a number when cluster.flops is set"
+                )
             return flops / per_sample
         return s.cluster.speed.per_worker(self.streams.get("cluster.speed"), n)
 
@@ -182,11 +177,8 @@ class Simulation:
         self.server.flush()  # deferred training maths is simulation, not observation
         started = time.perf_counter()
         params = self.server.params
-        if self.model is None:
-            loss = test_loss = accuracy = math.nan
-        else:
-            test_loss, accuracy = self.model.evaluate(params, self.data.X_test, self.data.y_test)
-            loss = self.model.loss(params, *self._train_eval)
+        test_loss, accuracy = self.model.evaluate(params, self.data.X_test, self.data.y_test)
+        loss = self.model.loss(params, *self._train_eval)
         record = {
             "time_s": self.env.now,
             "updates": self.server.applied_pushes,
@@ -207,7 +199,7 @@ class Simulation:
         stop, every = self.scenario.stop, self.scenario.eval.every_s
         while True:
             record = self.evaluate()
-            if self.model is not None and not math.isfinite(record["loss"]):
+            if self.model.trains and not math.isfinite(record["loss"]):
                 self.stop("diverged")
             elif stop.target_accuracy is not None and record["accuracy"] >= stop.target_accuracy:
                 self.stop("target_accuracy")
@@ -270,7 +262,7 @@ class Simulation:
                     self.log_event(row["worker"], row["kind"], row["start_s"], env.now)
             if not self.history or self.history[-1]["time_s"] < env.now:
                 record = self.evaluate()
-                if self.model is not None and not math.isfinite(record["loss"]):
+                if self.model.trains and not math.isfinite(record["loss"]):
                     self.stop_reason = "diverged"
         return Result.from_simulation(self)
 

@@ -53,7 +53,7 @@ class SimPort:
         dense = spec.name == "identity" or kept >= 1.0
         rng = sim.streams.get("compression", worker)
         model = sim.model
-        layered = spec.scope == "layer" and spec.name == "topk" and model is not None
+        layered = spec.scope == "layer" and spec.name == "topk" and model.segments is not None
         segments = model.segments if layered else None
         sim.workers[worker].set_compressor(
             build_compressor(spec, rng, ratio, segments), None if dense else kept, segments
@@ -73,9 +73,7 @@ class SimPort:
 
     def lr_factor(self) -> float:
         """The worker learning rate now over its base value (1 without a model)."""
-        trainer = self._sim.trainer
-        if trainer is None:
-            return 1.0
+        trainer = self._sim.trainer  # a NullTrainer's factor is 1
         return trainer.learning_rate(self._sim.progress()) / trainer.lr
 
     def reshard(self, weights) -> None:

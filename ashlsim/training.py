@@ -58,6 +58,19 @@ class Work:
             self.owner.velocity = velocity
 
 
+class NullTrainer:
+    """The trainer of the timing-only mode (``model: {name: none}``): no work, no maths."""
+
+    lr = 1.0
+
+    def learning_rate(self, progress: float) -> float:
+        return 1.0
+
+    def prepare(self, params, steps, sampler, progress, owner, accumulate=False, chain=None,
+                keep_local=False):  # fmt: skip
+        return None
+
+
 STACK_BYTES = 4 << 20  # working set of one stacked computation (see ``LocalTrainer._chunk``)
 
 

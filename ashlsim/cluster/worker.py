@@ -37,14 +37,76 @@ class Update:
         return (self.worker, self.seq)
 
 
+class Recorder:
+    """A worker's statistics (simulated seconds, bytes, counts) and the cluster's byte totals
+    (``totals``: any object with ``bytes_up`` and ``bytes_down``). Each method records one phase
+    that ended ``now`` and returns what the worker needs of it."""
+
+    __slots__ = ("index", "totals", "compute_s", "comm_s", "wait_s", "iterations", "samples",
+                 "pushes", "bytes_up", "bytes_down")  # fmt: skip
+
+    def __init__(self, index: int, totals):
+        self.index, self.totals = index, totals
+        self.compute_s = self.comm_s = self.wait_s = 0.0
+        self.iterations = self.samples = self.pushes = 0
+        self.bytes_up = self.bytes_down = 0
+
+    def waited(self, start: float, now: float) -> None:
+        self.wait_s += now - start
+
+    def pulled(self, start: float, now: float, nbytes: int) -> float:
+        self.comm_s += now - start
+        self.bytes_down += nbytes
+        self.totals.bytes_down += nbytes
+        return now - start
+
+    def computed(self, start: float, now: float, steps: int, samples: int) -> None:
+        self.compute_s += now - start
+        self.iterations += steps
+        self.samples += samples
+
+    def pushed(self, start: float, now: float, nbytes: int) -> float:
+        self.comm_s += now - start
+        self.bytes_up += nbytes
+        self.totals.bytes_up += nbytes
+        self.pushes += 1
+        return now - start
+
+
+class LoggingRecorder(Recorder):
+    """A ``Recorder`` that also logs each phase as an interval (``log(worker, kind, start,
+    end)``): the events of a Gantt chart."""
+
+    __slots__ = ("log",)
+
+    def __init__(self, index: int, totals, log):
+        super().__init__(index, totals)
+        self.log = log
+
+    def waited(self, start, now):
+        super().waited(start, now)
+        self.log(self.index, "wait", start, now)
+
+    def pulled(self, start, now, nbytes):
+        self.log(self.index, "pull", start, now)
+        return super().pulled(start, now, nbytes)
+
+    def computed(self, start, now, steps, samples):
+        super().computed(start, now, steps, samples)
+        self.log(self.index, "compute", start, now)
+
+    def pushed(self, start, now, nbytes):
+        self.log(self.index, "push", start, now)
+        return super().pushed(start, now, nbytes)
+
+
 class Worker:
     """Simulated worker ``index`` with base ``speed`` (samples/s) and per-iteration jitter."""
 
     __slots__ = (  # thousands of workers: compact, and their hot fields close together
         "index", "speed", "jitter", "rng_jitter", "sampler", "trainer", "sim", "slowdown",
         "velocity", "last_work", "optimizer_resets", "compressor", "ratio", "compress_state",
-        "push_bytes", "compute_s", "comm_s", "wait_s", "iterations", "samples", "pushes",
-        "bytes_up", "bytes_down", "process", "phase", "down", "will_recover", "down_s",
+        "push_bytes", "stats", "process", "phase", "down", "will_recover", "down_s",
         "down_since", "lost_pushes", "dropped", "recovered", "cache_version", "last_local",
     )  # fmt: skip
 
@@ -54,17 +116,16 @@ class Worker:
         self.jitter = jitter
         self.rng_jitter = rng_jitter
         self.sampler = sampler
-        self.trainer = trainer  # None in timing-only mode
+        self.trainer = trainer  # a training.NullTrainer in timing-only mode
         self.sim = sim
         self.slowdown = 1.0  # > 1 during a straggler episode
         self.velocity = None  # momentum buffer
         self.last_work = None  # the last work started (its buffer is the next one's start)
         self.optimizer_resets = 0
         self.set_compressor(identity(), None)
-        # statistics (simulated seconds, bytes, counts)
-        self.compute_s = self.comm_s = self.wait_s = 0.0
-        self.iterations = self.samples = self.pushes = 0
-        self.bytes_up = self.bytes_down = 0
+        # statistics (simulated seconds, bytes, counts), and the event log when asked
+        log = sim.log_event
+        self.stats = Recorder(index, sim) if log is None else LoggingRecorder(index, sim, log)
         # faults: a crash interrupts ``process``; ``recovered`` restarts it
         self.process = None
         self.phase = "gate"
@@ -139,10 +200,13 @@ class Worker:
 
     def _iterate(self):
         """Gate -> pull -> compute -> push -> the PS receives, forever."""
-        sim = self.sim
+        sim, index, record = self.sim, self.index, self.stats
         env, network, server, strategy = sim.env, sim.network, sim.server, sim.strategy
-        index, log = self.index, sim.log_event
-        pull_bytes = sim.dense_bytes
+        # bound once: the loop below runs millions of times
+        waited, pulled, computed, pushed = record.waited, record.pulled, record.computed, (
+            record.pushed)  # fmt: skip
+        prepare = self.trainer.prepare if sim.model.trains else None  # timing only: no work
+        pull_bytes, batch = sim.dense_bytes, self.sampler.batch_size
         pull_fixed = network.fixed_time(index, pull_bytes, "pull")  # None: contended
         cached = strategy.cached_reads  # a worker may compute on its own model instead of pulling
         self.last_local = None  # after a restart the first iteration pulls
@@ -154,22 +218,18 @@ class Worker:
             if gate is not None:
                 start = env.now
                 yield gate
-                self.wait_s += env.now - start
-                if log:
-                    log(index, "wait", start, env.now)
+                waited(start, env.now)
 
             self.phase = "pull"
-            chain = None
             if cached and strategy.reads_cache(index):
                 # a cached read: continue from its own model (the last pull plus its own
                 # updates since), no transfer
                 params, version, chain, pull_s = None, self.cache_version, self.last_local, 0.0
             else:
                 params, version = server.snapshot()
-                self.cache_version = version
-                start = env.now
-                # inline rather than ``yield from network.move(...)``: a generator per transfer
-                # costs ~0.6 us of the ~11 us an iteration's events cost (measured)
+                chain, self.cache_version, start = None, version, env.now
+                # the transfer inline rather than ``yield from network.move(...)``: a generator
+                # per transfer costs ~0.6 us of the ~11 us an iteration's events cost (measured)
                 if pull_fixed is None:
                     event, whole = network.begin(index, pull_bytes, "pull")
                     yield event
@@ -177,37 +237,23 @@ class Worker:
                         yield network.flow(index, pull_bytes, "pull")
                 else:
                     yield env.timeout(pull_fixed)
-                pull_s = env.now - start
-                self.comm_s += pull_s
-                self.bytes_down += pull_bytes
-                sim.bytes_down += pull_bytes
-                if log:
-                    log(index, "pull", start, env.now)
+                pull_s = pulled(start, env.now, pull_bytes)
 
             self.phase = "compute"
             steps = strategy.local_steps(index)
             compute_s = self.compute_time(steps)
-            samples = steps * self.sampler.batch_size
-            work = None
-            if (
-                self.trainer is not None
-            ):  # SGD as of the computation's start (docs/DESIGN.md section 1)
-                work = self.trainer.prepare(
-                    params, steps, self.sampler, sim.progress(), self, strategy.accumulates,
-                    chain, cached,
-                )  # fmt: skip
-                self.last_local = work
+            # the SGD is fixed as of the computation's start (docs/DESIGN.md section 1)
+            work = self.last_local = prepare and prepare(
+                params, steps, self.sampler, sim.progress(), self, strategy.accumulates, chain,
+                cached,
+            )  # fmt: skip
             push_bytes = self.push_bytes
             if push_fixed_for[0] != push_bytes:
                 push_fixed_for = (push_bytes, network.fixed_time(index, push_bytes, "push"))
             fixed = push_fixed_for[1]
             start = env.now
             yield env.timeout(compute_s)
-            self.compute_s += compute_s
-            self.iterations += steps
-            self.samples += samples
-            if log:
-                log(index, "compute", start, env.now)
+            computed(start, env.now, steps, steps * batch)
 
             self.phase = "push"
             start = env.now
@@ -218,15 +264,9 @@ class Worker:
                     yield network.flow(index, push_bytes, "push")
             else:
                 yield env.timeout(fixed)
-            push_s = env.now - start
-            self.comm_s += push_s
-            self.bytes_up += push_bytes
-            sim.bytes_up += push_bytes
-            self.pushes += 1
-            if log:
-                log(index, "push", start, env.now)
+            push_s = pushed(start, env.now, push_bytes)
             update = Update(
-                index, seq, None, work, version, steps, samples, pull_s, compute_s, push_s,
+                index, seq, None, work, version, steps, steps * batch, pull_s, compute_s, push_s,
                 push_bytes,
             )  # fmt: skip
             seq += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ScenarioError
-from .base import Model
+from .base import Model, NoModel
 from .mlp import MLP
 from .softmax import Softmax
 
@@ -24,4 +24,4 @@ def build_model(spec, n_features: int, n_classes: int) -> Model | None:
     raise ScenarioError("model.name", spec.name, f"one of {', '.join(MODELS)}")
 
 
-__all__ = ["MLP", "MODELS", "Model", "Softmax", "build_model"]
+__all__ = ["MLP", "MODELS", "Model", "NoModel", "Softmax", "build_model"]

@@ -32,6 +32,7 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray):
 class Model:
     """A classifier on one flat parameter vector of ``size`` values of ``dtype``."""
 
+    trains = True  # False for the timing-only mode's NoModel
     size: int
     dtype: np.dtype
     n_classes: int
@@ -71,3 +72,24 @@ class Model:
     def flops_per_sample(self) -> float:
         """Forward and backward pass, about 3 x 2 FLOPs per weight per sample."""
         raise NotImplementedError
+
+
+class NoModel(Model):
+    """The model of the timing-only mode (``model: {name: none}``): a parameter count (the
+    virtual workload's, for message sizes) and no maths. Its loss and accuracy are nan."""
+
+    trains = False
+    segments = None
+    flops_per_sample = None
+
+    def __init__(self, size: int, dtype=np.float32):
+        self.size, self.dtype, self.n_classes = int(size), np.dtype(dtype), 0
+
+    def init(self, rng):
+        return np.zeros(0, dtype=self.dtype)
+
+    def loss(self, params, X, y) -> float:
+        return float("nan")
+
+    def evaluate(self, params, X, y):
+        return float("nan"), float("nan")
