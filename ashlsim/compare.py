@@ -141,6 +141,8 @@ def load_recipe(name_or_path: str) -> dict:
     """A recipe: ``{common: fragment, strategies: {label: fragment}}``, by the name of one
     shipped in ``ashlsim/recipes`` (``authors``, ``plain``) or a YAML path. Returns the
     ``strategies`` mapping with ``common`` merged under each fragment."""
+    if not isinstance(name_or_path, str) or "\x00" in name_or_path:
+        raise ScenarioError("recipe", name_or_path, "a recipe name or a YAML path")
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         data = load_file(path, "recipe") or {}

@@ -72,6 +72,8 @@ def load_file(path: str | Path, what: str = "scenario"):
         raw = path.read_bytes()
     except OSError as exc:
         raise ScenarioError(what, str(path), f"a readable YAML file ({exc.strerror})") from None
+    except ValueError:  # e.g. a NUL byte in the name
+        raise ScenarioError(what, str(path), "a file name without NUL bytes") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
