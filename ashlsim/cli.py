@@ -188,21 +188,37 @@ def _cmd_compare(args) -> int:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        table, history = compare(scenario, strategies, seeds, return_history=True, tune=tune,
-                                 tune_seeds=tune_seeds, progress=progress,
-                                 recipe=args.recipe)  # fmt: skip
+        table, history = compare(
+            scenario,
+            strategies,
+            seeds,
+            return_history=True,
+            tune=tune,
+            tune_seeds=tune_seeds,
+            progress=progress,
+            recipe=args.recipe,
+        )
     if not args.quiet and sys.stderr.isatty():
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     for warning in caught:
         print(f"ashlsim: warning: {warning.message}", file=sys.stderr)
     summary = write_comparison(scenario, table, history, args.out)
-    shown = ["strategy", "runs", "reached_target", "time_to_target_s_median",
-             "time_to_target_s_low", "time_to_target_s_high", "final_accuracy_mean"]  # fmt: skip
+    shown = [
+        "strategy",
+        "runs",
+        "reached_target",
+        "time_to_target_s_median",
+        "time_to_target_s_low",
+        "time_to_target_s_high",
+        "final_accuracy_mean",
+    ]
     print(summary[shown].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(verdict(summary, scenario.stop.target_accuracy))
     extra = " tuning.csv" if tune else ""
-    print(f"wrote {args.out}/: history.csv summary.csv runs.csv{extra} accuracy(_logtime).png "
-          "loss.png")  # fmt: skip
+    print(
+        f"wrote {args.out}/: history.csv summary.csv runs.csv{extra} accuracy(_logtime).png "
+        "loss.png"
+    )
     return 0
 
 
@@ -226,10 +242,16 @@ def _cmd_sweep(args) -> int:
         raise ScenarioError("--workers", args.workers, "an integer >= 1")
     check_output(args.out)
     summary = sweep(
-        spec["base"], spec["grid"], spec["strategies"], spec["seeds"], out=args.out,
-        executor=args.executor, workers=args.workers, scheduler=args.scheduler,
+        spec["base"],
+        spec["grid"],
+        spec["strategies"],
+        spec["seeds"],
+        out=args.out,
+        executor=args.executor,
+        workers=args.workers,
+        scheduler=args.scheduler,
         progress=not args.no_progress,
-    )  # fmt: skip
+    )
     failed = summary.attrs.get("failed", 0)
     print(f"{len(summary)} runs finished, {failed} failed; wrote {args.out}/summary.csv")
     if failed:
@@ -266,9 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "--strategy", help=f"the scheme, NAME or NAME(param=value, ...): {schemes}"
             )
         p.add_argument(
-            "--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY.PATH=VALUE",
             help="override a scenario field, e.g. --set cluster.workers=4 (repeatable)",
-        )  # fmt: skip
+        )
 
     p = sub.add_parser("run", help="run one scenario and write its results")
     scenario_args(p)
@@ -290,9 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--recipe", help="each scheme's own settings: authors, plain, or a recipe YAML path"
     )
     p.add_argument(
-        "--tune", action="append", default=[], metavar="KEY.PATH=[V1,V2,...]",
+        "--tune",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=[V1,V2,...]",
         help="pick each scheme's best value on the tuning seeds (repeatable: a grid)",
-    )  # fmt: skip
+    )
     p.add_argument("--tune-seeds", default="1000,1001,1002", help="seeds used only for tuning")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress line")

@@ -149,8 +149,11 @@ def load_recipe(name_or_path: str) -> dict:
     else:
         shipped = resources.files("ashlsim") / "recipes" / f"{name_or_path}.yaml"
         if not shipped.is_file():
-            names = sorted(p.name[:-5] for p in (resources.files("ashlsim") / "recipes").iterdir()
-                           if p.name.endswith(".yaml"))  # fmt: skip
+            names = sorted(
+                p.name[:-5]
+                for p in (resources.files("ashlsim") / "recipes").iterdir()
+                if p.name.endswith(".yaml")
+            )
             raise ScenarioError("recipe", name_or_path, f"one of {', '.join(names)} or a path")
         data = loads(shipped.read_text(), "recipe") or {}
     if not isinstance(data, dict) or not isinstance(data.get("strategies"), dict):
@@ -289,9 +292,16 @@ def tune_each(resolved, tune, tune_seeds, eval_seeds, progress=None):
                 times.append(math.inf if t is None or math.isnan(t) else t)
                 losses.append(summary["final_loss"])
             score = (float(np.median(times)), float(np.nanmedian(losses)))
-            rows.append({"strategy": label, **candidate, "median_time_to_target_s": score[0],
-                         "median_final_loss": score[1], "reached": int(np.isfinite(times).sum()),
-                         "tuning_seeds": len(tune_seeds)})  # fmt: skip
+            rows.append(
+                {
+                    "strategy": label,
+                    **candidate,
+                    "median_time_to_target_s": score[0],
+                    "median_final_loss": score[1],
+                    "reached": int(np.isfinite(times).sum()),
+                    "tuning_seeds": len(tune_seeds),
+                }
+            )
             if best is None or score < best[0]:
                 best = (score, candidate, tried)
         chosen[label] = best[2]
@@ -365,8 +375,15 @@ def _summarize_one(table: pd.DataFrame) -> pd.DataFrame:
         out["overlaps_best"] = out["time_to_target_s_low"] <= best_high
     else:
         out["overlaps_best"] = True
-    columns = ["runs", "reached_target", "time_to_target_s_median", "time_to_target_s_low",
-               "time_to_target_s_high", "interval_coverage", "overlaps_best"]  # fmt: skip
+    columns = [
+        "runs",
+        "reached_target",
+        "time_to_target_s_median",
+        "time_to_target_s_low",
+        "time_to_target_s_high",
+        "interval_coverage",
+        "overlaps_best",
+    ]
     columns += [f"{m}_{k}" for m in METRICS for k in ("mean", "std")]
     return out.loc[order, columns].reset_index()
 
@@ -388,8 +405,10 @@ def verdict(summary: pd.DataFrame, target: float | None = None) -> str:
         "seeds reached it)."
     ]
     if few:
-        lines.append(f"  Too few seeds for {LEVEL:.0%} intervals (6 or more are needed): no "
-                     "difference below is called significant.")  # fmt: skip
+        lines.append(
+            f"  Too few seeds for {LEVEL:.0%} intervals (6 or more are needed): no "
+            "difference below is called significant."
+        )
     for row in summary.itertuples():
         if row.strategy == best["strategy"]:
             continue

@@ -57,8 +57,9 @@ class Message(NamedTuple):
             return dense_bytes(workload, self.size if model_values is None else model_values)
         if model_values is None and workload.param_bytes is None:
             return workload.header_bytes + payload_bytes(workload, self.size, len(self.indices))
-        return message_bytes(workload, self.size if model_values is None else model_values,
-                             self.kept_fraction)  # fmt: skip
+        return message_bytes(
+            workload, self.size if model_values is None else model_values, self.kept_fraction
+        )
 
 
 def payload_bytes(workload, values: int, kept: int) -> int:

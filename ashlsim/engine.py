@@ -65,15 +65,17 @@ class Simulation:
         self.model = model
         if model.trains and model.size > MAX_PARAMS:  # before allocating it
             raise ScenarioError(
-                "model.hidden", list(s.model.hidden),
+                "model.hidden",
+                list(s.model.hidden),
                 f"a proxy model of at most {MAX_PARAMS:.0e} parameters (this one has "
                 f"{self.model.size:.3g}); a big network's timing goes in workload",
-            )  # fmt: skip
+            )
         if s.training.batch_size > self.data.n_train:
             raise ScenarioError(
-                "training.batch_size", s.training.batch_size,
+                "training.batch_size",
+                s.training.batch_size,
                 f"at most the {self.data.n_train} training samples of {s.data.name}",
-            )  # fmt: skip
+            )
         self.trainer = LocalTrainer(model, self.data, s.training) if model.trains else NullTrainer()
         m = min(s.eval.max_samples, self.data.n_train)
         subset = np.sort(self.streams.get("eval").choice(self.data.n_train, m, replace=False))
@@ -108,16 +110,26 @@ class Simulation:
         speeds = self._draw_speeds()
         weights = s.data.weights if s.data.partition == "proportional" else None
         shards = partition(
-            self.data.y_train, n, streams.get("data.partition"), s.data.partition,
-            s.data.alpha, weights,
-        )  # fmt: skip
+            self.data.y_train,
+            n,
+            streams.get("data.partition"),
+            s.data.partition,
+            s.data.alpha,
+            weights,
+        )
         jitter = s.cluster.jitter
-        jitters = [Constant(v) for v in jitter.values] if isinstance(jitter, PerWorker) else (
-            [jitter] * n)  # fmt: skip
+        jitters = (
+            [Constant(v) for v in jitter.values]
+            if isinstance(jitter, PerWorker)
+            else ([jitter] * n)
+        )
         for i in range(n):
             sampler = BatchSampler(shards[i], s.training.batch_size, streams.get("batches", i))
-            self.workers.append(Worker(i, speeds[i], jitters[i], streams.get("jitter", i),
-                                       sampler, self.trainer, self))  # fmt: skip
+            self.workers.append(
+                Worker(
+                    i, speeds[i], jitters[i], streams.get("jitter", i), sampler, self.trainer, self
+                )
+            )
 
     def _build_records(self, events: bool) -> None:
         self.record_events = events
@@ -231,11 +243,12 @@ class Simulation:
                 if left > MAX_EVENTS:
                     seconds, field = min(_suspects(self.scenario))
                     raise ScenarioError(
-                        field, f"{seconds:.3g} s",
+                        field,
+                        f"{seconds:.3g} s",
                         f"a longer time: the run's fastest clock; {WINDOW} events covered only "
                         f"{covered:.3g} simulated s, so the run would need over {MAX_EVENTS:.0e} "
                         "events",
-                    )  # fmt: skip
+                    )
         except simpy.core.StopSimulation:
             return
         except simpy.core.EmptySchedule:
@@ -282,14 +295,17 @@ def _suspects(s: Scenario) -> list[tuple[float, str]]:
     c, b = s.cluster, s.training.batch_size
     out = [(s.eval.every_s, "eval.every_s")]
     if c.stragglers is not None:
-        out += [(_values(c.stragglers.interval_s)[0], "cluster.stragglers.interval_s"),
-                (_values(c.stragglers.duration_s)[0], "cluster.stragglers.duration_s")]  # fmt: skip
+        out += [
+            (_values(c.stragglers.interval_s)[0], "cluster.stragglers.interval_s"),
+            (_values(c.stragglers.duration_s)[0], "cluster.stragglers.duration_s"),
+        ]
     if c.flops is None:
         out.append((b / max(_values(c.speed)), "cluster.speed"))
     for side in ("uplink", "downlink"):
         link = getattr(c, side)
-        out.append((min(_values(link.latency)) + 1.0 / max(_values(link.bandwidth)),
-                    f"cluster.{side}"))  # fmt: skip
+        out.append(
+            (min(_values(link.latency)) + 1.0 / max(_values(link.bandwidth)), f"cluster.{side}")
+        )
     return out
 
 

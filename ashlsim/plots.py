@@ -11,9 +11,14 @@ from matplotlib.ticker import FuncFormatter
 
 # one colour per scheme in every figure (a label such as "ssp(staleness=2)" takes its scheme's)
 SCHEME_COLORS = {
-    "bsp": "#1f77b4", "asp": "#ff7f0e", "ssp": "#2ca02c", "local_sgd": "#d62728",
-    "ashl": "#9467bd", "adsp": "#8c564b", "adacomm": "#e377c2",
-}  # fmt: skip
+    "bsp": "#1f77b4",
+    "asp": "#ff7f0e",
+    "ssp": "#2ca02c",
+    "local_sgd": "#d62728",
+    "ashl": "#9467bd",
+    "adsp": "#8c564b",
+    "adacomm": "#e377c2",
+}
 
 
 def scheme_color(label, index: int = 0) -> str:

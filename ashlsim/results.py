@@ -13,9 +13,17 @@ import numpy as np
 import pandas as pd
 
 HISTORY_COLUMNS = [
-    "time_s", "updates", "version", "epoch", "loss", "test_loss", "accuracy",
-    "bytes_up", "bytes_down", "stage",
-]  # fmt: skip
+    "time_s",
+    "updates",
+    "version",
+    "epoch",
+    "loss",
+    "test_loss",
+    "accuracy",
+    "bytes_up",
+    "bytes_down",
+    "stage",
+]
 EVENT_COLUMNS = ["worker", "kind", "start_s", "end_s"]
 FAULT_COLUMNS = ["worker", "kind", "start_s", "end_s", "lost_push"]
 # the files a saved run wrote are listed here, so that a new run in the same folder removes the

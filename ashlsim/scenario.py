@@ -184,9 +184,10 @@ def _faults(path, data):
             if key not in FAULT_KEYS[fault.kind]:
                 hint = " (a crash ends with recover_after_s)" if key == "duration_s" else ""
                 raise ScenarioError(
-                    f"{path}[{i}].{key}", item[key],
+                    f"{path}[{i}].{key}",
+                    item[key],
                     f"only {sorted(FAULT_KEYS[fault.kind])} for a {fault.kind}{hint}",
-                )  # fmt: skip
+                )
         faults.append(fault)
     return tuple(faults)
 
@@ -289,10 +290,11 @@ def _check(s: Scenario) -> None:
         raise ScenarioError("data.weights", s.data.weights, f"{n} positive numbers")
     if s.stop.time_s is not None and s.eval.every_s < s.stop.time_s * 1e-5:
         raise ScenarioError(
-            "eval.every_s", s.eval.every_s,
+            "eval.every_s",
+            s.eval.every_s,
             f"at least stop.time_s / 100000 = {s.stop.time_s * 1e-5:.3g} s (at most 100,000 "
             "evaluations)",
-        )  # fmt: skip
+        )
     if s.stop.time_s is None and s.stop.epochs is None:
         raise ScenarioError("stop", dump(s.stop), "a time_s or epochs limit, so the run ends")
     s.strategy.check(s)  # the scheme's own cross-field rules

@@ -80,9 +80,12 @@ class SimPort:
         """Re-split the training data across workers in proportion to ``weights``."""
         sim = self._sim
         shards = partition(
-            sim.data.y_train, sim.n_workers, sim.streams.get("data.reshard"), "proportional",
+            sim.data.y_train,
+            sim.n_workers,
+            sim.streams.get("data.reshard"),
+            "proportional",
             weights=weights,
-        )  # fmt: skip
+        )
         for worker, shard in zip(sim.workers, shards, strict=True):
             worker.sampler.reshard(shard)
 
@@ -90,7 +93,12 @@ class SimPort:
     def stage_changed(self, stage: str, reason: str) -> None:
         sim = self._sim
         last = sim.history[-1] if sim.history else {}
-        sim.stage_changes.append({
-            "time_s": sim.env.now, "from_stage": sim.strategy.stage, "to_stage": stage,
-            "loss": last.get("loss", math.nan), "reason": reason,
-        })  # fmt: skip
+        sim.stage_changes.append(
+            {
+                "time_s": sim.env.now,
+                "from_stage": sim.strategy.stage,
+                "to_stage": stage,
+                "loss": last.get("loss", math.nan),
+                "reason": reason,
+            }
+        )

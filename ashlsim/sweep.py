@@ -168,8 +168,11 @@ def _guarded(spec: RunSpec, runs_dir: str):
     try:
         return "ok", execute(spec, runs_dir)
     except Exception as exc:  # a failed run is recorded, the sweep goes on
-        return "failed", {"key": spec.key, "error": f"{type(exc).__name__}: {exc}",
-                          "traceback": traceback.format_exc()}  # fmt: skip
+        return "failed", {
+            "key": spec.key,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
 
 
 class SweepProgress:
@@ -280,8 +283,12 @@ def _run_dask(todo, runs_dir, finished, workers=None, scheduler=None, **_):
                 "--scheduler", scheduler, f"a dask scheduler we can reach ({type(exc).__name__})"
             ) from None
     else:
-        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, dashboard_address=None)  # fmt: skip
+        cluster = LocalCluster(
+            n_workers=workers or os.cpu_count() or 1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+        )
         client = Client(cluster)
     try:
         futures = {client.submit(_guarded, spec, runs_dir, pure=False): spec for spec in todo}
@@ -345,26 +352,57 @@ def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
         rows = []
         for value, runs in group.groupby(axis, sort=False):
             metric = runs["time_to_target_s"] if reached_any else runs["final_accuracy"]
-            med, low, high = (median_interval(list(metric)) if reached_any else
-                              (metric.median(), metric.min(), metric.max()))  # fmt: skip
-            rows.append((value if numeric else str(value), med, low, high,
-                         int(metric.notna().sum()), len(runs)))  # fmt: skip
+            med, low, high = (
+                median_interval(list(metric))
+                if reached_any
+                else (metric.median(), metric.min(), metric.max())
+            )
+            rows.append(
+                (
+                    value if numeric else str(value),
+                    med,
+                    low,
+                    high,
+                    int(metric.notna().sum()),
+                    len(runs),
+                )
+            )
         stats = pd.DataFrame(rows, columns=["x", "median", "low", "high", "reached", "runs"])
         finite = stats[np.isfinite(stats["median"])]
         ax.plot(finite["x"], finite["median"], marker="o", color=color, label=strategy)
-        ax.fill_between(finite["x"], finite["low"], finite["high"].clip(upper=finite["median"]
-                        .max() * 4), color=color, alpha=0.12)  # fmt: skip
+        ax.fill_between(
+            finite["x"],
+            finite["low"],
+            finite["high"].clip(upper=finite["median"].max() * 4),
+            color=color,
+            alpha=0.12,
+        )
         for row in stats.itertuples():
             if row.reached < row.runs and np.isfinite(row.median):
                 ax.plot([row.x], [row.median], "o", mfc="white", color=color)
-                ax.annotate(f"{row.reached}/{row.runs}", (row.x, row.median), fontsize=7,
-                            textcoords="offset points", xytext=(4, 4), color=color)  # fmt: skip
+                ax.annotate(
+                    f"{row.reached}/{row.runs}",
+                    (row.x, row.median),
+                    fontsize=7,
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    color=color,
+                )
             elif not np.isfinite(row.median):
-                ax.annotate(f"{strategy}: {row.reached}/{row.runs} reached", (row.x, 1.0),
-                            xycoords=("data", "axes fraction"), fontsize=7, color=color,
-                            rotation=90, va="top")  # fmt: skip
-    label = ("time to target accuracy (simulated s): median, 95 % interval" if reached_any
-             else "final test accuracy: median, min-max")  # fmt: skip
+                ax.annotate(
+                    f"{strategy}: {row.reached}/{row.runs} reached",
+                    (row.x, 1.0),
+                    xycoords=("data", "axes fraction"),
+                    fontsize=7,
+                    color=color,
+                    rotation=90,
+                    va="top",
+                )
+    label = (
+        "time to target accuracy (simulated s): median, 95 % interval"
+        if reached_any
+        else "final test accuracy: median, min-max"
+    )
     ax.set(xlabel=axis.replace("_", " ").replace(".", ": "), ylabel=label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -66,8 +66,17 @@ class NullTrainer:
     def learning_rate(self, progress: float) -> float:
         return 1.0
 
-    def prepare(self, params, steps, sampler, progress, owner, accumulate=False, chain=None,
-                keep_local=False):  # fmt: skip
+    def prepare(
+        self,
+        params,
+        steps,
+        sampler,
+        progress,
+        owner,
+        accumulate=False,
+        chain=None,
+        keep_local=False,
+    ):
         return None
 
 
@@ -118,9 +127,16 @@ class LocalTrainer:
         return grad, velocity
 
     def prepare(
-        self, params, steps: int, sampler: BatchSampler, progress: float, owner, accumulate=False,
-        chain=None, keep_local=False,
-    ) -> Work:  # fmt: skip
+        self,
+        params,
+        steps: int,
+        sampler: BatchSampler,
+        progress: float,
+        owner,
+        accumulate=False,
+        chain=None,
+        keep_local=False,
+    ) -> Work:
         """Draw the batches now (the sampler's stream advances in simulated order).
         ``accumulate``: sum ``lr * gradient`` at ``params`` over the steps instead of stepping
         (no momentum nor weight decay: the PS's optimizer takes the sum as its gradient).
@@ -216,8 +232,11 @@ class LocalTrainer:
         if len(works[0].batches) == 1 and self.plain:  # one plain step each
             index = np.stack([w.batches[0] for w in works])
             # parameters of their own go as a list: the model copies only what pays
-            params = np.broadcast_to(first, (len(works), first.size)) if shared else [
-                w.params for w in works]  # fmt: skip
+            params = (
+                np.broadcast_to(first, (len(works), first.size))
+                if shared
+                else [w.params for w in works]
+            )
             return model.loss_and_grad(params, X[index], y[index], -lr[:, :, None])[1]
         if shared:
             start = np.broadcast_to(first, (len(works), first.size))
@@ -227,7 +246,7 @@ class LocalTrainer:
         if self.momentum:
             velocity = np.stack(
                 [np.zeros_like(first) if v is None else v for v in map(Work.start_velocity, works)]
-            )  # fmt: skip
+            )
         local = start
         for step in range(len(works[0].batches)):
             index = np.stack([w.batches[step] for w in works])

@@ -48,13 +48,22 @@ def _mean_check(case, formula, predicted, samples) -> Check:
     samples = np.asarray(samples, dtype=float)
     mean = float(samples.mean())
     se = float(samples.std(ddof=1) / math.sqrt(samples.size))
-    return Check(case, formula, predicted, mean, mean - 1.96 * se, mean + 1.96 * se,
-                 Z_TOL * se, samples.size)  # fmt: skip
+    return Check(
+        case, formula, predicted, mean, mean - 1.96 * se, mean + 1.96 * se, Z_TOL * se, samples.size
+    )
 
 
 def _exact_check(case, formula, predicted, simulated, samples=1) -> Check:
-    return Check(case, formula, predicted, simulated, simulated, simulated,
-                 REL_EXACT * abs(predicted), samples)  # fmt: skip
+    return Check(
+        case,
+        formula,
+        predicted,
+        simulated,
+        simulated,
+        simulated,
+        REL_EXACT * abs(predicted),
+        samples,
+    )
 
 
 def _worst(values, predicted) -> float:
@@ -63,8 +72,19 @@ def _worst(values, predicted) -> float:
     return float(values[np.argmax(np.abs(values - predicted))])
 
 
-def _timing_scenario(n, speeds, strategy, *, jitter=1.0, bandwidth=1e15, latency=0.0,
-                     param_bytes=4.0, ingress=None, time_s=100.0, seed=0) -> Scenario:  # fmt: skip
+def _timing_scenario(
+    n,
+    speeds,
+    strategy,
+    *,
+    jitter=1.0,
+    bandwidth=1e15,
+    latency=0.0,
+    param_bytes=4.0,
+    ingress=None,
+    time_s=100.0,
+    seed=0,
+) -> Scenario:
     """A timing-only cluster (no SGD): batch 1, so a compute takes ``jitter / speed`` s."""
     link = {"bandwidth": bandwidth, "latency": latency}
     return Scenario.from_dict(
@@ -86,7 +106,7 @@ def _timing_scenario(n, speeds, strategy, *, jitter=1.0, bandwidth=1e15, latency
             "strategy": strategy,
             "stop": {"time_s": time_s, "target_accuracy": None},
             "eval": {"every_s": time_s},
-        }  # fmt: skip
+        }
     )
 
 
@@ -99,13 +119,23 @@ def bsp_exponential_round(n: int, mean_compute: float = 1.0, rounds: int = 2000,
     a round lasts the maximum of N exponentials, E = c * H_N."""
     jitter = {"dist": "exponential", "mean": 1.0}
     predicted = mean_compute * harmonic(n)
-    scenario = _timing_scenario(n, [1.0 / mean_compute] * n, {"name": "bsp"}, jitter=jitter,
-                                time_s=predicted * rounds * 1.05, seed=seed)  # fmt: skip
+    scenario = _timing_scenario(
+        n,
+        [1.0 / mean_compute] * n,
+        {"name": "bsp"},
+        jitter=jitter,
+        time_s=predicted * rounds * 1.05,
+        seed=seed,
+    )
     sim = Simulation(scenario)
     sim.run()
     ends = np.array(sim.strategy.barrier.round_ends)
-    return _mean_check(f"BSP round, N={n}, exp(c={mean_compute:g})", "c * H_N", predicted,
-                       np.diff(ends, prepend=0.0))  # fmt: skip
+    return _mean_check(
+        f"BSP round, N={n}, exp(c={mean_compute:g})",
+        "c * H_N",
+        predicted,
+        np.diff(ends, prepend=0.0),
+    )
 
 
 def asp_exponential_throughput(means=(0.5, 1.0, 2.0, 4.0), time_s: float = 4000.0, seed=0):
@@ -113,77 +143,135 @@ def asp_exponential_throughput(means=(0.5, 1.0, 2.0, 4.0), time_s: float = 4000.
     ``sum_i 1 / m_i``. Standard error from renewal theory: Var N_i(T) ~ T / m_i."""
     jitter = {"dist": "exponential", "mean": 1.0}
     n = len(means)
-    scenario = _timing_scenario(n, [1.0 / m for m in means], {"name": "asp"}, jitter=jitter,
-                                time_s=time_s, seed=seed)  # fmt: skip
+    scenario = _timing_scenario(
+        n, [1.0 / m for m in means], {"name": "asp"}, jitter=jitter, time_s=time_s, seed=seed
+    )
     result = Simulation(scenario).run()
     predicted = float(sum(1.0 / m for m in means))
     simulated = result.pushes_sent / result.elapsed_s
     se = math.sqrt(predicted / time_s)
-    return Check(f"ASP throughput, {n} workers, exp means {list(means)}", "sum_i 1/E[t_i]",
-                 predicted, simulated, simulated - 1.96 * se, simulated + 1.96 * se,
-                 Z_TOL * se, result.pushes_sent)  # fmt: skip
+    return Check(
+        f"ASP throughput, {n} workers, exp means {list(means)}",
+        "sum_i 1/E[t_i]",
+        predicted,
+        simulated,
+        simulated - 1.96 * se,
+        simulated + 1.96 * se,
+        Z_TOL * se,
+        result.pushes_sent,
+    )
 
 
 def ps_ingress_contention(n: int, nbytes: float = 1e6, capacity: float = 1e8, latency=0.002):
     """n workers push S bytes at the same instant through a PS ingress of B bytes/s (links
     faster than B/n): each push lasts ``latency + n * S / B`` (fluid max-min sharing)."""
-    scenario = _timing_scenario(n, [1.0] * n, {"name": "bsp"}, bandwidth=1e15, latency=latency,
-                                param_bytes=nbytes, ingress=capacity, time_s=5.0)  # fmt: skip
+    scenario = _timing_scenario(
+        n,
+        [1.0] * n,
+        {"name": "bsp"},
+        bandwidth=1e15,
+        latency=latency,
+        param_bytes=nbytes,
+        ingress=capacity,
+        time_s=5.0,
+    )
     result = Simulation(scenario, events=True).run()
     pushes = result.events.query("kind == 'push'")
     durations = (pushes["end_s"] - pushes["start_s"]).to_numpy()[:n]
     predicted = latency + n * nbytes / capacity
-    return _exact_check(f"PS ingress, {n} simultaneous pushes", "L + n*S/B", predicted,
-                        _worst(durations, predicted), n)  # fmt: skip
+    return _exact_check(
+        f"PS ingress, {n} simultaneous pushes",
+        "L + n*S/B",
+        predicted,
+        _worst(durations, predicted),
+        n,
+    )
 
 
 def ps_ingress_staggered(nbytes: float = 1e6, capacity: float = 1e6, lag: float = 0.25):
     """Two pushes of S bytes through B, the second ``lag`` s later (worked by hand): the first
     runs alone for ``lag``, then both share B; it ends at ``2S/B - lag``, the second at
     ``2S/B`` after the first started, i.e. lasts ``2S/B - lag``."""
-    scenario = _timing_scenario(2, [1.0, 1.0 / (1.0 + lag)], {"name": "asp"}, bandwidth=1e15,
-                                param_bytes=nbytes, ingress=capacity, time_s=3.0)  # fmt: skip
+    scenario = _timing_scenario(
+        2,
+        [1.0, 1.0 / (1.0 + lag)],
+        {"name": "asp"},
+        bandwidth=1e15,
+        param_bytes=nbytes,
+        ingress=capacity,
+        time_s=3.0,
+    )
     events = Simulation(scenario, events=True).run().events
     first = events.query("kind == 'push'").groupby("worker").first()
     durations = (first["end_s"] - first["start_s"]).to_numpy()
     predicted = 2 * nbytes / capacity - lag
-    return _exact_check("PS ingress, staggered pair (by hand)", "2S/B - lag, both pushes",
-                        predicted, _worst(durations, predicted), 2)  # fmt: skip
+    return _exact_check(
+        "PS ingress, staggered pair (by hand)",
+        "2S/B - lag, both pushes",
+        predicted,
+        _worst(durations, predicted),
+        2,
+    )
 
 
-def ssp_two_speed_classes(staleness: int = 2, fast: float = 0.01, ratio: float = 4.0,
-                          time_s: float = 200.0):  # fmt: skip
+def ssp_two_speed_classes(
+    staleness: int = 2, fast: float = 0.01, ratio: float = 4.0, time_s: float = 200.0
+):
     """SSP(s), two fast workers (compute t) and two slow ones (compute ratio*t), constant times:
     after a burst of at most s extra clocks, the fast workers are held to the slow rate
     ``1 / (ratio * t)`` pushes per second each. Predicted: fast rate / slow rate = 1."""
     speeds = [1 / fast, 1 / fast, 1 / (ratio * fast), 1 / (ratio * fast)]
-    scenario = _timing_scenario(4, speeds, {"name": "ssp", "staleness": staleness},
-                                time_s=time_s)  # fmt: skip
+    scenario = _timing_scenario(4, speeds, {"name": "ssp", "staleness": staleness}, time_s=time_s)
     w = Simulation(scenario).run().workers
     fast_pushes, slow_pushes = w["pushes"][:2].to_numpy(), w["pushes"][2:].to_numpy()
     assert (fast_pushes - slow_pushes.min() <= staleness + 1).all(), "the burst exceeds s"
     simulated = fast_pushes.mean() / slow_pushes.mean()
     # counting granularity: the fast workers may be up to s + 1 pushes ahead at the end
     tolerance = (staleness + 1) / slow_pushes.mean() * (1 + REL_EXACT)
-    return Check(f"SSP(s={staleness}) two speed classes, {ratio:g}x", "fast rate / slow rate = 1",
-                 1.0, simulated, simulated, simulated, tolerance, int(w["pushes"].sum()))  # fmt: skip
+    return Check(
+        f"SSP(s={staleness}) two speed classes, {ratio:g}x",
+        "fast rate / slow rate = 1",
+        1.0,
+        simulated,
+        simulated,
+        simulated,
+        tolerance,
+        int(w["pushes"].sum()),
+    )
 
 
-def local_sgd_round(h: int = 4, computes=(0.01, 0.02, 0.05), bandwidths=(1e7, 2e6, 5e6),
-                    latency: float = 0.001, nbytes: float = 4e4):  # fmt: skip
+def local_sgd_round(
+    h: int = 4,
+    computes=(0.01, 0.02, 0.05),
+    bandwidths=(1e7, 2e6, 5e6),
+    latency: float = 0.001,
+    nbytes: float = 4e4,
+):
     """Local SGD(H) with constant times and no contention: a round lasts
     ``max_i (H * t_i + pull_i + push_i)``, pull and push each ``latency + S / bandwidth_i``."""
     n = len(computes)
     strategy = {"name": "local_sgd", "local_steps": h}
-    scenario = _timing_scenario(n, [1 / c for c in computes], strategy, latency=latency,
-                                bandwidth=list(bandwidths), param_bytes=nbytes, time_s=10.0)  # fmt: skip
+    scenario = _timing_scenario(
+        n,
+        [1 / c for c in computes],
+        strategy,
+        latency=latency,
+        bandwidth=list(bandwidths),
+        param_bytes=nbytes,
+        time_s=10.0,
+    )
     sim = Simulation(scenario)
     sim.run()
     ends = np.diff(np.array(sim.strategy.barrier.round_ends), prepend=0.0)
     comm = [2 * (latency + nbytes / b) for b in bandwidths]
     predicted = max(h * c + m for c, m in zip(computes, comm, strict=True))
-    return _exact_check(f"Local SGD(H={h}) round, {n} workers", "max_i(H t_i + pull_i + push_i)",
-                        predicted, _worst(ends, predicted), len(ends))  # fmt: skip
+    return _exact_check(
+        f"Local SGD(H={h}) round, {n} workers",
+        "max_i(H t_i + pull_i + push_i)",
+        predicted,
+        _worst(ends, predicted),
+        len(ends),
+    )
 
 
 def all_checks(quick: bool = False) -> list[Check]:

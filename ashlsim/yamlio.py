@@ -33,9 +33,10 @@ class Loader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             raise ScenarioError(
-                f"line {event.start_mark.line + 1}", f"*{event.anchor}",
+                f"line {event.start_mark.line + 1}",
+                f"*{event.anchor}",
                 "no YAML anchors or aliases (write the values out)",
-            )  # fmt: skip
+            )
         return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):

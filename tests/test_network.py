@@ -12,8 +12,22 @@ from reference_network import ReferenceSharedCapacity
 from ashlsim.cluster import Network, SharedCapacity
 
 
+def transfer(net, worker, nbytes, direction="push"):
+    """One transfer as a worker makes it (``cluster/worker.py``): one timeout when nothing can
+    slow it (``fixed_time``), else ``begin`` (the latency, or latency and flow reserved as one)
+    and, unless reserved whole, a ``flow`` through the PS card."""
+    fixed = net.fixed_time(worker, nbytes, direction)
+    if fixed is not None:
+        yield net.env.timeout(fixed)
+        return
+    event, whole = net.begin(worker, nbytes, direction)
+    yield event
+    if not whole:
+        yield net.flow(worker, nbytes, direction)
+
+
 def finish_times(starts, sizes, caps, capacity, latency=0.0):
-    """Each transfer from its own worker through ``Network.push``, as the workers do (a
+    """Each transfer from its own worker through ``transfer``, as the workers do (a
     reservation of latency + flow when it can be one; else the latency, then a flow)."""
     env = simpy.Environment()
     n = len(sizes)
@@ -26,7 +40,7 @@ def finish_times(starts, sizes, caps, capacity, latency=0.0):
 
     def push(i):
         yield env.timeout(starts[i])
-        yield from net.push(i, sizes[i])
+        yield from transfer(net, i, sizes[i])
         done[i] = env.now
 
     for i in range(n):

@@ -311,8 +311,12 @@ class SharedCapacity:
         """Drop the stale entries of every heap. Lazy deletion only pops them when they come to
         the top, and timed flows never pass ``_settle``: without this, a heap would grow with
         every transfer ever made. Amortised O(1): it runs when a heap is twice the live flows."""
-        for heap, where in ((self._k_caps, "K"), (self._k_finish, "K"), (self._u_caps, "U"),
-                            (self._u_finish, "U")):  # fmt: skip
+        for heap, where in (
+            (self._k_caps, "K"),
+            (self._k_finish, "K"),
+            (self._u_caps, "U"),
+            (self._u_finish, "U"),
+        ):
             heap[:] = [e for e in heap if e[3].where == where and e[3].stamp == e[2]]
             heapq.heapify(heap)
 
@@ -377,26 +381,6 @@ class Network:
         if not math.isinf(shared.capacity) or self.faulty:
             return None
         return self.uncontended_time(worker, nbytes, direction)
-
-    def push(self, worker: int, nbytes: float):
-        """Process: move ``nbytes`` from ``worker`` to the PS (uplink, then the PS ingress)."""
-        return self.move(worker, nbytes, "push", self.fixed_time(worker, nbytes, "push"))
-
-    def pull(self, worker: int, nbytes: float):
-        """Process: move ``nbytes`` from the PS to ``worker`` (PS egress, then the downlink)."""
-        return self.move(worker, nbytes, "pull", self.fixed_time(worker, nbytes, "pull"))
-
-    def move(self, worker: int, nbytes: float, direction: str, fixed: float | None):
-        """Process: one transfer of ``worker`` (``direction`` "push" or "pull"). ``fixed``: its
-        seconds when nothing can slow it (``fixed_time``, computed once by the caller), else
-        None: through the PS card (``begin``, then ``flow`` unless reserved whole)."""
-        if fixed is not None:
-            yield self.env.timeout(fixed)
-            return
-        event, whole = self.begin(worker, nbytes, direction)
-        yield event
-        if not whole:
-            yield self.flow(worker, nbytes, direction)
 
     def begin(self, worker: int, nbytes: float, direction: str) -> tuple[simpy.Event, bool]:
         """Start a transfer through the PS card: ``(event, whole)``. ``whole``: the event

@@ -61,8 +61,9 @@ class ParameterServer:
     computed at once: it is a level of its own anyway).
     """
 
-    def __init__(self, params: np.ndarray, materialize=None, defer: bool = False,
-                 max_pending: int = 256):  # fmt: skip
+    def __init__(
+        self, params: np.ndarray, materialize=None, defer: bool = False, max_pending: int = 256
+    ):
         self._params = params
         self.materialize = materialize
         self.defer = defer and materialize is not None

@@ -42,8 +42,18 @@ class Recorder:
     (``totals``: any object with ``bytes_up`` and ``bytes_down``). Each method records one phase
     that ended ``now`` and returns what the worker needs of it."""
 
-    __slots__ = ("index", "totals", "compute_s", "comm_s", "wait_s", "iterations", "samples",
-                 "pushes", "bytes_up", "bytes_down")  # fmt: skip
+    __slots__ = (
+        "index",
+        "totals",
+        "compute_s",
+        "comm_s",
+        "wait_s",
+        "iterations",
+        "samples",
+        "pushes",
+        "bytes_up",
+        "bytes_down",
+    )
 
     def __init__(self, index: int, totals):
         self.index, self.totals = index, totals
@@ -104,11 +114,34 @@ class Worker:
     """Simulated worker ``index`` with base ``speed`` (samples/s) and per-iteration jitter."""
 
     __slots__ = (  # thousands of workers: compact, and their hot fields close together
-        "index", "speed", "jitter", "rng_jitter", "sampler", "trainer", "sim", "slowdown",
-        "velocity", "last_work", "optimizer_resets", "compressor", "ratio", "compress_state",
-        "push_bytes", "stats", "process", "phase", "down", "will_recover", "down_s",
-        "down_since", "lost_pushes", "dropped", "recovered", "cache_version", "last_local",
-    )  # fmt: skip
+        "index",
+        "speed",
+        "jitter",
+        "rng_jitter",
+        "sampler",
+        "trainer",
+        "sim",
+        "slowdown",
+        "velocity",
+        "last_work",
+        "optimizer_resets",
+        "compressor",
+        "ratio",
+        "compress_state",
+        "push_bytes",
+        "stats",
+        "process",
+        "phase",
+        "down",
+        "will_recover",
+        "down_s",
+        "down_since",
+        "lost_pushes",
+        "dropped",
+        "recovered",
+        "cache_version",
+        "last_local",
+    )
 
     def __init__(self, index, speed, jitter, rng_jitter, sampler, trainer, sim):
         self.index = index
@@ -203,8 +236,12 @@ class Worker:
         sim, index, record = self.sim, self.index, self.stats
         env, network, server, strategy = sim.env, sim.network, sim.server, sim.strategy
         # bound once: the loop below runs millions of times
-        waited, pulled, computed, pushed = record.waited, record.pulled, record.computed, (
-            record.pushed)  # fmt: skip
+        waited, pulled, computed, pushed = (
+            record.waited,
+            record.pulled,
+            record.computed,
+            (record.pushed),
+        )
         prepare = self.trainer.prepare if sim.model.trains else None  # timing only: no work
         pull_bytes, batch = sim.dense_bytes, self.sampler.batch_size
         pull_fixed = network.fixed_time(index, pull_bytes, "pull")  # None: contended
@@ -228,8 +265,8 @@ class Worker:
             else:
                 params, version = server.snapshot()
                 chain, self.cache_version, start = None, version, env.now
-                # the transfer inline rather than ``yield from network.move(...)``: a generator
-                # per transfer costs ~0.6 us of the ~11 us an iteration's events cost (measured)
+                # each transfer inline rather than in a generator of its own, which would
+                # cost ~0.6 us of the ~11 us an iteration's events cost (measured)
                 if pull_fixed is None:
                     event, whole = network.begin(index, pull_bytes, "pull")
                     yield event
@@ -244,9 +281,15 @@ class Worker:
             compute_s = self.compute_time(steps)
             # the SGD is fixed as of the computation's start (docs/DESIGN.md section 1)
             work = self.last_local = prepare and prepare(
-                params, steps, self.sampler, sim.progress(), self, strategy.accumulates, chain,
+                params,
+                steps,
+                self.sampler,
+                sim.progress(),
+                self,
+                strategy.accumulates,
+                chain,
                 cached,
-            )  # fmt: skip
+            )
             push_bytes = self.push_bytes
             if push_fixed_for[0] != push_bytes:
                 push_fixed_for = (push_bytes, network.fixed_time(index, push_bytes, "push"))
@@ -266,9 +309,18 @@ class Worker:
                 yield env.timeout(fixed)
             push_s = pushed(start, env.now, push_bytes)
             update = Update(
-                index, seq, None, work, version, steps, steps * batch, pull_s, compute_s, push_s,
+                index,
+                seq,
+                None,
+                work,
+                version,
+                steps,
+                steps * batch,
+                pull_s,
+                compute_s,
+                push_s,
                 push_bytes,
-            )  # fmt: skip
+            )
             seq += 1
             sim.pushed(update)
             strategy.receive(update)

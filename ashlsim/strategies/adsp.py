@@ -13,9 +13,10 @@ from .base import Strategy, StrategyParams
 class ADSPParams(StrategyParams):
     name: str = spec("adsp", text)
     variant: str = spec(
-        "paper", choice("paper", "authors"),
+        "paper",
+        choice("paper", "authors"),
         "paper: our reading of Hu et al.; authors: the ASHL authors' re-implementation",
-    )  # fmt: skip
+    )
     # --- variant: paper ---
     min_commit_steps: int = spec(8, integer(1), "paper: the slowest worker's steps per commit")
     search: bool = spec(True, boolean, "paper: tune the commit rate online")
@@ -109,8 +110,11 @@ class ADSP(Strategy):
         that died before its first commit is planned when it comes back)."""
         if not math.isnan(self.commit_s):
             return
-        measured = [(ti, tc) for w, (ti, tc) in enumerate(zip(self.t_iter, self.t_comm,
-                    strict=True)) if w not in self._down]  # fmt: skip
+        measured = [
+            (ti, tc)
+            for w, (ti, tc) in enumerate(zip(self.t_iter, self.t_comm, strict=True))
+            if w not in self._down
+        ]
         if measured and not any(math.isnan(ti) for ti, _ in measured):
             k = self.params.min_commit_steps
             self.commit_s = max(k * ti + tc for ti, tc in measured)
@@ -162,8 +166,9 @@ class ADSP(Strategy):
         if not math.isnan(self._best_slope) and slope < self._best_slope:
             self._direction = -self._direction  # worse than the last trial: turn back
         self._best_slope = slope
-        measured = [ti + tc for ti, tc in zip(self.t_iter, self.t_comm, strict=True)
-                    if not math.isnan(ti)]  # fmt: skip
+        measured = [
+            ti + tc for ti, tc in zip(self.t_iter, self.t_comm, strict=True) if not math.isnan(ti)
+        ]
         self.commit_s = max(max(measured), commit_s * p.search_factor**self._direction)
         self._trial = (now, loss, self.commit_s)
 
@@ -252,8 +257,10 @@ class _AuthorsSchedule:
         self.done[worker] = 0  # it joins the current period
 
     def _maybe_release(self) -> None:
-        if any(d < m and not down for d, m, down in zip(self.done, self.planned, self.down,
-                                                         strict=True)):  # fmt: skip
+        if any(
+            d < m and not down
+            for d, m, down in zip(self.done, self.planned, self.down, strict=True)
+        ):
             return
         self._end_of_period()
         self.period_ends.append(self.s.port.now())
@@ -273,8 +280,10 @@ class _AuthorsSchedule:
         elif self.searching:
             reward = self._reward()
             improved = reward > self.best_reward
-            room = all(p.period_s / (m + 1) > (sum(t) / len(t) if t else 0.0)
-                       for m, t in zip(self.planned, self.t1, strict=True))  # fmt: skip
+            room = all(
+                p.period_s / (m + 1) > (sum(t) / len(t) if t else 0.0)
+                for m, t in zip(self.planned, self.t1, strict=True)
+            )
             if improved and room:
                 self.best_reward = reward
                 self.planned = [m + 1 for m in self.planned]
@@ -282,8 +291,9 @@ class _AuthorsSchedule:
                 self.searching, self.best_reward = False, 0.0
                 if not improved:
                     self.planned = [max(1, m - 1) for m in self.planned]
-            s.trials.append({"time_s": now, "event": "reward", "reward": reward,
-                             "commits": list(self.planned)})  # fmt: skip
+            s.trials.append(
+                {"time_s": now, "event": "reward", "reward": reward, "commits": list(self.planned)}
+            )
         self.losses = []
 
     def _reward(self) -> float:

@@ -35,16 +35,18 @@ class ASHLParams(StrategyParams):
     h_ahl: int = spec(8, integer(1), "H_preset of the AHL stage (the slowest worker's H)")
     h_shl: int = spec(2, integer(1), "H_preset of the SHL stage")
     shl_plan: str = spec(
-        "compressed", choice("compressed", "dense"),
+        "compressed",
+        choice("compressed", "dense"),
         "plan H_SHL with the push compressed at r_preset (authors' get_h) or dense",
-    )  # fmt: skip
+    )
     t_compress_s: float = spec(0.0, real(0), "T_compress in the SHL plan and Algorithm 2, s")
     s_ahl: float = spec(math.inf, real(0, allow_inf=True), "S_A: AHL clock-gap bound")
     s_preset: int = spec(3, integer(0), "SHL clock-gap bound (sync rounds)")
     shl_bound: str = spec(
-        "push", choice("push", "pull"),
+        "push",
+        choice("push", "pull"),
         "push: the PS holds a push beyond the bound (authors); pull: gate the next pull",
-    )  # fmt: skip
+    )
     switch: str = spec("loss", choice(*SWITCH_RULES), "when AHL hands over to SHL")
     loss_preset: float = spec(0.3, real(0, exclusive_min=True), "switch: loss below this")
     # the paper switches "when the loss falls below loss_preset": every evaluation checks it.
@@ -58,9 +60,10 @@ class ASHLParams(StrategyParams):
     min_delta: float = spec(0.01, real(0), "switch: plateau unless loss improves by this")
     r_preset: float = spec(0.25, real(0, 1, exclusive_min=True), "SHL: slowest pusher's ratio")
     ratios: str = spec(
-        "per_worker", choice("per_worker", "uniform"),
+        "per_worker",
+        choice("per_worker", "uniform"),
         "SHL ratios: Algorithm 2 per worker (paper), or r_preset for all (authors' code)",
-    )  # fmt: skip
+    )
     min_ratio: float = spec(0.01, real(0, 1, exclusive_min=True), "SHL: smallest ratio used")
     compressor: str = spec("topk", choice(*COMPRESSORS), "SHL compressor")
     topk_scope: str = spec("layer", choice("layer", "vector"), "SHL top-K per tensor or overall")
@@ -75,9 +78,10 @@ class ASHLParams(StrategyParams):
     def __post_init__(self):
         if self.compression != CompressionSpec():
             raise ScenarioError(
-                "strategy.compression", "a compression block",
+                "strategy.compression",
+                "a compression block",
                 "nothing for ashl: it compresses in SHL by compressor, r_preset, error_feedback",
-            )  # fmt: skip
+            )
         if self.switch == "epochs" and self.switch_epochs is None:
             raise ScenarioError("strategy.switch_epochs", None, "a number of epochs > 0")
         if self.min_ratio > self.r_preset:
@@ -264,9 +268,15 @@ class ASHL(Strategy):
         self.h["ahl"] = list(local_steps_plan(t_iter, t_pull, t_push, p.h_ahl))
         compressed = p.shl_plan == "compressed"
         self.h["shl"] = list(
-            local_steps_plan(t_iter, t_pull, t_push, p.h_shl, p.r_preset if compressed else 1.0,
-                             p.t_compress_s if compressed else 0.0)
-        )  # fmt: skip
+            local_steps_plan(
+                t_iter,
+                t_pull,
+                t_push,
+                p.h_shl,
+                p.r_preset if compressed else 1.0,
+                p.t_compress_s if compressed else 0.0,
+            )
+        )
         self.share = data_shares(self.h["shl"])
         self.ratio = compression_plan(
             t_iter, t_pull, t_push, self.h["shl"], p.r_preset, p.min_ratio, p.t_compress_s

@@ -51,9 +51,10 @@ class BarrierParams(StrategyParams):
     """Parameters of the round-based schemes (BSP, Local SGD)."""
 
     lr_scaling: str = spec(
-        "none", choice("none", "linear"),
+        "none",
+        choice("none", "linear"),
         "linear: apply the sum of the round's deltas, not their mean (Goyal et al. 2017)",
-    )  # fmt: skip
+    )
     on_failure: str = spec("wait", choice("wait", "drop"), "a crashed worker: wait or drop it")
     failure_timeout_s: float = spec(5.0, real(0), "drop: s after a crash before dropping")
 
@@ -176,8 +177,14 @@ class BarrierStrategy(Strategy):
     def start(self):
         super().start()
         p = self.params
-        self.barrier = RoundBarrier(self.port, self.n, p.lr_scaling == "linear", p.on_failure,
-                                    p.failure_timeout_s, self.backups)  # fmt: skip
+        self.barrier = RoundBarrier(
+            self.port,
+            self.n,
+            p.lr_scaling == "linear",
+            p.on_failure,
+            p.failure_timeout_s,
+            self.backups,
+        )
 
     def gate(self, worker):
         return self.barrier.gate(worker)

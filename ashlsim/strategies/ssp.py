@@ -15,9 +15,10 @@ class SSPParams(StrategyParams):
     staleness: int = spec(3, integer(0), "max clocks ahead of the slowest worker")
     local_steps: int = spec(1, integer(1), "local SGD steps per clock (push)")
     reads: str = spec(
-        "cached", choice("cached", "fresh"),
+        "cached",
+        choice("cached", "fresh"),
         "cached: reuse the last pull while fresh enough (Ho et al.); fresh: pull every clock",
-    )  # fmt: skip
+    )
 
 
 class SSP(Strategy):
