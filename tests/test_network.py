@@ -246,7 +246,10 @@ def test_books_stay_small_over_many_transfers():
         env.process(go(i))
     env.run()
     assert shared.active == 0
-    assert max(map(len, (shared._k_caps, shared._k_finish, shared._u_caps, shared._u_finish))) < 200
+    assert (
+        max(map(len, (shared._capped_caps, shared._k_finish, shared._level_caps, shared._u_finish)))
+        < 200
+    )
 
 
 @settings(max_examples=200, deadline=None)

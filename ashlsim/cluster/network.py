@@ -22,7 +22,7 @@ class _Flow:
     def __init__(self, cap: float, done: simpy.Event | None):
         self.cap, self.done = cap, done
         self.timed = False  # ``done`` is a timeout at the finish (see ``SharedCapacity.start``)
-        self.where = None  # "U": shares the level; "K": runs at its cap; None: gone
+        self.where = None  # "level": shares the level; "capped": runs at its cap; None: gone
         self.key = 0.0  # U: virtual finish (bytes of level service); K: absolute finish time
         self.stamp = 0  # bumped on every move: heap entries with an old stamp are stale
         self.remaining = 0.0  # K: bytes left at ``since``
@@ -33,7 +33,7 @@ class SharedCapacity:
     """A capacity in bytes/s shared max-min fairly by concurrent transfers, each with a cap.
 
     Water-filling gives every flow ``min(cap, L)`` with the level ``L`` chosen so the rates fill
-    the capacity. Flows run at the level ("U") or at their cap ("K"). Uncapped flows all gain
+    the capacity. A flow runs at the level (``where == "level"``) or at its cap (``"capped"``). Uncapped flows all gain
     the same bytes, so one virtual clock ``V`` (bytes served per uncapped flow) tracks them all:
     a flow joining with ``r`` bytes finishes when ``V`` reaches ``V_join + r``. Capped flows
     finish at a fixed time. Heaps (lazy deletion) hold finish keys and caps, so a start, an end
@@ -61,14 +61,14 @@ class SharedCapacity:
         self.capacity = float(capacity)
         self._virtual = 0.0  # V
         self._last = 0.0
-        self._n_u = 0
-        self._sum_k = 0.0
+        self._n_level = 0
+        self._capped_rate = 0.0
         self._count = 0
         self._seq = 0
         self._u_finish: list = []  # (V at finish, seq, stamp, flow)
-        self._u_caps: list = []  # (cap, ...): the smallest cap among uncapped flows
+        self._level_caps: list = []  # (cap, ...): the smallest cap among uncapped flows
         self._k_finish: list = []  # (time of finish, ...)
-        self._k_caps: list = []  # (-cap, ...): the largest cap among capped flows
+        self._capped_caps: list = []  # (-cap, ...): the largest cap among capped flows
         self._wakeup: simpy.Event | None = None
         self._wakeup_at = math.inf
         self._timed_done_cb = self._timed_done  # one bound method, recognised by identity
@@ -95,7 +95,9 @@ class SharedCapacity:
             self._start_reserved()
         self._advance()
         self._count += 1
-        if not self._n_u and self._sum_k + cap <= self.capacity:  # fits at its cap: no sharing
+        if (
+            not self._n_level and self._capped_rate + cap <= self.capacity
+        ):  # fits at its cap: no sharing
             if timed:
                 flow.timed = True
                 flow.done = done = env.timeout(nbytes / cap)
@@ -124,7 +126,10 @@ class SharedCapacity:
         fit with it. Else None."""
         if self._reserved:
             self._start_reserved()
-        if self._n_u or self._sum_k + self._reserved_caps + self._expected + cap > self.capacity:
+        if (
+            self._n_level
+            or self._capped_rate + self._reserved_caps + self._expected + cap > self.capacity
+        ):
             return None
         flow = _Flow(float(cap), None)
         flow.timed, flow.remaining = True, float(nbytes)
@@ -145,10 +150,10 @@ class SharedCapacity:
             self._reserved_caps -= flow.cap
             self._count += 1
             flow.stamp += 1
-            flow.where, flow.since = "K", at
+            flow.where, flow.since = "capped", at
             flow.key = at + flow.remaining / flow.cap
-            self._sum_k += flow.cap
-            self._push(self._k_caps, -flow.cap, flow)
+            self._capped_rate += flow.cap
+            self._push(self._capped_caps, -flow.cap, flow)
         if not reserved:
             self._reserved_caps = 0.0  # no drift from float sums
 
@@ -181,7 +186,7 @@ class SharedCapacity:
     @property
     def level(self) -> float:
         """The rate of every uncapped flow (inf when none is uncapped)."""
-        return (self.capacity - self._sum_k) / self._n_u if self._n_u else math.inf
+        return (self.capacity - self._capped_rate) / self._n_level if self._n_level else math.inf
 
     # ---- bookkeeping ------------------------------------------------------------------------
     def _push(self, heap, key, flow) -> None:
@@ -199,28 +204,28 @@ class SharedCapacity:
 
     def _to_u(self, flow: _Flow, left: float) -> None:
         flow.stamp += 1
-        flow.where, flow.key = "U", self._virtual + left
-        self._n_u += 1
+        flow.where, flow.key = "level", self._virtual + left
+        self._n_level += 1
         self._push(self._u_finish, flow.key, flow)
-        self._push(self._u_caps, flow.cap, flow)
+        self._push(self._level_caps, flow.cap, flow)
 
     def _to_k(self, flow: _Flow, left: float) -> None:
         flow.stamp += 1
         now = self.env.now
-        flow.where, flow.remaining, flow.since = "K", left, now
+        flow.where, flow.remaining, flow.since = "capped", left, now
         flow.key = now + left / flow.cap if flow.cap > 0 else math.inf
-        self._sum_k += flow.cap
+        self._capped_rate += flow.cap
         if not flow.timed:  # a timed flow finishes by its own timeout
             self._push(self._k_finish, flow.key, flow)
-        self._push(self._k_caps, -flow.cap, flow)
+        self._push(self._capped_caps, -flow.cap, flow)
 
     def _take(self, flow: _Flow) -> float:
         """Remove ``flow`` from its set; its bytes left now."""
-        if flow.where == "U":
-            self._n_u -= 1
+        if flow.where == "level":
+            self._n_level -= 1
             left = flow.key - self._virtual
         else:
-            self._sum_k -= flow.cap
+            self._capped_rate -= flow.cap
             left = flow.remaining - flow.cap * (self.env.now - flow.since)
         flow.where = None
         flow.stamp += 1
@@ -228,7 +233,7 @@ class SharedCapacity:
 
     def _advance(self) -> None:
         now = self.env.now
-        if self._n_u and now > self._last:
+        if self._n_level and now > self._last:
             self._virtual += self.level * (now - self._last)
         self._last = now
 
@@ -236,16 +241,16 @@ class SharedCapacity:
         """Move flows across the level until every capped cap <= L < every uncapped cap, then
         schedule the next completion."""
         if not self._count:
-            self._sum_k = 0.0  # no drift from float sums
+            self._capped_rate = 0.0  # no drift from float sums
         while True:
             level = self.level
-            low = self._top(self._u_caps, "U")
+            low = self._top(self._level_caps, "level")
             if low is not None and low[0] <= level:
                 flow = low[3]
                 self._to_k(flow, self._take(flow))
                 continue
-            high = self._top(self._k_caps, "K")
-            over = self._sum_k > self.capacity if not self._n_u else False
+            high = self._top(self._capped_caps, "capped")
+            over = self._capped_rate > self.capacity if not self._n_level else False
             if high is not None and (-high[0] > level or over):
                 flow = high[3]
                 self._untime(flow)
@@ -253,10 +258,10 @@ class SharedCapacity:
                 continue
             break
         at = math.inf
-        first_k = self._top(self._k_finish, "K")
+        first_k = self._top(self._k_finish, "capped")
         if first_k is not None:
             at = first_k[0]
-        first_u = self._top(self._u_finish, "U")
+        first_u = self._top(self._u_finish, "level")
         if first_u is not None:
             at = min(at, self.env.now + (first_u[0] - self._virtual) / self.level)
         self._wake_at(at, exact=True)
@@ -283,10 +288,12 @@ class SharedCapacity:
             self._start_reserved()
         self._advance()
         now, level = self.env.now, self.level
-        while (top := self._top(self._k_finish, "K")) is not None and top[0] <= now + self._EPS_S:
+        while (top := self._top(self._k_finish, "capped")) is not None and top[
+            0
+        ] <= now + self._EPS_S:
             self._finish(top[3])
         slack = max(level * self._EPS_S, 1e-9) if not math.isinf(level) else 0.0
-        while (top := self._top(self._u_finish, "U")) is not None and (
+        while (top := self._top(self._u_finish, "level")) is not None and (
             top[0] - self._virtual <= slack
         ):
             self._finish(top[3])
@@ -301,10 +308,10 @@ class SharedCapacity:
         self._take(flow)
         self._count -= 1
         if not self._count:
-            self._sum_k = 0.0  # no drift from float sums
-        elif self._n_u:  # the freed capacity raises the level of the shared flows
+            self._capped_rate = 0.0  # no drift from float sums
+        elif self._n_level:  # the freed capacity raises the level of the shared flows
             self._settle()
-        if len(self._k_caps) > 2 * self._count + 64:
+        if len(self._capped_caps) > 2 * self._count + 64:
             self._compact()
 
     def _compact(self) -> None:
@@ -312,10 +319,10 @@ class SharedCapacity:
         the top, and timed flows never pass ``_settle``: without this, a heap would grow with
         every transfer ever made. Amortised O(1): it runs when a heap is twice the live flows."""
         for heap, where in (
-            (self._k_caps, "K"),
-            (self._k_finish, "K"),
-            (self._u_caps, "U"),
-            (self._u_finish, "U"),
+            (self._capped_caps, "capped"),
+            (self._k_finish, "capped"),
+            (self._level_caps, "level"),
+            (self._u_finish, "level"),
         ):
             heap[:] = [e for e in heap if e[3].where == where and e[3].stamp == e[2]]
             heapq.heapify(heap)
@@ -333,7 +340,7 @@ class SharedCapacity:
     def _finish(self, flow: _Flow) -> None:
         self._take(flow)
         self._count -= 1
-        if len(self._k_caps) + len(self._u_caps) > 4 * self._count + 128:
+        if len(self._capped_caps) + len(self._level_caps) > 4 * self._count + 128:
             self._compact()
         flow.done.succeed()
 
