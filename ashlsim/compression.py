@@ -144,8 +144,8 @@ def kept_count(ratio: float, size: int) -> int:
 
 def topk(ratio: float, error_feedback: bool = False, segments=None) -> Compressor:
     """Send the K = ceil(ratio * d) entries of largest magnitude; with ``segments`` (the sizes
-    of consecutive parameter tensors) the K = ceil(ratio * d_l) largest of each tensor, as the
-    ASHL authors compress layer by layer."""
+    of consecutive parameter tensors) the K = ceil(ratio * d_l) largest of each tensor (top-K
+    layer by layer)."""
 
     def largest(v, k):
         return np.sort(np.argpartition(np.abs(v), v.size - k)[v.size - k :])

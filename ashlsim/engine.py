@@ -8,10 +8,6 @@ simulated seconds (host time only; docs/DESIGN.md section 1), stop on the first 
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import math
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -23,17 +19,17 @@ from .compression import dense_bytes, virtual_values
 from .data import BatchSampler, load_dataset, partition
 from .dist import Constant, PerWorker
 from .errors import ScenarioError
-from .faults import inject_fault, straggler
 from .models import NoModel, build_model
 from .results import Result
 from .rng import Streams
+from .runloop import RunLoop
 from .scenario import Scenario
 from .simport import SimPort
 from .strategies import build_strategy
 from .training import LocalTrainer, NullTrainer
 
 
-class Simulation:
+class Simulation(RunLoop):
     """One run of one scenario: the cluster, the strategy, the observer and the records."""
 
     def __init__(self, scenario: Scenario, seed: int | None = None, events: bool | None = None):
@@ -183,153 +179,8 @@ class Simulation:
     def _log(self, worker, kind, start, end):
         self.events.append((worker, kind, start, end))
 
-    # ---- observing --------------------------------------------------------------------------
-    def evaluate(self) -> dict:
-        """Record the global model's loss and accuracy now (host time only)."""
-        self.server.flush()  # deferred training maths is simulation, not observation
-        started = time.perf_counter()
-        params = self.server.params
-        test_loss, accuracy = self.model.evaluate(params, self.data.X_test, self.data.y_test)
-        loss = self.model.loss(params, *self._train_eval)
-        record = {
-            "time_s": self.env.now,
-            "updates": self.server.applied_pushes,
-            "version": self.server.version,
-            "epoch": self.samples / self.data.n_train,
-            "loss": loss,
-            "test_loss": test_loss,
-            "accuracy": accuracy,
-            "bytes_up": self.bytes_up,
-            "bytes_down": self.bytes_down,
-            "stage": self.strategy.stage,
-        }
-        self.history.append(record)
-        self.eval_host_s += time.perf_counter() - started
-        return record
-
-    def _observer(self):
-        stop, every = self.scenario.stop, self.scenario.eval.every_s
-        while True:
-            record = self.evaluate()
-            if self.model.trains and not math.isfinite(record["loss"]):
-                self.stop("diverged")
-            elif stop.target_accuracy is not None and record["accuracy"] >= stop.target_accuracy:
-                self.stop("target_accuracy")
-            else:
-                self.strategy.observe(record)
-            if self.progress_callback is not None:
-                self.progress_callback(self.env.now)
-            yield self.env.timeout(every)
-
-    # ---- running ------------------------------------------------------------------------------
-    def _run_guarded(self) -> None:
-        """``env.run(until=stop)`` that cannot spin without bound: every WINDOW events it checks
-        how much simulated time they covered, and stops with a ScenarioError naming the
-        scenario's fastest clock when the run is going nowhere (events at one instant) or would
-        need more than MAX_EVENTS at that pace."""
-        env, step = self.env, self.env.step
-        self.stop_event.callbacks.append(simpy.core.StopSimulation.callback)
-        limit = self.scenario.stop.time_s
-        try:
-            while True:
-                start = env.now
-                for _ in range(WINDOW):
-                    step()
-                covered = env.now - start
-                if covered * MAX_RATE >= WINDOW:
-                    continue
-                rate = WINDOW / covered if covered > 0 else math.inf
-                left = math.inf if limit is None else (limit - env.now) * rate
-                if left > MAX_EVENTS:
-                    seconds, field = min(_suspects(self.scenario))
-                    raise ScenarioError(
-                        field,
-                        f"{seconds:.3g} s",
-                        f"a longer time: the run's fastest clock; {WINDOW} events covered only "
-                        f"{covered:.3g} simulated s, so the run would need over {MAX_EVENTS:.0e} "
-                        "events",
-                    )
-        except simpy.core.StopSimulation:
-            return
-        except simpy.core.EmptySchedule:
-            raise RuntimeError("the simulation ran out of events before it stopped") from None
-
-    def run(self) -> Result:
-        env, s = self.env, self.scenario
-        self.strategy.start()
-        for worker in self.workers:
-            worker.process = env.process(worker.run())
-            if s.cluster.stragglers is not None:
-                env.process(straggler(self, worker, s.cluster.stragglers))
-        for spec in s.faults:
-            env.process(inject_fault(self, spec))
-        if s.stop.time_s is not None:
-            env.timeout(s.stop.time_s).callbacks.append(lambda _: self.stop("time_limit"))
-        env.process(self._observer())
-        # Divergence shows up as inf/nan in the arrays; the observer detects it, so the
-        # floating-point warnings on the way there are expected, not errors.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), _quiet_gc():
-            self._run_guarded()
-            for row in self.faults:  # a permanent crash, or a fault still going at the end
-                if math.isinf(row["end_s"]) and self.log_event:
-                    self.log_event(row["worker"], row["kind"], row["start_s"], env.now)
-            if not self.history or self.history[-1]["time_s"] < env.now:
-                record = self.evaluate()
-                if self.model.trains and not math.isfinite(record["loss"]):
-                    self.stop_reason = "diverged"
-        return Result.from_simulation(self)
-
 
 MAX_PARAMS = 20_000_000  # a NumPy proxy model beyond this would take seconds per step
-
-# The run guard (``Simulation._run_guarded``): a run whose events come faster than this per
-# simulated second, and would need more than MAX_EVENTS, cannot finish in any sensible time.
-WINDOW = 1 << 14  # events between two checks (a check costs nothing next to them)
-MAX_RATE = 1e8  # events per simulated second (10,000 workers at 1 ms iterations make ~6e7)
-MAX_EVENTS = 1e9  # about 20 host minutes at the engine's speed
-
-
-def _suspects(s: Scenario) -> list[tuple[float, str]]:
-    """(seconds, field) of every clock in a scenario, to name the one that makes a run
-    infeasible: the evaluation period, straggler episodes, iteration and transfer times."""
-    c, b = s.cluster, s.training.batch_size
-    out = [(s.eval.every_s, "eval.every_s")]
-    if c.stragglers is not None:
-        out += [
-            (_values(c.stragglers.interval_s)[0], "cluster.stragglers.interval_s"),
-            (_values(c.stragglers.duration_s)[0], "cluster.stragglers.duration_s"),
-        ]
-    if c.flops is None:
-        out.append((b / max(_values(c.speed)), "cluster.speed"))
-    for side in ("uplink", "downlink"):
-        link = getattr(c, side)
-        out.append(
-            (min(_values(link.latency)) + 1.0 / max(_values(link.bandwidth)), f"cluster.{side}")
-        )
-    return out
-
-
-def _values(dist) -> list[float]:
-    if isinstance(dist, PerWorker):
-        return list(dist.values)
-    mean = dist.mean  # a method, or the field of a distribution given by its mean
-    return [mean() if callable(mean) else mean]
-
-
-@contextlib.contextmanager
-def _quiet_gc(threshold: int = 50_000):
-    """Keep Python's cycle collector from rescanning the simulation's long-lived objects (the
-    workers, their processes, the data) every few hundred allocations: a cost that grows with
-    the cluster. The objects alive at the start are frozen out of collection, and young
-    objects are collected in larger batches; both are restored afterwards."""
-    old = gc.get_threshold()
-    gc.freeze()  # no collect first: a full collection of a big heap costs more than it saves
-    gc.set_threshold(threshold, old[1], old[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
 
 
 def run(scenario: Scenario | dict | None = None, seed: int | None = None, **options) -> Result:

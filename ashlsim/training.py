@@ -2,9 +2,9 @@
 
 A worker *prepares* its work when its computation starts (the pulled parameters, the mini-batch
 indices it draws, the learning rate): that fixes everything the result depends on. The maths
-runs when the PS needs the delta (``run``), so that work computed together (a BSP or Local SGD
-round, or a level of the PS's deferred applications, ``cluster/server.py``) is one stacked NumPy
-computation . The values are those of computing each delta at its worker's compute
+runs when the PS needs the delta (``run``), so that work computed together (a round of a barrier
+scheme, or a level of the PS's deferred applications, ``cluster/server.py``) is one stacked NumPy
+computation. The values are those of computing each delta at its worker's compute
 start: stacking computes each slice the same way (tested bit for bit).
 """
 
@@ -86,7 +86,7 @@ STACK_BYTES = 4 << 20  # working set of one stacked computation (see ``LocalTrai
 def schedule_factor(training, progress: float) -> float:
     """The learning-rate multiplier at ``progress`` in [0, 1] of the run (``training`` is a
     ``TrainingSpec``): a linear warm-up over the first ``warmup`` of the run, then ``constant``,
-    ``cosine`` (from 1 to 0 over the rest of the run, as the ASHL authors' warm-up + cosine) or
+    ``cosine`` (from 1 to 0 over the rest of the run: a warm-up + cosine, as in the authors' recipe) or
     ``step`` (times ``step_gamma`` at each of ``step_milestones``)."""
     progress = min(max(progress, 0.0), 1.0)
     warmup = training.warmup

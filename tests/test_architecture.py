@@ -11,7 +11,8 @@ from ashlsim.strategies import STRATEGIES
 PACKAGE = Path(ashlsim.__file__).resolve().parent
 SHARED = [*PACKAGE.glob("engine*.py"), *(PACKAGE / "cluster").glob("*.py"),
           PACKAGE / "results.py", PACKAGE / "cli.py", PACKAGE / "scenario.py",
-          PACKAGE / "simport.py"]  # fmt: skip
+          PACKAGE / "simport.py", PACKAGE / "runloop.py", PACKAGE / "faults.py",
+          PACKAGE / "training.py", PACKAGE / "compression.py"]  # fmt: skip
 # scheme names, and parameters only one scheme has
 NAMES = [*STRATEGIES, "backup_workers", "h_ahl", "h_shl", "loss_preset", "s_preset", "r_preset",
          "min_commit_steps", "tau_0", "profile_iters", "switch_epochs"]  # fmt: skip
@@ -45,3 +46,35 @@ def test_a_strategy_sees_the_port_not_the_simulation():
     strategy = sim.strategy
     assert not any(value is sim for value in vars(strategy).values())
     assert type(strategy.port).__name__ == "SimPort"
+
+
+def test_no_function_of_the_engine_is_longer_than_a_screen():
+    for path in (PACKAGE / "engine.py", PACKAGE / "runloop.py", PACKAGE / "simport.py",
+                 PACKAGE / "faults.py"):  # fmt: skip
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                assert length <= 50, (path.name, node.name, length)
+
+
+def test_the_import_graph_has_no_cycle():
+    import collections
+
+    edges = collections.defaultdict(set)
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        module = parts[:-1] if parts[-1] == "__init__" else parts
+        for node in ast.parse(path.read_text()).body:  # module-level imports only
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = list(module if parts[-1] == "__init__" else module[:-1])
+                base = base[: len(base) - (node.level - 1)]
+                target = tuple(base + (node.module.split(".") if node.module else []))
+                edges[tuple(module)].add(target)
+
+    def visit(node, stack):
+        assert node not in stack, " -> ".join(".".join(m) for m in [*stack, node])
+        for nxt in edges.get(node, ()):
+            visit(nxt, [*stack, node])
+
+    for module in list(edges):
+        visit(module, [])
