@@ -34,10 +34,10 @@ class Work:
     # the buffer is the one that work leaves (``velocity_out``), known when this one runs
     prev: Work | None = None
     velocity_out: np.ndarray | None = None
-    # the steps accumulate lr * gradient at the pulled parameters without moving them (the
-    # ASHL authors' ADSP): the delta is -lr * sum of the H gradients
+    # the steps accumulate lr * gradient at the pulled parameters without moving them (a
+    # gradient-accumulating scheme): the delta is -lr * sum of the H gradients
     accumulate: bool = False
-    # a cached read (SSP): the parameters are the local model ``chain`` left (its params + its
+    # a cached read (bounded staleness): the parameters are the local model ``chain`` left (its params + its
     # delta), known once it is computed; ``keep_local`` keeps that model for the next work
     chain: Work | None = None
     keep_local: bool = False
