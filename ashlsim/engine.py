@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import simpy
 
+from .blas import blas_threads
 from .cluster import Network, ParameterServer, Worker
 from .cluster.server import Deltas
 from .compression import dense_bytes, virtual_values
@@ -187,12 +188,16 @@ def run(scenario: Scenario | dict | None = None, seed: int | None = None, **opti
     """Simulate ``scenario`` (default: the built-in one) and return its ``Result``.
 
     ``seed`` overrides ``scenario.seed``; ``events=True`` records pull/compute/push/wait intervals.
+    BLAS runs on ``blas_threads`` threads during the run (default ``ASHLSIM_BLAS_THREADS``, else
+    1): a simulation's matrices are small, and several runs share the cores (``blas_threads``).
     """
     if scenario is None:
         scenario = Scenario()
     elif isinstance(scenario, dict):
         scenario = Scenario.from_dict(scenario)
     progress = options.pop("progress", None)
-    sim = Simulation(scenario, seed=seed, **options)
-    sim.progress_callback = progress
-    return sim.run()
+    threads = options.pop("blas_threads", None)
+    with blas_threads(threads):
+        sim = Simulation(scenario, seed=seed, **options)
+        sim.progress_callback = progress
+        return sim.run()

@@ -264,3 +264,28 @@ def test_a_bad_output_folder_fails_before_anything_runs(capsys, command, tmp_pat
         assert main([command, *extra, "--out", out]) == 2
         err = capsys.readouterr().err
         assert "--out" in err and "Traceback" not in err
+
+
+# ---- BLAS threads -----------------------------------------------------------------------------
+
+
+def test_a_run_limits_blas_to_one_thread_unless_told(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    original = ashlsim.Simulation.run
+
+    def spy(self):
+        seen.append(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
+        return original(self)
+
+    monkeypatch.setattr(ashlsim.Simulation, "run", spy)
+    small = ashlsim.Scenario.from_dict(scenario_dict(stop={"time_s": 0.2}))
+    ashlsim.run(small)
+    ashlsim.run(small, blas_threads=2)
+    monkeypatch.setenv("ASHLSIM_BLAS_THREADS", "2")
+    ashlsim.run(small)
+    assert seen == [1, 2, 2]
+    monkeypatch.setenv("ASHLSIM_BLAS_THREADS", "many")
+    with pytest.raises(ScenarioError, match="ASHLSIM_BLAS_THREADS"):
+        ashlsim.run(small)
