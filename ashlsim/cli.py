@@ -9,6 +9,8 @@ import argparse
 import sys
 import time
 
+import yaml
+
 from .compare import DEFAULT_STRATEGIES
 from .errors import ScenarioError
 from .scenario import Scenario, load_scenario
@@ -150,7 +152,79 @@ def format_run_summary(result) -> str:
 
 def _cmd_scenario(args) -> int:
     scenario = resolve_scenario(args.scenario, args.strategy, args.set)
-    sys.stdout.write(scenario.to_yaml())
+    if args.explain:
+        print(explain(scenario))
+    else:
+        sys.stdout.write(scenario.to_yaml())
+    return 0
+
+
+def _fields(section, prefix=""):
+    """(path, value, doc) of every field of a configuration section, depth first."""
+    import dataclasses
+
+    for field in dataclasses.fields(section):
+        value = getattr(section, field.name)
+        doc = field.metadata.get("doc", "")
+        allowed = getattr(field.metadata.get("parse"), "allowed", "")
+        doc = "; ".join(part for part in (doc, allowed) if part)
+        if (
+            dataclasses.is_dataclass(value)
+            and not hasattr(value, "sample")
+            and field.name != "strategy"
+        ):
+            yield from _fields(value, f"{prefix}{field.name}.")
+        else:
+            yield f"{prefix}{field.name}", value, doc
+
+
+def _flow(value) -> str:
+    """A value as one line of YAML."""
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("...\n").strip()
+
+
+def explain(scenario) -> str:
+    """Every field of ``scenario``: its path, its value here and what it means (with its unit),
+    then the strategy block's own fields."""
+    from .config import dump
+
+    rows = [(path, dump(value), doc) for path, value, doc in _fields(scenario)
+            if path != "strategy"]  # fmt: skip
+    rows += [(f"strategy.{path}", dump(value), doc) for path, value, doc in
+             _fields(scenario.strategy)]  # fmt: skip
+    width = max(len(path) for path, _, _ in rows)
+    lines = ["field".ljust(width) + "  value  # meaning (unit)"]
+    for path, value, doc in rows:
+        shown = _flow(value)
+        lines.append(f"{path.ljust(width)}  {shown}" + (f"  # {doc}" if doc else ""))
+    lines.append("")
+    lines.append("Speeds, bandwidths, latencies and jitter take a number, a distribution "
+                 "({dist: lognormal, mean: ..., sigma: ...}) or one value per worker.")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _cmd_strategies(args) -> int:
+    """Every scheme: where it comes from, its parameters with defaults and meanings."""
+    import dataclasses
+
+    from .config import dump
+
+    for name, cls in STRATEGIES.items():
+        doc = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+        print(f"{name}: {' '.join(doc.split())}")
+        for field in dataclasses.fields(cls.Params):
+            if field.name == "name":
+                continue
+            default = dump(getattr(cls.Params(), field.name))
+            shown = _flow(default)
+            allowed = getattr(field.metadata.get("parse"), "allowed", "")
+            note = "; ".join(p for p in (field.metadata.get("doc", ""), allowed) if p)
+            print(f"    {field.name} = {shown}" + (f"  # {note}" if note else ""))
+        print()
+    print(
+        "Write a scheme with its parameters as NAME(param=value, ...), e.g. "
+        f"{next(iter(STRATEGIES))}(server_lr=2); add your own: docs/extending.md"
+    )
     return 0
 
 
@@ -278,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ashlsim",
         description="Simulate synchronization schemes on a heterogeneous training cluster.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"ashlsim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     schemes = ", ".join(STRATEGIES)
 
@@ -338,7 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("scenario", help="print the resolved scenario as YAML")
     scenario_args(p)
+    p.add_argument("--explain", action="store_true", help="every field with its meaning and unit")
     p.set_defaults(func=_cmd_scenario)
+
+    p = sub.add_parser("strategies", help="every scheme, its parameters and defaults")
+    p.set_defaults(func=_cmd_strategies)
     return parser
 
 
@@ -352,6 +433,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ashlsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (``ashlsim strategies | head``): not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -85,6 +85,7 @@ def integer(minimum: int | None = None, maximum: int | None = None, optional=Fal
             raise ScenarioError(path, value, _bounds("an integer", minimum, maximum))
         return value
 
+    parse.allowed = _bounds("an integer", minimum, maximum) + (" or null" if optional else "")
     return parse
 
 
@@ -123,6 +124,7 @@ def real(
             text += " (null or inf for unbounded)"
         return text.strip()
 
+    parse.allowed = _describe()
     return parse
 
 
@@ -132,12 +134,16 @@ def boolean(path, value):
     return value
 
 
+boolean.allowed = "true or false"
+
+
 def choice(*options: str) -> Parser:
     def parse(path, value):
         if value not in options:
             raise ScenarioError(path, value, f"one of {', '.join(options)}")
         return value
 
+    parse.allowed = f"one of {', '.join(options)}"
     return parse
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -26,6 +27,19 @@ HISTORY_COLUMNS = [
 ]
 EVENT_COLUMNS = ["worker", "kind", "start_s", "end_s"]
 FAULT_COLUMNS = ["worker", "kind", "start_s", "end_s", "lost_push"]
+STAGE_COLUMNS = ["time_s", "from_stage", "to_stage", "loss", "reason"]
+# the scalar facts of a run, saved in run.json next to its frames
+RUN_FACTS = [
+    "seed",
+    "stop_reason",
+    "elapsed_s",
+    "pushes_sent",
+    "pushes_applied",
+    "lost_pushes",
+    "pushes_dropped",
+    "pushes_pending",
+    "scheme_columns",
+]
 # the files a saved run wrote are listed here, so that a new run in the same folder removes the
 # ones it does not write (and nothing else); curve.png is the command line's figure of the run
 MANIFEST = ".ashlsim-run"
@@ -123,9 +137,7 @@ class Result:
             events=events,
             tables=dict(sim.strategy.tables()),
             scheme_columns=list(scheme_columns),
-            stage_changes=pd.DataFrame(
-                sim.stage_changes, columns=["time_s", "from_stage", "to_stage", "loss", "reason"]
-            ),
+            stage_changes=pd.DataFrame(sim.stage_changes, columns=STAGE_COLUMNS),
             faults=pd.DataFrame(sim.faults, columns=FAULT_COLUMNS),
             pushes_sent=sum(w.stats.pushes for w in sim.workers),
             lost_pushes=sum(w.lost_pushes for w in sim.workers),
@@ -207,4 +219,43 @@ class Result:
                 written.append(name)
         scenario = self.scenario.replace(seed=self.seed)  # the seed this run used
         (folder / "scenario.yaml").write_text(scenario.to_yaml())
-        return [*written, "scenario.yaml"]
+        facts = {key: getattr(self, key) for key in RUN_FACTS}
+        facts["tables"] = list(self.tables)
+        (folder / "run.json").write_text(json.dumps(facts, indent=1, default=float))
+        written += ["scenario.yaml", "run.json"]
+        if self.final_params is not None:
+            np.save(folder / "final_params.npy", self.final_params)
+            written.append("final_params.npy")
+        return written
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Result:
+        """The ``Result`` a ``save`` wrote into ``directory`` (frames as CSV gives them back)."""
+        from .scenario import load_scenario
+
+        folder = Path(directory)
+        facts_path = folder / "run.json"
+        if not facts_path.exists():
+            from .errors import ScenarioError
+
+            raise ScenarioError("result", str(folder), "a folder a run was saved into (run.json)")
+        facts = json.loads(facts_path.read_text())
+
+        def frame(name, columns=None):
+            path = folder / name
+            if path.exists():
+                return pd.read_csv(path)
+            return None if columns is None else pd.DataFrame(columns=columns)
+
+        params = folder / "final_params.npy"
+        return cls(
+            scenario=load_scenario(folder / "scenario.yaml"),
+            history=frame("history.csv"),
+            workers=frame("workers.csv"),
+            events=frame("events.csv"),
+            stage_changes=frame("stage_changes.csv", STAGE_COLUMNS),
+            faults=frame("faults.csv", FAULT_COLUMNS),
+            tables={name: frame(f"{name}.csv") for name in facts.pop("tables")},
+            final_params=np.load(params) if params.exists() else None,
+            **facts,
+        )

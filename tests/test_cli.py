@@ -71,3 +71,21 @@ def test_scenario_command_prints_yaml(capsys):
     assert main(["scenario", "--set", "cluster.workers=3", "--set", "cluster.speed=[1,2,3]"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["cluster"]["workers"] == 3
+
+
+def test_version_strategies_and_explain(capsys):
+    import ashlsim
+    from ashlsim.strategies import STRATEGIES
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and ashlsim.__version__ in capsys.readouterr().out
+    assert main(["strategies"]) == 0
+    out = capsys.readouterr().out
+    for name in STRATEGIES:
+        assert f"\n{name}: " in "\n" + out
+    assert "staleness = 3  # max clocks ahead of the slowest worker; an integer >= 0" in out
+    assert main(["scenario", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "cluster.workers" in out and "number of workers; an integer from 1 to 100000" in out
+    assert "strategy.backup_workers" in out  # the default scheme's own fields too

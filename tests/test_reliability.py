@@ -289,3 +289,22 @@ def test_a_run_limits_blas_to_one_thread_unless_told(monkeypatch):
     monkeypatch.setenv("ASHLSIM_BLAS_THREADS", "many")
     with pytest.raises(ScenarioError, match="ASHLSIM_BLAS_THREADS"):
         ashlsim.run(small)
+
+
+def test_a_saved_result_loads_back(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    scenario = ashlsim.Scenario.from_dict(scenario_dict(strategy={"name": "ashl"},
+                                                       stop={"time_s": 1.0}))  # fmt: skip
+    result = ashlsim.run(scenario, seed=4, events=True)
+    result.save(tmp_path / "r")
+    back = ashlsim.Result.load(tmp_path / "r")
+    assert back.scenario == scenario.replace(seed=4) and back.seed == 4
+    for name in ("history", "workers", "events", "stage_changes"):
+        pd.testing.assert_frame_equal(getattr(back, name), getattr(result, name), check_dtype=False)
+    pd.testing.assert_frame_equal(back.profile, result.profile, check_dtype=False)
+    np.testing.assert_array_equal(back.final_params, result.final_params)
+    assert back.summary() == result.summary()
+    with pytest.raises(ScenarioError, match="result"):
+        ashlsim.Result.load(tmp_path)
