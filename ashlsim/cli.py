@@ -105,14 +105,14 @@ def _cmd_run(args) -> int:
     out = result.save(args.out)
     learning_curve(
         result.history,
-        out / "curve.png",
+        out / f"curve.{args.format}",
         title=f"{scenario.name}: {scenario.strategy.name}, {scenario.cluster.workers} workers",
         target=scenario.stop.target_accuracy,
         stage_changes=result.stage_changes,
         faults=result.faults,
     )
     print(format_run_summary(result))
-    print(f"wrote {out}/: history.csv workers.csv scenario.yaml curve.png")
+    print(f"wrote {out}/: history.csv workers.csv scenario.yaml curve.{args.format}")
     return 0
 
 
@@ -276,7 +276,7 @@ def _cmd_compare(args) -> int:
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     for warning in caught:
         print(f"ashlsim: warning: {warning.message}", file=sys.stderr)
-    summary = write_comparison(scenario, table, history, args.out)
+    summary = write_comparison(scenario, table, history, args.out, args.format)
     shown = [
         "strategy",
         "runs",
@@ -290,8 +290,8 @@ def _cmd_compare(args) -> int:
     print(verdict(summary, scenario.stop.target_accuracy))
     extra = " tuning.csv" if tune else ""
     print(
-        f"wrote {args.out}/: history.csv summary.csv runs.csv{extra} accuracy(_logtime).png "
-        "loss.png"
+        f"wrote {args.out}/: history.csv summary.csv runs.csv{extra} "
+        f"accuracy(_logtime).{args.format} loss.{args.format}"
     )
     return 0
 
@@ -377,7 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="ashlsim-out", help="output folder (default: ashlsim-out)")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--events", action="store_true", help="also write events.csv (Gantt data)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="figure format")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("compare", help="run one scenario under several schemes and seeds")
@@ -401,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tune-seeds", default="1000,1001,1002", help="seeds used only for tuning")
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="figure format")
     p.add_argument("--out", default="ashlsim-compare", help="output folder")
     p.set_defaults(func=_cmd_compare)
 

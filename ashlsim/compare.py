@@ -426,9 +426,9 @@ def _fmt(value: float) -> str:
     return "never" if not math.isfinite(value) else f"{value:.3g}"
 
 
-def write_comparison(scenario, table, history, out) -> pd.DataFrame:
+def write_comparison(scenario, table, history, out, fmt: str = "png") -> pd.DataFrame:
     """Write runs.csv, summary.csv, history.csv (tuning.csv when tuned) and the figures
-    (accuracy against linear and log time, loss) into ``out``."""
+    (accuracy against linear and log time, loss; ``fmt`` png, pdf or svg) into ``out``."""
     from .plots import compare_curves
 
     out = Path(out)
@@ -440,9 +440,11 @@ def write_comparison(scenario, table, history, out) -> pd.DataFrame:
     if "tuning" in table.attrs:
         pd.DataFrame(table.attrs["tuning"]).to_csv(out / "tuning.csv", index=False)
     (out / "scenario.yaml").write_text(scenario.to_yaml())
-    title = f"{scenario.name}: {scenario.cluster.workers} workers"
+    title = f"{scenario.name}, {scenario.cluster.workers} workers"
     target = scenario.stop.target_accuracy
-    compare_curves(history, out / "accuracy.png", target=target, title=title)
-    compare_curves(history, out / "accuracy_logtime.png", target=target, title=title, xscale="log")
-    compare_curves(history, out / "loss.png", metric="loss", title=title)
+    compare_curves(history, out / f"accuracy.{fmt}", target=target, title=title)
+    compare_curves(
+        history, out / f"accuracy_logtime.{fmt}", target=target, title=title, xscale="log"
+    )
+    compare_curves(history, out / f"loss.{fmt}", metric="loss", title=title)
     return summary

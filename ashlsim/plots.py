@@ -48,10 +48,16 @@ def learning_curve(
     target: float | None = None,
     stage_changes: pd.DataFrame | None = None,
     faults: pd.DataFrame | None = None,
+    axes=None,
 ):
     """Accuracy and training loss against simulated seconds for one run; stage changes as
-    dashed lines, injected faults as shaded spans labelled with the worker."""
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    dashed lines, injected faults as shaded spans labelled with the worker. Draws on ``axes``
+    (a pair) if given; returns the figure (or writes ``path``)."""
+    if axes is None:
+        fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    else:
+        ax_acc, ax_loss = axes
+        fig = ax_acc.figure
     ax_acc.plot(history["time_s"], history["accuracy"], color="C0")
     ax_loss.plot(history["time_s"], history["loss"], color="C1")
     if target is not None:
@@ -102,36 +108,40 @@ def compare_curves(
     title: str = "",
     grid_s: int = 200,
     xscale: str = "linear",
+    ax=None,
 ):
-    """One line per ``by`` value of ``metric`` against simulated time; with several seeds the
-    line is the mean over seeds and the band their min-max spread (resampled on a common grid;
-    a run that stopped early, e.g. at the target accuracy, holds its last value). ``xscale``
-    ``log`` spreads out the first seconds, where fast schemes differ."""
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
+    """One colour per ``by`` value (its scheme's colour) of ``metric`` against simulated time.
+    With several seeds each seed is a thin line that ends where its run stopped (at the target,
+    say: never held at its last value), and the thick line is their median while every seed is
+    still running (so it never becomes the median of the survivors). ``xscale`` ``log`` spreads
+    out the first seconds. Draws on ``ax`` if given; returns the figure (or writes ``path``)."""
+    fig, ax = _axes(ax, (7.5, 4.8))
     n_seeds = history["seed"].nunique() if "seed" in history else 1
     positive = history.loc[history["time_s"] > 0, "time_s"]
     for i, (label, group) in enumerate(history.groupby(by, sort=False)):
-        seeds = group["seed"].unique() if "seed" in group else [None]
         color = scheme_color(label, i)
+        seeds = group["seed"].unique() if "seed" in group else [None]
         if len(seeds) == 1:
             ax.plot(group["time_s"], group[metric], color=color, label=str(label))
             continue
-        end = group["time_s"].max()
+        ends = []
+        for _, run in group.groupby("seed"):
+            run = run.sort_values("time_s")
+            ax.plot(run["time_s"], run[metric], color=color, lw=0.6, alpha=0.35)
+            ends.append(run["time_s"].max())
+        end = min(ends)  # the median only while every seed runs
         if xscale == "log" and len(positive):
             grid = pd.Series(np.geomspace(positive.min(), end, grid_s))
         else:
             grid = pd.Series(range(grid_s + 1), dtype=float) * (end / grid_s)
-        curves = []
-        for _, run in group.groupby("seed"):
-            run = run.sort_values("time_s")
-            curves.append(
-                pd.Series(run[metric].to_numpy(), index=run["time_s"].to_numpy())
-                .reindex(grid, method="ffill")
-                .to_numpy()
-            )
-        frame = pd.DataFrame(curves)
-        ax.plot(grid, frame.mean(), color=color, label=str(label))
-        ax.fill_between(grid, frame.min(), frame.max(), color=color, alpha=0.2, lw=0)
+        curves = [
+            pd.Series(run[metric].to_numpy(), index=run["time_s"].to_numpy())
+            .sort_index()
+            .reindex(grid, method="ffill")
+            .to_numpy()
+            for _, run in group.groupby("seed")
+        ]
+        ax.plot(grid, np.median(curves, axis=0), color=color, lw=2, label=str(label))
     if target is not None and metric == "accuracy":
         ax.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
     ylabel = {"accuracy": "test accuracy", "loss": "training loss"}.get(metric, metric)
@@ -143,10 +153,19 @@ def compare_curves(
     ax.grid(alpha=0.3, which="both" if xscale == "log" else "major")
     ax.legend(fontsize=8)
     if n_seeds > 1:
-        title = f"{title}: mean and min-max of {n_seeds} seeds" if title else f"{n_seeds} seeds"
+        how = f"{n_seeds} seeds (thin, each to its stop) and their median (thick)"
+        title = f"{title} - {how}" if title else how
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize=10)
     return _finish(fig, path)
+
+
+def _axes(ax, size):
+    """``(figure, axes)``: the given axes' figure, or a new figure."""
+    if ax is not None:
+        return ax.figure, ax
+    fig, ax = plt.subplots(figsize=size, constrained_layout=True)
+    return fig, ax
 
 
 def _finish(fig, path):

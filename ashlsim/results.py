@@ -43,7 +43,7 @@ RUN_FACTS = [
 # the files a saved run wrote are listed here, so that a new run in the same folder removes the
 # ones it does not write (and nothing else); curve.png is the command line's figure of the run
 MANIFEST = ".ashlsim-run"
-ALWAYS_STALE = ["curve.png"]
+ALWAYS_STALE = ["curve.png", "curve.pdf", "curve.svg"]
 
 
 @dataclass

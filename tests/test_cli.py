@@ -89,3 +89,28 @@ def test_version_strategies_and_explain(capsys):
     out = capsys.readouterr().out
     assert "cluster.workers" in out and "number of workers; an integer from 1 to 100000" in out
     assert "strategy.backup_workers" in out  # the default scheme's own fields too
+
+
+@pytest.mark.parametrize("fmt", ["pdf", "svg"])
+def test_figures_in_the_format_asked(tmp_path, fmt):
+    assert main(["run", "--set", "stop.time_s=0.5", "--format", fmt, "--quiet",
+                 "--out", str(tmp_path / "r")]) == 0  # fmt: skip
+    assert (tmp_path / "r" / f"curve.{fmt}").stat().st_size > 0
+    assert main(["compare", "--strategies", "bsp,asp", "--set", "stop.time_s=0.5", "--format",
+                 fmt, "--quiet", "--out", str(tmp_path / "c")]) == 0  # fmt: skip
+    assert (tmp_path / "c" / f"loss.{fmt}").stat().st_size > 0
+
+
+def test_figure_functions_draw_on_given_axes():
+    import matplotlib.pyplot as plt
+
+    import ashlsim
+    from ashlsim.plots import compare_curves, learning_curve
+
+    result = ashlsim.run(ashlsim.Scenario().with_overrides({"stop.time_s": 1.0}))
+    fig, axes = plt.subplots(1, 3)
+    assert learning_curve(result.history, axes=axes[:2]) is fig
+    history = result.history.assign(strategy="bsp", seed=0)
+    assert compare_curves(history, ax=axes[2]) is fig
+    assert axes[2].get_lines() and axes[0].get_lines()
+    plt.close(fig)
