@@ -11,7 +11,7 @@ import time
 
 import yaml
 
-from .compare import DEFAULT_STRATEGIES
+from .compare import DEFAULT_STRATEGIES, MAIN_RECIPE, MAIN_STRATEGIES
 from .errors import ScenarioError
 from .scenario import Scenario, load_scenario
 from .strategies import STRATEGIES
@@ -243,6 +243,8 @@ def _cmd_compare(args) -> int:
     scenario = resolve_scenario(args.scenario, None, args.set)
     seeds = _int_list("--seeds", args.seeds)
     check_output(args.out)
+    if not args.recipe and not args.strategies:  # the main job: a fair comparison, as is
+        args.recipe, args.strategies = MAIN_RECIPE, ",".join(MAIN_STRATEGIES)
     if args.recipe:
         recipe = load_recipe(args.recipe)
         wanted = split_top_level(args.strategies) if args.strategies else list(recipe)
@@ -255,6 +257,14 @@ def _cmd_compare(args) -> int:
         strategies = [{label: overrides} for label, overrides in strategies]
     tune = _parse_tune(args.tune)
     tune_seeds = _int_list("--tune-seeds", args.tune_seeds)
+    if not args.quiet:
+        labels = list(strategies) if isinstance(strategies, dict) else [
+            next(iter(e)) for e in strategies]  # fmt: skip
+        how = f"the {args.recipe} recipe" if args.recipe else "their own parameters"
+        if tune:
+            how += f", tuning {', '.join(tune)} on seeds {args.tune_seeds}"
+        print(f"Comparing {', '.join(labels)} on {scenario.name} ({scenario.cluster.workers} "
+              f"workers) under {how}; seeds {args.seeds}.")  # fmt: skip
 
     def progress(label, seed):
         if not args.quiet and sys.stderr.isatty():
@@ -400,7 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="pick each scheme's best value on the tuning seeds (repeatable: a grid)",
     )
     p.add_argument("--tune-seeds", default="1000,1001,1002", help="seeds used only for tuning")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    p.add_argument(
+        "--seeds", default="0,1,2,3,4,5",
+        help="comma-separated seeds (default: 0-5, the fewest for 95%% intervals)",
+    )  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="figure format")
     p.add_argument("--out", default="ashlsim-compare", help="output folder")

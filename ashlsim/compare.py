@@ -30,6 +30,10 @@ from .yamlio import load_file, loads
 
 _SPEC = re.compile(r"^\s*(?P<name>[a-z_][a-z0-9_]*)\s*(?:\((?P<args>.*)\))?\s*$", re.S)
 DEFAULT_STRATEGIES = ("bsp", "asp", "ssp", "local_sgd")  # compare's schemes unless told
+# ``ashlsim compare`` with no scheme named (the main job): the schemes as the ASHL authors train
+# them (a named recipe, so the verdict does not hinge on one learning rate for all)
+MAIN_RECIPE = "authors"
+MAIN_STRATEGIES = ("bsp", "asp", "ssp", "local_sgd", "ashl")
 METRICS = ["time_to_target_s", "final_accuracy", "bytes_up", "bytes_down", "mean_idle_share"]
 # schemes whose PS applies the mean of N deltas (one step of batch N*b per round), against the
 # ones that apply each push whole: at the same lr their per-sample step differs by about N

@@ -114,3 +114,14 @@ def test_figure_functions_draw_on_given_axes():
     assert compare_curves(history, ax=axes[2]) is fig
     assert axes[2].get_lines() and axes[0].get_lines()
     plt.close(fig)
+
+
+def test_the_main_job_compares_the_schemes_with_a_verdict(tmp_path, capsys):
+    """``ashlsim compare`` with nothing named: five schemes under the authors' recipe, 6 seeds,
+    a verdict with intervals (shortened here to 3 simulated seconds)."""
+    assert main(["compare", "--set", "stop.time_s=3", "--quiet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Fastest to 95% accuracy" in out and "Too few seeds" not in out
+    runs = pd.read_csv(tmp_path / "runs.csv")
+    assert list(dict.fromkeys(runs["strategy"])) == ["bsp", "asp", "ssp", "local_sgd", "ashl"]
+    assert sorted(runs["seed"].unique()) == [0, 1, 2, 3, 4, 5]

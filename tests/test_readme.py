@@ -16,4 +16,4 @@ def test_readme_python_blocks_run():
 def test_readme_opens_with_install_and_test_commands():
     first_block = re.search(r"```bash\n(.*?)```", README.read_text(), flags=re.S).group(1)
     lines = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
-    assert lines == ['pip install -e ".[test]" && ashlsim run', "python -m pytest"]
+    assert lines == ['pip install -e ".[test]" && ashlsim compare', "python -m pytest"]
