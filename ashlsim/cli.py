@@ -7,45 +7,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 import yaml
 
 from .compare import DEFAULT_STRATEGIES, MAIN_RECIPE, MAIN_STRATEGIES
 from .errors import ScenarioError
+from .progress import CountProgress, RunProgress
 from .scenario import Scenario, load_scenario
 from .strategies import STRATEGIES
 from .yamlio import loads
 
 EXIT_USAGE = 2
-
-
-class ProgressBar:
-    """A one-line progress bar on stderr, shown only in a terminal and after one host second."""
-
-    def __init__(self, total: float, label: str = "", stream=sys.stderr):
-        self.total, self.label, self.stream = total, label, stream
-        self.enabled = stream.isatty()
-        self.started = time.monotonic()
-        self._last = 0.0
-        self.shown = False
-
-    def __call__(self, done: float) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.started < 1.0 or now - self._last < 0.1:
-            return
-        self._last = now
-        frac = min(1.0, done / self.total) if self.total else 0.0
-        bar = "#" * int(frac * 30)
-        self.stream.write(f"\r{self.label} [{bar:<30}] {frac:6.1%}  {now - self.started:5.1f}s")
-        self.stream.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
 
 
 def _parse_sets(items: list[str]) -> dict[str, object]:
@@ -94,10 +66,8 @@ def _cmd_run(args) -> int:
         raise ScenarioError("--seed", args.seed, "an integer >= 0")
     scenario = resolve_scenario(args.scenario, args.strategy, args.set)
     check_output(args.out)
-    limit = scenario.stop.time_s
-    bar = ProgressBar(limit or 0.0, f"{scenario.name}/{scenario.strategy.name}")
-    if args.no_progress or not limit:
-        bar.enabled = False
+    bar = RunProgress(scenario.stop.time_s, f"{scenario.name}/{scenario.strategy.name}",
+                      quiet=args.no_progress)  # fmt: skip
     try:
         result = run(scenario, seed=args.seed, events=args.events or None, progress=bar)
     finally:
@@ -257,18 +227,20 @@ def _cmd_compare(args) -> int:
         strategies = [{label: overrides} for label, overrides in strategies]
     tune = _parse_tune(args.tune)
     tune_seeds = _int_list("--tune-seeds", args.tune_seeds)
+    labels = list(strategies) if isinstance(strategies, dict) else [
+        next(iter(e)) for e in strategies]  # fmt: skip
     if not args.quiet:
-        labels = list(strategies) if isinstance(strategies, dict) else [
-            next(iter(e)) for e in strategies]  # fmt: skip
         how = f"the {args.recipe} recipe" if args.recipe else "their own parameters"
         if tune:
             how += f", tuning {', '.join(tune)} on seeds {args.tune_seeds}"
         print(f"Comparing {', '.join(labels)} on {scenario.name} ({scenario.cluster.workers} "
               f"workers) under {how}; seeds {args.seeds}.")  # fmt: skip
 
+    per_label = len(seeds) + (len(tune_seeds) * _grid_size(tune) if tune else 0)
+    bar = CountProgress(len(labels) * per_label, "compare", quiet=args.quiet)
+
     def progress(label, seed):
-        if not args.quiet and sys.stderr.isatty():
-            print(f"\r{label} seed {seed}...".ljust(60), end="", file=sys.stderr, flush=True)
+        bar(f"{label} seed {seed}")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -282,8 +254,7 @@ def _cmd_compare(args) -> int:
             progress=progress,
             recipe=args.recipe,
         )
-    if not args.quiet and sys.stderr.isatty():
-        print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+    bar.close()
     for warning in caught:
         print(f"ashlsim: warning: {warning.message}", file=sys.stderr)
     summary = write_comparison(scenario, table, history, args.out, args.format)
@@ -304,6 +275,13 @@ def _cmd_compare(args) -> int:
         f"accuracy(_logtime).{args.format} loss.{args.format}"
     )
     return 0
+
+
+def _grid_size(tune: dict[str, list]) -> int:
+    size = 1
+    for values in tune.values():
+        size *= len(values)
+    return size
 
 
 def _parse_tune(items: list[str]) -> dict[str, list]:

@@ -15,8 +15,6 @@ import itertools
 import json
 import os
 import shutil
-import sys
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ import yaml
 
 from .compare import load_recipe, resolve_entries, summarize
 from .errors import ScenarioError
+from .progress import CountProgress
 from .scenario import Scenario, load_scenario, resolve_paths
 from .yamlio import load_file
 
@@ -175,27 +174,6 @@ def _guarded(spec: RunSpec, runs_dir: str):
         }
 
 
-class SweepProgress:
-    """``finished/total, rate, ETA`` on stderr: one line updated in place in a terminal."""
-
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total, self.stream, self.done = total, stream, 0
-        self.started = time.monotonic()
-        self.tty = stream.isatty()
-
-    def __call__(self) -> None:
-        self.done += 1
-        elapsed = time.monotonic() - self.started
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate else float("inf")
-        line = f"runs {self.done}/{self.total}  {rate:.2f}/s  ETA {eta:.0f}s"
-        if self.tty:
-            self.stream.write("\r" + line + ("\n" if self.done == self.total else ""))
-        elif self.done == self.total or self.done % max(1, self.total // 10) == 0:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-
 def sweep(
     base=None,
     grid: dict | None = None,
@@ -226,19 +204,23 @@ def sweep(
         shutil.rmtree(leftover, ignore_errors=True)
     todo = [s for s in specs if not (runs_dir / s.key / "summary.json").exists()]
     failures: list[dict] = []
-    bar = SweepProgress(len(todo)) if progress and todo else None
+    bar = CountProgress(len(todo), "sweep", quiet=not progress) if todo else None
 
     def finished(spec, outcome):
         status, payload = outcome
         if status == "failed":
             failures.append({"strategy": spec.strategy, "seed": spec.seed, **spec.point, **payload})
         if bar:
-            bar()
+            bar.finished()
         if on_finish is not None:
             on_finish(spec)
 
     runner = {"sequential": _run_sequential, "local": _run_pool, "dask": _run_dask}[executor]
-    runner(todo, str(runs_dir), finished, workers=workers, scheduler=scheduler)
+    try:
+        runner(todo, str(runs_dir), finished, workers=workers, scheduler=scheduler)
+    finally:
+        if bar:
+            bar.close()
     return write_summary(specs, out, failures)
 
 
