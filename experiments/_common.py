@@ -78,6 +78,20 @@ def spread_speeds(n: int, ratio: float, mean: float = 2000.0) -> list[float]:
     return [float(v) for v in speeds * mean / speeds.mean()]
 
 
+def progress(runs: int, label: str):
+    """A ``progress(label, seed)`` callback for ``compare`` that shows runs done on the
+    terminal (nothing when piped); call ``.close()`` on it at the end."""
+    from ashlsim.progress import CountProgress
+
+    bar = CountProgress(runs, label)
+
+    def callback(scheme, seed):
+        bar(f"{scheme} seed {seed}")
+
+    callback.close = bar.close
+    return callback
+
+
 def print_summary(summary, target=None, extra=()) -> None:
     """Per scheme: seeds that reached the target, median time to it with its 95 % interval,
     then the verdict (significant or not against the fastest)."""

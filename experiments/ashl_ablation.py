@@ -10,7 +10,7 @@ Writes results/ashl_ablation/<scenario>/: runs.csv, summary.csv, accuracy.png, l
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from _common import Timer, arguments, heterogeneous, output, paper_setup, print_summary
+from _common import Timer, arguments, heterogeneous, output, paper_setup, print_summary, progress
 
 from ashlsim import compare
 from ashlsim.compare import write_comparison
@@ -32,8 +32,10 @@ def main() -> None:
     for name, scenario in {"digits_mlp": heterogeneous(args.quick),
                            "paper_setup": paper_setup(args.quick)}.items():  # fmt: skip
         with Timer() as timer:
+            bar = progress(len(VARIANTS) * len(seeds), name)
             table, history = compare(scenario, list(VARIANTS.values()), seeds,
-                                     return_history=True, recipe="plain")  # fmt: skip
+                                     return_history=True, recipe="plain", progress=bar)  # fmt: skip
+            bar.close()
             names = {v: k for k, v in VARIANTS.items()}
             table["strategy"] = table["strategy"].map(names)
             history["strategy"] = history["strategy"].map(names)

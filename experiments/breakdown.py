@@ -60,7 +60,7 @@ def main() -> None:
             ax.barh(rows, (part["end_s"].clip(upper=window) - part["start_s"]),
                     left=part["start_s"], color=color, height=0.8, label=kind)  # fmt: skip
         ax.set_yticks(range(len(order)), [f"w{w}" for w in order], fontsize=7)
-        ax.set(title=label, ylabel="worker (slowest at the bottom)")
+        ax.set(title=f"{label}: workers by speed, the slowest at the bottom", ylabel="worker")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, ncol=4, fontsize=9, loc="outside upper center")
     axes[-1].set(xlabel="simulated time (s)", xlim=(0, window))

@@ -17,6 +17,7 @@ from _common import (
     output,
     paper_setup,
     print_summary,
+    progress,
     synthetic_task,
 )
 
@@ -35,8 +36,11 @@ def main() -> None:
     }
     for name, scenario in tasks.items():
         with Timer() as timer:
-            table, history = compare(scenario, CORE + ADAPTIVE, seeds, return_history=True,
-                                     recipe="plain")  # fmt: skip
+            bar = progress(len(CORE + ADAPTIVE) * len(seeds), name)
+            table, history = compare(
+                scenario, CORE + ADAPTIVE, seeds, return_history=True, recipe="plain", progress=bar
+            )
+            bar.close()
             summary = write_comparison(scenario, table, history, out / name)
         print(f"\n{name} ({timer.seconds:.0f} host s; plain SGD, one lr for all, untuned)")
         print_summary(summary, scenario.stop.target_accuracy, ["bytes_up_mean"])

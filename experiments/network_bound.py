@@ -8,7 +8,7 @@ Writes results/network_bound/: history.csv, runs.csv, summary.csv, accuracy.png,
 
 from __future__ import annotations
 
-from _common import ADAPTIVE, CORE, Timer, arguments, heterogeneous, output, print_summary
+from _common import ADAPTIVE, CORE, Timer, arguments, heterogeneous, output, print_summary, progress
 
 from ashlsim import compare
 from ashlsim.compare import write_comparison
@@ -33,8 +33,10 @@ def main() -> None:
     out = output("network_bound", args)
     s = scenario(args.quick)
     with Timer() as timer:
+        bar = progress(len(CORE + ADAPTIVE) * args.seeds, "network_bound")
         table, history = compare(s, CORE + ADAPTIVE, list(range(args.seeds)), return_history=True,
-                                 recipe="plain")  # fmt: skip
+                                 recipe="plain", progress=bar)  # fmt: skip
+        bar.close()
         summary = write_comparison(s, table, history, out)
     print("plain SGD, one lr for all, untuned")
     print_summary(summary, s.stop.target_accuracy, ["bytes_up_mean", "mean_idle_share_mean"])

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from _common import ROOT, Timer, arguments, output
+from _common import ROOT, Timer, arguments, output, progress
 
 from ashlsim import load_scenario
 from ashlsim.compare import compare, load_recipe, median_interval, verdict, write_comparison
@@ -142,8 +142,12 @@ def main() -> None:
     histories, reds, summaries = {}, [], {}
     for name, (entries, tune) in setups.items():
         with Timer() as timer:
+            runs = len(entries) * (len(seeds) + (len(TUNING_SEEDS) * len(LR_GRID) if tune else 0))
+            bar = progress(runs, name)
             table, history = compare(base, entries, seeds, return_history=True, tune=tune,
-                                     tune_seeds=TUNING_SEEDS, recipe=recipes[name])  # fmt: skip
+                                     tune_seeds=TUNING_SEEDS, recipe=recipes[name],
+                                     progress=bar)  # fmt: skip
+            bar.close()
             summary = write_comparison(base, table, history, out / name)
         histories[name] = history
         summaries[name] = summary
