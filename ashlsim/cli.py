@@ -173,6 +173,26 @@ def explain(scenario) -> str:
     return "\n".join(lines)
 
 
+def _cmd_catalogue(args) -> int:
+    """The models, devices and networks a scenario can name."""
+    from .catalogue import EFFICIENCY, entries
+
+    table = entries()
+    print("models (workload: {name: ...}): training FLOP per sample, parameters")
+    for name, e in table["models"].items():
+        print(f"  {name:14} {e['flops_per_sample']:9.3g} FLOP  {e['params']:9.3g} params"
+              f"  {e.get('input', '')}")  # fmt: skip
+    print(f"devices (cluster: {{device: ...}}): peak FLOP/s; speed = peak x efficiency "
+          f"({EFFICIENCY} unless cluster.efficiency) / the model's FLOP per sample")  # fmt: skip
+    for name, e in table["devices"].items():
+        print(f"  {name:14} fp16 {e['fp16']:9.3g}  fp32 {e['fp32']:9.3g}  {e.get('name', '')}")
+    print("networks (cluster: {network: ...}): bandwidth bytes/s, one-way latency s")
+    for name, e in table["networks"].items():
+        print(f"  {name:14} {e['bandwidth']:9.3g} B/s  {e['latency']:9.3g} s")
+    print("Sources: docs/CATALOGUE.md. Your own entries: ASHLSIM_CATALOGUE=file.yaml")
+    return 0
+
+
 def _cmd_strategies(args) -> int:
     """Every scheme: where it comes from, its parameters with defaults and meanings."""
     import dataclasses
@@ -413,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("strategies", help="every scheme, its parameters and defaults")
     p.set_defaults(func=_cmd_strategies)
+
+    p = sub.add_parser("catalogue", help="the models, devices and networks a scenario can name")
+    p.set_defaults(func=_cmd_catalogue)
     return parser
 
 

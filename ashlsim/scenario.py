@@ -227,7 +227,11 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, data: dict) -> Scenario:
+        from .catalogue import resolve
+
         data = copy.deepcopy(data)
+        if isinstance(data, dict):
+            data = resolve(data)  # names from the catalogue -> numbers
         cluster = data.get("cluster")
         if isinstance(cluster, dict) and "speeds" in cluster:  # alias: one speed per worker
             if "speed" in cluster:

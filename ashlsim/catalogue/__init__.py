@@ -1,0 +1,114 @@
+"""Models, devices and networks by name, so that a cluster can be written as users think of it:
+``workload: {name: resnet50}``, ``cluster: {device: [a100, a100, t4, t4], network: 10gbe}``.
+
+``resolve(data)`` rewrites such names in a scenario mapping into the numbers the simulator
+uses (``workload.flops_per_sample`` and ``param_bytes``; each worker's ``speed``; link
+``bandwidth`` and ``latency``, and the PS card like the fastest link unless ``server`` is
+given), so a saved scenario keeps the resolved numbers. A device's
+speed is its peak FLOP/s in the chosen ``precision`` times ``efficiency`` (the share of peak a
+training step reaches: 0.2 by default, a stated assumption), over the model's training FLOP
+per sample. Entries of your own come from YAML files of the same shape as ``builtin.yaml``,
+named in ``ASHLSIM_CATALOGUE`` (separated by ``:``) or added with ``add(path)``.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from ..errors import ScenarioError
+
+SECTIONS = ("models", "devices", "networks")
+EFFICIENCY = 0.2  # a stated assumption (docs/CATALOGUE.md): set cluster.efficiency to yours
+_extra: list[Path] = []
+
+
+def add(path: str | Path) -> None:
+    """Use the entries of the YAML file ``path`` too (they replace built-in ones by name)."""
+    _extra.append(Path(path))
+
+
+def entries() -> dict[str, dict]:
+    """The catalogue: built-in entries, then ``ASHLSIM_CATALOGUE`` files, then ``add``ed ones."""
+    from ..yamlio import load_file, loads
+
+    out = {section: {} for section in SECTIONS}
+    sources = [loads((resources.files(__package__) / "builtin.yaml").read_text(), "catalogue")]
+    env = [Path(p) for p in os.environ.get("ASHLSIM_CATALOGUE", "").split(os.pathsep) if p]
+    sources += [load_file(path, "catalogue") for path in [*env, *_extra]]
+    for i, data in enumerate(sources):
+        if not isinstance(data, dict) or set(data) - set(SECTIONS):
+            raise ScenarioError("catalogue", f"source {i}", f"a mapping of {', '.join(SECTIONS)}")
+        for section in SECTIONS:
+            out[section].update(data.get(section) or {})
+    return out
+
+
+def _entry(section: str, name, field: str) -> dict:
+    table = entries()[section]
+    if not isinstance(name, str) or name not in table:
+        raise ScenarioError(field, name, f"one of {', '.join(table)} (ashlsim catalogue)")
+    return table[name]
+
+
+def resolve(data: dict) -> dict:
+    """``data`` (a scenario mapping) with catalogue names replaced by their numbers."""
+    data = dict(data)
+    workload = data.get("workload")
+    if isinstance(workload, dict) and "name" in workload:
+        workload = dict(workload)
+        model = _entry("models", workload.pop("name"), "workload.name")
+        workload.setdefault("flops_per_sample", float(model["flops_per_sample"]))
+        bytes_per_value = workload.get("bytes_per_value", 4)
+        workload.setdefault("param_bytes", float(model["params"]) * bytes_per_value)
+        data["workload"] = workload
+    cluster = data.get("cluster")
+    if isinstance(cluster, dict) and ({"device", "network"} & set(cluster)):
+        data["cluster"] = _resolve_cluster(dict(cluster), data.get("workload") or {})
+    return data
+
+
+def _per_worker(value, n, field):
+    if isinstance(value, list):
+        if len(value) != n:
+            raise ScenarioError(field, value, f"one name per worker ({n}) or one name for all")
+        return value
+    return [value] * n
+
+
+def _resolve_cluster(cluster: dict, workload: dict) -> dict:
+    if "device" in cluster:
+        device = cluster.pop("device")
+        n = cluster.setdefault("workers", len(device) if isinstance(device, list) else 8)
+        flops = workload.get("flops_per_sample") if isinstance(workload, dict) else None
+        if flops is None:
+            raise ScenarioError(
+                "cluster.device", device, "a workload with flops_per_sample (workload.name: ...)"
+            )
+        precision = cluster.pop("precision", "fp16")
+        efficiency = cluster.pop("efficiency", EFFICIENCY)
+        if precision not in ("fp16", "fp32"):
+            raise ScenarioError("cluster.precision", precision, "one of fp16, fp32")
+        if isinstance(efficiency, bool) or not isinstance(efficiency, (int, float)) or not (
+                0 < efficiency <= 1):  # fmt: skip
+            raise ScenarioError("cluster.efficiency", efficiency, "a number > 0 and <= 1")
+        names = _per_worker(device, n, "cluster.device")
+        cluster["speed"] = [
+            float(_entry("devices", name, "cluster.device")[precision]) * efficiency / float(flops)
+            for name in names
+        ]
+    if "network" in cluster:
+        network = cluster.pop("network")
+        n = cluster.get("workers", len(network) if isinstance(network, list) else 8)
+        links = [_entry("networks", name, "cluster.network")
+                 for name in _per_worker(network, n, "cluster.network")]  # fmt: skip
+        for side in ("uplink", "downlink"):
+            link = dict(cluster.get(side) or {})
+            link["bandwidth"] = [float(e["bandwidth"]) for e in links]
+            link["latency"] = [float(e["latency"]) for e in links]
+            cluster[side] = link
+        if "server" not in cluster:  # the PS has a card like the fastest of its workers'
+            card = max(float(e["bandwidth"]) for e in links)
+            cluster["server"] = {"ingress": card, "egress": card}
+    return cluster
