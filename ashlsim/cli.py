@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executor", default="local", help="local (default), dask or sequential")
     p.add_argument("--scheduler", help="dask scheduler address, e.g. tcp://10.0.0.1:8786")
     p.add_argument("--workers", type=int, help="processes (local) or LocalCluster workers (dask)")
-    p.add_argument("--no-progress", action="store_true", help="no progress line")
+    p.add_argument("--no-progress", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("scenario", help="print the resolved scenario as YAML")

@@ -284,7 +284,7 @@ def _run_dask(todo, runs_dir, finished, workers=None, scheduler=None, **_):
 
 def write_summary(specs: list[RunSpec], out: Path, failures: list[dict]) -> pd.DataFrame:
     """``summary.csv`` (finished runs in grid order), ``schemes.csv`` (per grid point and
-    scheme: seeds that reached the target, median time to target with a 95 % interval, and
+    scheme: seeds that reached the target, median time to target with its interval, and
     whether it overlaps the best scheme's at that point), ``failed.csv``, ``summary.png``."""
     rows = []
     for spec in specs:
@@ -313,6 +313,13 @@ def _hashable(value):
     if isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
         return f"{min(value):.4g}..{max(value):.4g}"
     return str(value) if isinstance(value, (list, dict)) else value
+
+
+def axis_label(key: str) -> str:
+    """A readable label for a scenario key: ``cluster.speed.sigma`` -> ``speed sigma
+    (cluster.speed.sigma)``."""
+    words = " ".join(key.split(".")[-2:]).replace("_", " ")
+    return f"{words} ({key})"
 
 
 def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
@@ -381,11 +388,13 @@ def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
                     va="top",
                 )
     label = (
-        "time to target accuracy (simulated s): median, 95 % interval"
+        "time to target (simulated s, log): median and its interval"
         if reached_any
         else "final test accuracy: median, min-max"
     )
-    ax.set(xlabel=axis.replace("_", " ").replace(".", ": "), ylabel=label)
+    ax.set(xlabel=axis_label(axis), ylabel=label)
+    if reached_any:
+        ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("hollow: some seeds never reached the target (k/n reached)", fontsize=9)

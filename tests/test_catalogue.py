@@ -72,3 +72,14 @@ def test_the_command_lists_the_catalogue(capsys):
     assert main(["catalogue"]) == 0
     out = capsys.readouterr().out
     assert "resnet50" in out and "a100" in out and "10gbe" in out and "CATALOGUE.md" in out
+
+
+def test_a_measured_throughput_is_used_as_is(tmp_path, monkeypatch):
+    path = tmp_path / "measured.yaml"
+    path.write_text(
+        "devices:\n  a100: {fp16: 312e12, fp32: 19.5e12, throughput: {resnet50: 2600}}\n"
+    )
+    monkeypatch.setenv("ASHLSIM_CATALOGUE", str(path))
+    sc = ashlsim.Scenario.from_dict(CLUSTER)
+    assert sc.cluster.speed.values[:2] == (2600.0, 2600.0)  # measured
+    assert sc.cluster.speed.values[2] == pytest.approx(65e12 * EFFICIENCY / 12.27e9)  # peak-based

@@ -7,7 +7,7 @@ uses (``workload.flops_per_sample`` and ``param_bytes``; each worker's ``speed``
 given), so a saved scenario keeps the resolved numbers. A device's
 speed is its peak FLOP/s in the chosen ``precision`` times ``efficiency`` (the share of peak a
 training step reaches: 0.2 by default, a stated assumption), over the model's training FLOP
-per sample. Entries of your own come from YAML files of the same shape as ``builtin.yaml``,
+per sample, unless the device's entry gives a measured ``throughput`` for that model. Entries of your own come from YAML files of the same shape as ``builtin.yaml``,
 named in ``ASHLSIM_CATALOGUE`` (separated by ``:``) or added with ``add(path)``.
 """
 
@@ -56,16 +56,18 @@ def resolve(data: dict) -> dict:
     """``data`` (a scenario mapping) with catalogue names replaced by their numbers."""
     data = dict(data)
     workload = data.get("workload")
+    model_name = None
     if isinstance(workload, dict) and "name" in workload:
         workload = dict(workload)
-        model = _entry("models", workload.pop("name"), "workload.name")
+        model_name = workload.pop("name")
+        model = _entry("models", model_name, "workload.name")
         workload.setdefault("flops_per_sample", float(model["flops_per_sample"]))
         bytes_per_value = workload.get("bytes_per_value", 4)
         workload.setdefault("param_bytes", float(model["params"]) * bytes_per_value)
         data["workload"] = workload
     cluster = data.get("cluster")
     if isinstance(cluster, dict) and ({"device", "network"} & set(cluster)):
-        data["cluster"] = _resolve_cluster(dict(cluster), data.get("workload") or {})
+        data["cluster"] = _resolve_cluster(dict(cluster), data.get("workload") or {}, model_name)
     return data
 
 
@@ -77,7 +79,17 @@ def _per_worker(value, n, field):
     return [value] * n
 
 
-def _resolve_cluster(cluster: dict, workload: dict) -> dict:
+def _speed(name, model_name, flops, precision, efficiency) -> float:
+    """A device's samples/s for the model: its measured ``throughput`` for that model when the
+    entry has one, else peak FLOP/s x efficiency / FLOP per sample."""
+    entry = _entry("devices", name, "cluster.device")
+    measured = (entry.get("throughput") or {}).get(model_name)
+    if measured is not None:
+        return float(measured)
+    return float(entry[precision]) * efficiency / float(flops)
+
+
+def _resolve_cluster(cluster: dict, workload: dict, model_name=None) -> dict:
     if "device" in cluster:
         device = cluster.pop("device")
         n = cluster.setdefault("workers", len(device) if isinstance(device, list) else 8)
@@ -95,8 +107,7 @@ def _resolve_cluster(cluster: dict, workload: dict) -> dict:
             raise ScenarioError("cluster.efficiency", efficiency, "a number > 0 and <= 1")
         names = _per_worker(device, n, "cluster.device")
         cluster["speed"] = [
-            float(_entry("devices", name, "cluster.device")[precision]) * efficiency / float(flops)
-            for name in names
+            _speed(name, model_name, flops, precision, efficiency) for name in names
         ]
     if "network" in cluster:
         network = cluster.pop("network")
