@@ -19,6 +19,7 @@ from ashlsim import Scenario, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "experiments" / "scenarios"
+QUIET = False  # set by arguments(): no progress bars
 CORE = ["bsp", "asp", "ssp(staleness=3)", "local_sgd(local_steps=2)", "ashl"]
 ADAPTIVE = ["adsp", "adacomm", "bsp(backup_workers=1)"]
 
@@ -28,7 +29,10 @@ def arguments(description: str, seeds: int = 6) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="fewer seeds and shorter runs")
     parser.add_argument("--seeds", type=int, default=None, help=f"seeds (default {seeds})")
     parser.add_argument("--out", type=Path, default=None, help="output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
+    global QUIET
+    QUIET = args.quiet
     if args.seeds is None:
         args.seeds = 2 if args.quick else seeds
     return args
@@ -80,10 +84,10 @@ def spread_speeds(n: int, ratio: float, mean: float = 2000.0) -> list[float]:
 
 def progress(runs: int, label: str):
     """A ``progress(label, seed)`` callback for ``compare`` that shows runs done on the
-    terminal (nothing when piped); call ``.close()`` on it at the end."""
+    terminal (nothing when piped or with ``--quiet``); call ``.close()`` on it at the end."""
     from ashlsim.progress import CountProgress
 
-    bar = CountProgress(runs, label)
+    bar = CountProgress(runs, label, quiet=QUIET)
 
     def callback(scheme, seed):
         bar(f"{scheme} seed {seed}")

@@ -29,7 +29,9 @@ def main() -> None:
         "strategy.compression.error_feedback": [True, False],
     }
     with Timer() as timer:
-        runs = sweep(base, grid, ["bsp"], range(args.seeds), out=out / "sweep", progress=True)
+        runs = sweep(
+            base, grid, ["bsp"], range(args.seeds), out=out / "sweep", progress=not args.quiet
+        )
     runs = runs.rename(columns={"strategy.compression.ratio": "ratio",
                                 "strategy.compression.error_feedback": "error_feedback"})  # fmt: skip
     # bytes until the target: what a run moved by the time it stopped at the target accuracy

@@ -27,7 +27,8 @@ def main() -> None:
     ratios = [1.0, 4.0, 10.0] if args.quick else RATIOS
     grid = {"cluster.speed": [spread_speeds(n, r) for r in ratios]}
     with Timer() as timer:
-        runs = sweep(base, grid, CORE + ADAPTIVE, range(args.seeds), out=out / "sweep")
+        runs = sweep(base, grid, CORE + ADAPTIVE, range(args.seeds), out=out / "sweep",
+                     progress=not args.quiet)  # fmt: skip
     runs["spread"] = runs["cluster.speed"].map(lambda s: round(max(s) / min(s), 3))
     runs.drop(columns=["cluster.speed"]).to_csv(out / "runs.csv", index=False)
     stats = summarize(runs, within=["spread"])  # per spread: median, 95 % interval, reached

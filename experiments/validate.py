@@ -20,6 +20,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (seconds, not minutes)")
     parser.add_argument("--out", type=Path, default=DOCS)
+    parser.add_argument("--quiet", action="store_true", help="accepted like every script's; "
+                        "this one shows no progress bar")  # fmt: skip
     args = parser.parse_args(argv)
     start = time.perf_counter()
     rows = [check.row() for check in all_checks(quick=args.quick)]
