@@ -42,17 +42,22 @@ def resolve_scenario(path: str | None, strategy: str | None, sets: list[str]) ->
 
 
 def check_output(path: str, option: str = "--out") -> None:
-    """Fail before simulating if the output folder cannot be written: a folder (made if
-    missing) in which a file can be created. Nothing is lost to a bad ``--out``."""
+    """Fail before simulating if the output folder cannot be written: an existing folder, or
+    a path under one, in which a file can be created. Nothing is made here (a run that then
+    fails leaves no empty folder behind) and nothing is lost to a bad ``--out``."""
     import tempfile
     from pathlib import Path
 
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise ScenarioError(option, path, "a folder, not an existing file")
+    existing = folder
+    while not existing.exists():  # the nearest existing folder it would be made in
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ScenarioError(option, path, f"a folder we can write ({existing} is a file)")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         raise ScenarioError(option, path, f"a folder we can write ({exc.strerror})") from None

@@ -308,3 +308,15 @@ def test_a_saved_result_loads_back(tmp_path):
     assert back.summary() == result.summary()
     with pytest.raises(ScenarioError, match="result"):
         ashlsim.Result.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["compare", "--recipe", "authors", "--strategies", "nope"],
+     ["run", "--strategy", "nope"], ["compare", "--tune", "training.lr=0.1"]],
+)  # fmt: skip
+def test_a_refused_command_leaves_no_output_folder(capsys, tmp_path, argv):
+    out = tmp_path / "new" / "folder"
+    assert main([*argv, "--out", str(out)]) == 2
+    assert not (tmp_path / "new").exists()
+    assert capsys.readouterr().err.startswith("ashlsim: error:")
