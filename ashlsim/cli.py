@@ -140,9 +140,7 @@ def _fields(section, prefix=""):
 
     for field in dataclasses.fields(section):
         value = getattr(section, field.name)
-        doc = field.metadata.get("doc", "")
-        allowed = getattr(field.metadata.get("parse"), "allowed", "")
-        doc = "; ".join(part for part in (doc, allowed) if part)
+        doc = _note(field)
         if (
             dataclasses.is_dataclass(value)
             and not hasattr(value, "sample")
@@ -151,6 +149,12 @@ def _fields(section, prefix=""):
             yield from _fields(value, f"{prefix}{field.name}.")
         else:
             yield f"{prefix}{field.name}", value, doc
+
+
+def _note(field) -> str:
+    """A configuration field's meaning and its allowed values, from its metadata."""
+    allowed = getattr(field.metadata.get("parse"), "allowed", "")
+    return "; ".join(part for part in (field.metadata.get("doc", ""), allowed) if part)
 
 
 def _flow(value) -> str:
@@ -212,8 +216,7 @@ def _cmd_strategies(args) -> int:
                 continue
             default = dump(getattr(cls.Params(), field.name))
             shown = _flow(default)
-            allowed = getattr(field.metadata.get("parse"), "allowed", "")
-            note = "; ".join(p for p in (field.metadata.get("doc", ""), allowed) if p)
+            note = _note(field)
             print(f"    {field.name} = {shown}" + (f"  # {note}" if note else ""))
         print()
     print(
@@ -229,8 +232,10 @@ def _cmd_compare(args) -> int:
     from .compare import (
         compare,
         load_recipe,
+        recipe_entries,
         resolve_entries,
         split_top_level,
+        tune_grid,
         verdict,
         write_comparison,
     )
@@ -241,12 +246,8 @@ def _cmd_compare(args) -> int:
     if not args.recipe and not args.strategies:  # the main job: a fair comparison, as is
         args.recipe, args.strategies = MAIN_RECIPE, ",".join(MAIN_STRATEGIES)
     if args.recipe:
-        recipe = load_recipe(args.recipe)
-        wanted = split_top_level(args.strategies) if args.strategies else list(recipe)
-        unknown = [label for label in wanted if label not in recipe]
-        if unknown:
-            raise ScenarioError("--strategies", unknown[0], f"one of the recipe's {list(recipe)}")
-        strategies = {label: recipe[label] for label in wanted}
+        wanted = split_top_level(args.strategies) if args.strategies else None
+        strategies = recipe_entries(load_recipe(args.recipe), wanted, "--strategies")
     else:
         strategies = resolve_entries(args.strategies or ",".join(DEFAULT_STRATEGIES))
         strategies = [{label: overrides} for label, overrides in strategies]
@@ -261,7 +262,7 @@ def _cmd_compare(args) -> int:
         print(f"Comparing {', '.join(labels)} on {scenario.name} ({scenario.cluster.workers} "
               f"workers) under {how}; seeds {args.seeds}.")  # fmt: skip
 
-    per_label = len(seeds) + (len(tune_seeds) * _grid_size(tune) if tune else 0)
+    per_label = len(seeds) + (len(tune_seeds) * len(tune_grid(tune)) if tune else 0)
     bar = CountProgress(len(labels) * per_label, "compare", quiet=args.quiet)
 
     def progress(label, seed):
@@ -300,13 +301,6 @@ def _cmd_compare(args) -> int:
         f"accuracy(_logtime).{args.format} loss.{args.format}"
     )
     return 0
-
-
-def _grid_size(tune: dict[str, list]) -> int:
-    size = 1
-    for values in tune.values():
-        size *= len(values)
-    return size
 
 
 def _parse_tune(items: list[str]) -> dict[str, list]:

@@ -166,6 +166,19 @@ def load_recipe(name_or_path: str) -> dict:
     return {label: {**common, **_flatten(frag or {})} for label, frag in data["strategies"].items()}
 
 
+def recipe_entries(recipe: dict, labels, field: str) -> dict:
+    """The ``recipe``'s fragments for ``labels`` (None: every label of the recipe), in order;
+    ``field`` names where the labels came from in an error."""
+    if labels is None:
+        labels = list(recipe)
+    if not isinstance(labels, list):
+        raise ScenarioError(field, labels, f"a list of the recipe's labels {list(recipe)}")
+    for label in labels:
+        if not isinstance(label, str) or label not in recipe:
+            raise ScenarioError(field, label, f"one of the recipe's {list(recipe)}")
+    return {label: recipe[label] for label in labels}
+
+
 def resolve(scenario: Scenario, strategies) -> dict[str, Scenario]:
     """Each entry's scenario, validated before anything runs."""
     resolved = {}
@@ -259,7 +272,8 @@ def compare(
     return table
 
 
-def _candidates(tune: dict[str, list]) -> list[dict]:
+def tune_grid(tune: dict[str, list]) -> list[dict]:
+    """Every combination of the ``tune`` values (one mapping key -> value each)."""
     import itertools
 
     for key, values in tune.items():
@@ -278,7 +292,7 @@ def tune_each(resolved, tune, tune_seeds, eval_seeds, progress=None):
         raise ScenarioError(
             "tune_seeds", tune_seeds, f"seeds disjoint from the evaluation seeds {eval_seeds}"
         )
-    candidates = _candidates(tune)
+    candidates = tune_grid(tune)
     chosen, rows = {}, []
     for label, sc in resolved.items():
         best = None

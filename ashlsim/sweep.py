@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from .compare import load_recipe, resolve_entries, summarize
+from .compare import load_recipe, recipe_entries, resolve_entries, summarize
 from .errors import ScenarioError
 from .progress import CountProgress
 from .scenario import Scenario, load_scenario, resolve_paths
@@ -78,10 +78,8 @@ def load_sweep(path: str | Path) -> dict:
         name = str(data["recipe"])
         local = path.parent / name
         recipe = load_recipe(str(local) if local.suffix in (".yaml", ".yml") else name)
-        labels = list(recipe) if data.get("strategies") is None else strategies
-        if not isinstance(labels, list) or any(label not in recipe for label in labels):
-            raise ScenarioError("sweep.strategies", labels, f"labels of the recipe {list(recipe)}")
-        strategies = {label: recipe[label] for label in labels}
+        labels = None if data.get("strategies") is None else strategies
+        strategies = recipe_entries(recipe, labels, "sweep.strategies")
     spec = {
         "base": base,
         "grid": resolve_paths(data.get("grid") or {}, path.parent),
