@@ -306,17 +306,17 @@ def tune_each(resolved, tune, tune_seeds, eval_seeds, progress=None):
                 if progress is not None:
                     progress(f"{label} (tuning)", seed)
                 summary = run(tried, seed=seed).summary()
-                t = summary["time_to_target_s"]
-                times.append(math.inf if t is None or math.isnan(t) else t)
+                times.append(summary["time_to_target_s"])
                 losses.append(summary["final_loss"])
-            score = (float(np.median(times)), float(np.nanmedian(losses)))
+            median = median_interval(times)[0]  # a seed that never reached it counts as never
+            score = (median, float(np.nanmedian(losses)))
             rows.append(
                 {
                     "strategy": label,
                     **candidate,
                     "median_time_to_target_s": score[0],
                     "median_final_loss": score[1],
-                    "reached": int(np.isfinite(times).sum()),
+                    "reached": sum(t is not None and math.isfinite(t) for t in times),
                     "tuning_seeds": len(tune_seeds),
                 }
             )
