@@ -31,7 +31,14 @@ from .training import LocalTrainer, NullTrainer
 
 
 class Simulation(RunLoop):
-    """One run of one scenario: the cluster, the strategy, the observer and the records."""
+    """One run of one scenario: the cluster, the strategy, the observer and the records.
+
+    ``worker_class`` and ``port_class`` are what another engine replaces (the emulator's
+    workers are real processes, ``ashlsim.emulator``); everything else is shared."""
+
+    engine = "simulator"  # what the times of its Result are: simulated seconds
+    worker_class = Worker
+    port_class = SimPort
 
     def __init__(self, scenario: Scenario, seed: int | None = None, events: bool | None = None):
         self.scenario = scenario
@@ -45,7 +52,7 @@ class Simulation(RunLoop):
         self._build_network()
         self._build_records(scenario.eval.events if events is None else events)
         self._build_workers()
-        self.strategy = build_strategy(scenario.strategy, SimPort(self))
+        self.strategy = build_strategy(scenario.strategy, self.port_class(self))
 
     # ---- set-up --------------------------------------------------------------------------------
     def _build_learning(self) -> None:
@@ -123,7 +130,7 @@ class Simulation(RunLoop):
         for i in range(n):
             sampler = BatchSampler(shards[i], s.training.batch_size, streams.get("batches", i))
             self.workers.append(
-                Worker(
+                self.worker_class(
                     i, speeds[i], jitters[i], streams.get("jitter", i), sampler, self.trainer, self
                 )
             )

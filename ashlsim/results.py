@@ -30,6 +30,7 @@ FAULT_COLUMNS = ["worker", "kind", "start_s", "end_s", "lost_push"]
 STAGE_COLUMNS = ["time_s", "from_stage", "to_stage", "loss", "reason"]
 # the scalar facts of a run, saved in run.json next to its frames
 RUN_FACTS = [
+    "engine",
     "seed",
     "stop_reason",
     "elapsed_s",
@@ -78,6 +79,9 @@ class Result:
     pushes_dropped: int = 0
     pushes_pending: int = 0
     final_params: np.ndarray | None = None
+    # "simulator" (times are simulated seconds) or "emulator" (measured seconds of real
+    # processes, ``ashlsim.emulator``)
+    engine: str = "simulator"
 
     @classmethod
     def from_simulation(cls, sim) -> Result:
@@ -145,6 +149,7 @@ class Result:
             pushes_applied=sim.server.applied_pushes,
             pushes_pending=sim.strategy.pending(),
             final_params=sim.server.params,
+            engine=sim.engine,
         )
 
     @property

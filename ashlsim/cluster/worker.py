@@ -201,12 +201,20 @@ class Worker:
                     self.lost_pushes += 1
                 strategy.worker_down(self.index)
                 yield self.recovered
+                back = self.restart()  # the simulator's machine is back at once
+                if back is not None:
+                    yield back
                 self.down_s += env.now - self.down_since
                 self.down = False
                 # a restarted machine has lost its optimizer state and compression residual
                 self.reset_optimizer()  # (after the PS has computed the pushes it applied)
                 self.compress_state = self.compressor.init(self.sim.model_size)
                 strategy.worker_up(self.index)
+
+    def restart(self):
+        """Bring the machine back after a crash: None when it is back now, else an event that
+        succeeds when it is (a real process has to start first)."""
+        return None
 
     def reset_optimizer(self) -> None:
         """Forget the momentum buffer (also the one of work still being computed)."""

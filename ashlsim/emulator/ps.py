@@ -1,0 +1,508 @@
+"""The emulator's parameter server: the simulator's engine, driven by the wall clock and by
+messages from real worker processes (docs/DESIGN.md section 10).
+
+``Emulation`` is an ``engine.Simulation`` whose SimPy environment never runs ahead of the wall
+clock: the driver steps an event only once its time has come, and otherwise waits on the worker
+sockets. A message that arrives is handled as an event at the time it arrived. So the strategy,
+the PS's exactly-once books, faults, stragglers and the observer are the simulator's own code,
+unchanged, while each worker is a ``RemoteWorker``: a proxy that sends the real process its work
+and waits for its real push.
+
+What is real: the worker processes, their NumPy SGD (padded to the compute time the scenario
+samples, so an overrun shows), compression, serialization, TCP, the PS applying every update
+and evaluating the model, the operating system's scheduling of it all. What is shaped: each
+transfer is held until the scenario's link and the PS card's fair share would have delivered
+it (the simulator's fluid max-min model, run in real time; on one machine TCP itself has no
+bandwidth to speak of), *then* the real bytes move, so their real cost adds to it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import simpy
+
+from ..cluster.worker import Update, Worker
+from ..engine import Simulation
+from ..errors import ScenarioError
+from ..simport import SimPort
+from . import wire
+
+STARTUP_TIMEOUT_S = 120.0  # every worker connected and ready (imports, data) within this
+POLL_S = 0.002  # at most this long between two looks at the sockets while events are due
+
+
+class EmulationError(RuntimeError):
+    """A worker process failed (its last lines of output are in the message)."""
+
+
+class EmuPort(SimPort):
+    """The strategy port of an emulation: the simulator's, plus telling the remote workers what
+    changed for them (their compressor; an optimizer reset) with their next work."""
+
+    def set_compression(self, worker: int, spec, ratio=None) -> None:
+        super().set_compression(worker, spec, ratio)
+        remote = self._sim.workers[worker]
+        remote.compression = remote.wire_compression = (spec, ratio)
+
+
+class RemoteWorker(Worker):
+    """The PS's proxy of one worker process: the simulator worker's loop, with the compute phase
+    done by the real process (``_iterate``) and the machine behind it a real one (``crash``
+    kills it, ``restart`` starts a new one)."""
+
+    def __init__(self, *args):
+        self.compression = None  # (spec, ratio) of its compressor now
+        self.wire_compression = None  # ... to send with the next work, when it changed
+        self.reset_pending = False
+        self.life = 0  # bumped by every crash: messages of an earlier life are ignored
+        self.conn: socket.socket | None = None
+        self.reader: wire.Reader | None = None
+        self.os_process: subprocess.Popen | None = None
+        self.pid: int | None = None
+        self.arrived: simpy.Event | None = None  # the push we wait for
+        self.back: simpy.Event | None = None  # a restarted process is ready
+        super().__init__(*args)
+
+    # ---- what the strategy changes ------------------------------------------------------------
+    def reset_optimizer(self) -> None:
+        super().reset_optimizer()
+        self.reset_pending = True
+
+    # ---- the machine --------------------------------------------------------------------------
+    def crash(self, recovered) -> bool:
+        if not super().crash(recovered):
+            return False
+        self.life += 1
+        self.arrived = None
+        self.sim.disconnect(self, kill=True)
+        return True
+
+    def restart(self):
+        """Start a new process; the event succeeds when it has connected and is ready."""
+        self.back = self.sim.env.event()
+        self.sim.spawn(self.index)
+        return self.back
+
+    def _restarted(self) -> None:
+        # a new process: fresh optimizer, no residual, no local model; it needs its compressor
+        self.wire_compression = self.compression
+        self.reset_pending = False
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def _iterate(self):
+        """Gate -> shaped pull -> the real process computes -> shaped push -> receive."""
+        sim, index, record = self.sim, self.index, self.stats
+        env, network, server, strategy = sim.env, sim.network, sim.server, sim.strategy
+        trains = sim.model.trains
+        pull_bytes, batch = sim.dense_bytes, self.sampler.batch_size
+        cached = strategy.cached_reads
+        seq = 0
+        while True:
+            self.phase = "gate"
+            gate = strategy.gate(index)
+            if gate is not None:
+                start = env.now
+                yield gate
+                record.waited(start, env.now)
+
+            self.phase = "pull"
+            start = env.now
+            if cached and strategy.reads_cache(index):
+                params, version = None, self.cache_version  # its own model: no transfer
+            else:
+                params, version = server.snapshot()
+                self.cache_version = version
+                event, whole = network.begin(index, pull_bytes, "pull")
+                yield event
+                if not whole:
+                    yield network.flow(index, pull_bytes, "pull")
+            pull_end = env.now
+
+            self.phase = "compute"
+            steps = strategy.local_steps(index)
+            compute_s = self.compute_time(steps)
+            job = {
+                "seq": seq,
+                "params": params,
+                "batches": [self.sampler.next() for _ in range(steps)] if trains else None,
+                "lr": sim.trainer.learning_rate(sim.progress()),
+                "compute_s": compute_s,
+                "accumulate": strategy.accumulates,
+                "keep_local": cached,
+                "reset": self.reset_pending,
+                "compression": self.wire_compression,
+            }
+            self.reset_pending, self.wire_compression = False, None
+            self.arrived = arrived = env.event()
+            sent_at = sim.clock()
+            sent_bytes = sim.send(self, ("work", job))
+            serialize_s = sim.clock() - sent_at
+            message, math_s, busy_s, got_bytes = yield arrived
+            # the real cost around the worker's busy time (serialization, sockets, the PS's
+            # loop) goes half to the pull, half to the push
+            overhead = max(env.now - pull_end - busy_s, 0.0)
+            compute_start = pull_end + overhead / 2
+            pull_s = record.pulled(start, compute_start, pull_bytes) if params is not None else 0.0
+            record.computed(compute_start, compute_start + busy_s, steps, steps * batch)
+            sim.costs.append(
+                (index, seq, compute_s, math_s, busy_s, overhead, serialize_s, sent_bytes, got_bytes)
+            )
+
+            self.phase = "push"
+            start = compute_start + busy_s
+            push_bytes = self.push_bytes
+            event, whole = network.begin(index, push_bytes, "push")
+            yield event
+            if not whole:
+                yield network.flow(index, push_bytes, "push")
+            push_s = record.pushed(start, env.now, push_bytes)
+            update = Update(
+                index,
+                seq,
+                message,
+                None,
+                version,
+                steps,
+                steps * batch,
+                pull_s,
+                busy_s,
+                push_s,
+                push_bytes,
+            )
+            seq += 1
+            sim.pushed(update)
+            strategy.receive(update)
+
+
+class Emulation(Simulation):
+    """One run of a scenario on real processes (module docstring). ``listen``: the address
+    workers connect to (``host:port``, port 0: any free one). ``spawn``: start the N worker
+    processes here; False: wait for N workers started by hand, e.g. on other machines
+    (``python -m ashlsim.emulator.worker HOST:PORT --index I --token T``)."""
+
+    engine = "emulator"
+    worker_class = RemoteWorker
+    port_class = EmuPort
+
+    def __init__(
+        self,
+        scenario,
+        seed: int | None = None,
+        events: bool | None = None,
+        listen: str = "127.0.0.1:0",
+        spawn: bool = True,
+    ):
+        if scenario.stop.time_s is None:
+            raise ScenarioError(
+                "stop.time_s", None, "a time limit in seconds: an emulation runs in real time"
+            )
+        if not spawn and scenario.faults and any(f.kind == "crash" for f in scenario.faults):
+            raise ScenarioError(
+                "faults", "crash", "no crash when the workers are started by hand (spawn=False)"
+            )
+        super().__init__(scenario, seed, events)
+        self.server.defer = False  # every push is applied, in real time, when it arrives
+        self.costs: list[tuple] = []  # one row per iteration (``Result.tables['emulation']``)
+        self.apply_s: list[float] = []
+        self._time_apply()
+        self.token = secrets.token_hex(8)
+        self.spawning = spawn
+        self._logs = Path(tempfile.mkdtemp(prefix="ashlsim-emulate-"))
+        self._selector = selectors.DefaultSelector()
+        self._listener = _listen(listen)
+        self._selector.register(self._listener, selectors.EVENT_READ, None)
+        self.address = "%s:%d" % self._listener.getsockname()[:2]
+        self.t0 = time.perf_counter()
+        self.closed = False
+
+    # ---- time ---------------------------------------------------------------------------------
+    def clock(self) -> float:
+        """Measured seconds since the run started."""
+        return time.perf_counter() - self.t0
+
+    def _time_apply(self) -> None:
+        """Record how long the PS takes to apply each merge (a cost the simulator leaves out)."""
+        server, apply = self.server, self.server.apply
+        clock = time.perf_counter
+
+        def timed(updates, scale=1.0):
+            started = clock()
+            apply(updates, scale)
+            self.apply_s.append(clock() - started)
+
+        server.apply = timed
+
+    # ---- processes and connections ------------------------------------------------------------
+    def spawn(self, index: int) -> None:
+        """Start worker process ``index`` (it connects back to us)."""
+        worker = self.workers[index]
+        log = open(self._logs / f"worker-{index}.log", "ab")  # noqa: SIM115 - kept for the tail
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        command = [sys.executable, "-m", "ashlsim.emulator.worker", self.address]
+        command += ["--index", str(index), "--token", self.token, "--parent", str(os.getpid())]
+        worker.os_process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
+        )
+        log.close()
+
+    def start_workers(self) -> None:
+        """Start (or wait for) every worker; return when all are connected and ready."""
+        if self.spawning:
+            for index in range(self.n_workers):
+                self.spawn(index)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not all(w.conn is not None and w.back is None for w in self.workers):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                missing = [w.index for w in self.workers if w.conn is None or w.back is not None]
+                raise EmulationError(
+                    f"workers {missing} did not start within {STARTUP_TIMEOUT_S:.0f} s"
+                    + self._tails(missing)
+                )
+            self._check_alive()
+            for key, _ in self._selector.select(min(left, 0.2)):
+                self._readable(key, starting=True)
+        self.t0 = time.perf_counter()
+
+    def _accept(self) -> None:
+        conn, _ = self._listener.accept()
+        conn.settimeout(10.0)
+        try:
+            kind, index, token, pid = wire.recv(conn)
+        except (wire.Closed, OSError, ValueError, TypeError):
+            conn.close()  # not one of ours
+            return
+        valid = kind == "hello" and token == self.token and 0 <= index < self.n_workers
+        if not valid or self.workers[index].conn is not None:
+            conn.close()
+            return
+        conn.settimeout(None)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        worker = self.workers[index]
+        worker.conn, worker.reader, worker.pid = conn, wire.Reader(conn), pid
+        worker.back = worker.back or self.env.event()  # ready once it says so
+        wire.send(conn, ("setup", self.scenario.to_dict(), self.seed))
+        self._selector.register(conn, selectors.EVENT_READ, (index, worker.life))
+
+    def _readable(self, key, starting: bool = False) -> None:
+        if key.data is None:
+            self._accept()
+            return
+        index, life = key.data
+        worker = self.workers[index]
+        try:
+            messages = worker.reader.feed()  # (message, bytes) pairs
+        except wire.Closed:
+            if life == worker.life and not self.closed:
+                raise EmulationError(
+                    f"worker {index} closed its connection" + self._tails([index])
+                ) from None
+            return
+        for message, nbytes in messages:
+            if starting:
+                self._handle(index, life, message, nbytes)
+            else:  # an event now: the engine handles it in time order
+                delay = max(self.clock() - self.env.now, 0.0)
+                self.env.timeout(delay).callbacks.append(
+                    lambda _, m=message, b=nbytes: self._handle(index, life, m, b)
+                )
+
+    def _handle(self, index: int, life: int, message, nbytes: int) -> None:
+        worker = self.workers[index]
+        if life != worker.life:  # sent before a crash: lost with it
+            return
+        kind = message[0]
+        if kind == "ready":
+            back, worker.back = worker.back, None
+            if worker.life:  # a restart: it needs its compressor again
+                worker._restarted()
+            if back is not None and not back.triggered:
+                back.succeed()
+        elif kind == "push" and worker.arrived is not None:
+            _, seq, push, math_s, busy_s = message
+            arrived, worker.arrived = worker.arrived, None
+            arrived.succeed((push, math_s, busy_s, nbytes))
+
+    def send(self, worker: RemoteWorker, message) -> int:
+        try:
+            return wire.send(worker.conn, message)
+        except OSError:
+            raise EmulationError(
+                f"worker {worker.index} is gone" + self._tails([worker.index])
+            ) from None
+
+    def disconnect(self, worker: RemoteWorker, kill: bool = False) -> None:
+        """Close ``worker``'s connection (and kill its process)."""
+        if worker.conn is not None:
+            self._selector.unregister(worker.conn)
+            worker.conn.close()
+            worker.conn = worker.reader = None
+        process = worker.os_process
+        if kill and process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+    def _check_alive(self) -> None:
+        for worker in self.workers:
+            process = worker.os_process
+            if process is not None and worker.conn is None and process.poll() is not None:
+                raise EmulationError(
+                    f"worker {worker.index} exited with code {process.returncode}"
+                    + self._tails([worker.index])
+                )
+
+    def _tails(self, indices) -> str:
+        lines = []
+        for index in indices[:3]:
+            path = self._logs / f"worker-{index}.log"
+            text = path.read_text(errors="replace").strip() if path.exists() else ""
+            if text:
+                lines.append(f"--- worker {index}:\n" + "\n".join(text.splitlines()[-12:]))
+        return ("\n" + "\n".join(lines)) if lines else ""
+
+    def close(self) -> None:
+        """Stop every worker, close every socket, leave no process behind (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        for worker in self.workers:
+            if worker.conn is not None:
+                try:
+                    worker.conn.settimeout(0.5)
+                    wire.send(worker.conn, ("stop",))
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 3.0
+        for worker in self.workers:
+            process = worker.os_process
+            if process is not None:
+                try:
+                    process.wait(max(deadline - time.monotonic(), 0.01))
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            self.disconnect(worker)
+        self._selector.close()
+        self._listener.close()
+        for path in self._logs.glob("*"):
+            path.unlink()
+        self._logs.rmdir()
+
+    # ---- running ------------------------------------------------------------------------------
+    def _run_guarded(self) -> None:
+        """Step each event when its time has come; in between, wait on the sockets."""
+        env, clock, selector = self.env, self.clock, self._selector
+        self.stop_event.callbacks.append(simpy.core.StopSimulation.callback)
+        polled = clock()
+        try:
+            while True:
+                wait = env.peek() - clock()
+                if wait > 0:
+                    for key, _ in selector.select(min(wait, 0.2)):
+                        self._readable(key)
+                    polled = clock()
+                    if not math.isfinite(wait):
+                        self._check_alive()
+                    continue
+                env.step()
+                if clock() - polled > POLL_S:  # behind: still read what has come
+                    for key, _ in selector.select(0):
+                        self._readable(key)
+                    polled = clock()
+        except simpy.core.StopSimulation:
+            return
+
+    def run(self):
+        self.start_workers()
+        result = super().run()
+        result.tables["emulation"] = self.cost_table()
+        return result
+
+    def cost_table(self) -> pd.DataFrame:
+        """One row per iteration: the sampled compute time, the real maths, the time the
+        worker was busy, and the real overhead around it (measured seconds)."""
+        columns = [
+            "worker",
+            "seq",
+            "compute_s",
+            "math_s",
+            "busy_s",
+            "overhead_s",
+            "serialize_s",
+            "sent_bytes",
+            "received_bytes",
+        ]
+        return pd.DataFrame(self.costs, columns=columns)
+
+
+def _listen(address: str) -> socket.socket:
+    try:
+        host, port = wire.parse_address(address)
+    except ValueError:
+        raise ScenarioError("listen", address, "HOST:PORT, e.g. 127.0.0.1:0 or 0.0.0.0:7070")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ScenarioError("listen", address, f"an address this machine can bind ({exc.strerror})")
+    sock.listen(64)
+    return sock
+
+
+def emulate(scenario=None, seed: int | None = None, **options):
+    """Run ``scenario`` on real processes (see the module docstring) and return its ``Result``
+    (times in measured seconds). Options: ``events``, ``listen``, ``spawn``, ``progress``.
+    Every process and socket it starts is gone when it returns, also after Ctrl-C or an error."""
+    from ..blas import blas_threads
+    from ..scenario import Scenario
+
+    if scenario is None:
+        scenario = Scenario()
+    elif isinstance(scenario, dict):
+        scenario = Scenario.from_dict(scenario)
+    progress = options.pop("progress", None)
+    with blas_threads(None), _terminate_as_interrupt():
+        emulation = Emulation(scenario, seed=seed, **options)
+        emulation.progress_callback = progress
+        try:
+            return emulation.run()
+        finally:
+            emulation.close()
+
+
+class _terminate_as_interrupt:
+    """SIGTERM (a batch system stopping us) cleans up like Ctrl-C (main thread only)."""
+
+    def __enter__(self):
+        self.old = None
+        if _main_thread():
+            self.old = signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

@@ -1,0 +1,168 @@
+"""A worker process of the emulator: real NumPy SGD on the pulled parameters, padded to the
+compute time the scenario sampled, then a real push.
+
+It connects to the parameter server (``python -m ashlsim.emulator.worker HOST:PORT --index I
+--token T``; the PS starts it so, or a user does on another machine), receives the scenario and
+seed, builds the same data and model the simulator would (from the seed: no data is shipped),
+and then serves *work*: the PS sends the parameters (or "your own model", a cached read), the
+mini-batch indices, the learning rate and the compute time; the worker computes the delta,
+compresses it with its own compressor and residual, waits out the rest of the compute time
+(an overrun, when the maths takes longer, shows in the measured time) and sends it back. What
+a worker keeps between iterations is what a real one loses in a crash: its momentum buffer,
+its compression residual and its local model (docs/DESIGN.md section 10).
+
+It exits when the PS says stop, when the connection closes (the PS died), and on Linux also
+when its parent process dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+import numpy as np
+
+from ..blas import blas_threads
+from ..compression import CompressionSpec, build_compressor, identity
+from ..data import load_dataset
+from ..models import build_model
+from ..rng import Streams
+from ..scenario import Scenario
+from ..training import LocalTrainer, Work
+from . import wire
+
+
+class RemoteTrainee:
+    """The worker's learning state: model, data, optimizer buffer, compressor, local model.
+    It is also the ``owner`` a ``training.Work`` updates (velocity, optimizer resets)."""
+
+    def __init__(self, scenario: Scenario, seed: int, index: int):
+        self.index = index
+        self.streams = Streams(seed)
+        s = scenario
+        self.data = load_dataset(s.data, self.streams.get("data"), np.dtype(s.model.dtype))
+        self.model = build_model(s.model, self.data.n_features, self.data.n_classes)
+        self.trainer = None if self.model is None else LocalTrainer(self.model, self.data, s.training)
+        self.velocity = None
+        self.optimizer_resets = 0
+        self.last_work = None
+        self.compressor = identity()
+        self.compress_state = None
+        self.local = None  # params + own delta of the last work (cached reads)
+
+    def set_compression(self, spec: CompressionSpec, ratio) -> None:
+        model = self.model
+        if model is None:  # timing only: nothing is computed, nothing compressed
+            return
+        layered = spec.scope == "layer" and spec.name == "topk" and model.segments is not None
+        segments = model.segments if layered else None
+        rng = self.streams.get("compression", self.index)  # the simulator's stream
+        self.compressor = build_compressor(spec, rng, ratio, segments)
+        self.compress_state = self.compressor.init(model.size)
+
+    def compute(self, job: dict):
+        """The compressed delta of ``job`` (None in timing-only mode)."""
+        if job["reset"]:
+            self.velocity = None
+            self.optimizer_resets += 1
+        if job["compression"] is not None:
+            self.set_compression(*job["compression"])
+        if self.trainer is None:
+            return None
+        params = job["params"]
+        if params is None:  # a cached read: continue from the local model
+            if self.local is None:
+                raise RuntimeError("a cached read before any pull")
+            params = self.local
+        work = Work(
+            params,
+            job["batches"],
+            job["lr"],
+            self,
+            self.velocity,
+            self.optimizer_resets,
+            self.compressor,
+        )
+        work.accumulate, work.keep_local = job["accumulate"], job["keep_local"]
+        (delta,) = self.trainer.run([work])
+        if work.keep_local:
+            self.local = work.local_out
+        if self.compress_state is None:
+            self.compress_state = self.compressor.init(delta.size)
+        message, self.compress_state = self.compressor.compress(delta, self.compress_state)
+        return message
+
+
+def serve(sock: socket.socket, index: int, token: str) -> None:
+    """The worker's life on one connection: hello, set-up, then work until told to stop."""
+    wire.send(sock, ("hello", index, token, os.getpid()))
+    kind, scenario, seed = wire.recv(sock)
+    if kind != "setup":
+        raise wire.Closed(f"expected setup, got {kind!r}")
+    trainee = RemoteTrainee(Scenario.from_dict(scenario), seed, index)
+    wire.send(sock, ("ready", index))
+    clock = time.perf_counter
+    while True:
+        message = wire.recv(sock)
+        if message[0] != "work":  # "stop"
+            return
+        job = message[1]
+        started = clock()
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            push = trainee.compute(job)
+        math_s = clock() - started
+        # pad the iteration to the sampled compute time; an early message is a stop or EOF
+        left = started + job["compute_s"] - clock()
+        if left > 0 and select.select([sock], [], [], left)[0]:
+            return
+        busy_s = clock() - started
+        wire.send(sock, ("push", job["seq"], push, math_s, busy_s))
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this process when its parent dies (belt and braces: a closed
+    connection also ends it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ashlsim.emulator.worker")
+    parser.add_argument("address", help="the parameter server's HOST:PORT")
+    parser.add_argument("--index", type=int, required=True, help="this worker's index")
+    parser.add_argument("--token", default="", help="the run's token (printed by the PS)")
+    parser.add_argument("--parent", type=int, help="exit when this process id is gone")
+    args = parser.parse_args(argv)
+    if args.parent is not None:
+        _die_with_parent()
+        if os.getppid() != args.parent:  # the parent died before we could ask
+            return 1
+    try:
+        host, port = wire.parse_address(args.address)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        sock = socket.create_connection((host, port), timeout=30)
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with blas_threads(None):
+            serve(sock, args.index, args.token)
+    except (wire.Closed, ConnectionError, KeyboardInterrupt):
+        return 0  # the PS went away or the user interrupted: nothing left to do
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
