@@ -18,6 +18,7 @@ from .strategies import STRATEGIES
 from .yamlio import loads
 
 EXIT_USAGE = 2
+MAX_TABLE_ROWS = 40  # a longer table (the emulator's one row per iteration) is only named
 
 
 def _parse_sets(items: list[str]) -> dict[str, object]:
@@ -65,6 +66,21 @@ def check_output(path: str, option: str = "--out") -> None:
 
 def _cmd_run(args) -> int:
     from .engine import run
+
+    return _run_one(args, run, {})
+
+
+def _cmd_emulate(args) -> int:
+    from .emulator import emulate
+
+    options = {"listen": args.listen, "spawn": not args.external}
+    if args.external:
+        options["announce"] = lambda line: print(line, file=sys.stderr, flush=True)
+    return _run_one(args, emulate, options)
+
+
+def _run_one(args, engine, options) -> int:
+    """``run`` and ``emulate``: one scenario on one engine, its files and its summary."""
     from .plots import learning_curve
 
     if args.seed is not None and args.seed < 0:
@@ -74,7 +90,9 @@ def _cmd_run(args) -> int:
     bar = RunProgress(scenario.stop.time_s, f"{scenario.name}/{scenario.strategy.name}",
                       quiet=args.no_progress)  # fmt: skip
     try:
-        result = run(scenario, seed=args.seed, events=args.events or None, progress=bar)
+        result = engine(
+            scenario, seed=args.seed, events=args.events or None, progress=bar, **options
+        )
     finally:
         bar.close()
     out = result.save(args.out)
@@ -85,6 +103,7 @@ def _cmd_run(args) -> int:
         target=scenario.stop.target_accuracy,
         stage_changes=result.stage_changes,
         faults=result.faults,
+        clock="simulated" if result.engine == "simulator" else "measured",
     )
     print(format_run_summary(result))
     print(f"wrote {out}/: history.csv workers.csv scenario.yaml curve.{args.format}")
@@ -96,9 +115,10 @@ def format_run_summary(result) -> str:
     s = result.summary()
     target = result.scenario.stop.target_accuracy
     ttt = s["time_to_target_s"]
+    unit = "simulated s" if result.engine == "simulator" else "measured s (emulated)"
     lines = [
         f"scenario {result.scenario.name!r}, strategy {s['strategy']}, seed {s['seed']}",
-        f"stopped: {s['stop_reason']} at {s['elapsed_s']:.2f} simulated s "
+        f"stopped: {s['stop_reason']} at {s['elapsed_s']:.2f} {unit} "
         f"({s['updates']} updates, {s['epochs']:.1f} epochs)",
         f"final accuracy {s['final_accuracy']:.4f}, training loss {s['final_loss']:.4f}",
     ]
@@ -120,6 +140,9 @@ def format_run_summary(result) -> str:
         lines.append(f"faults ({result.lost_pushes} pushes lost):")
         lines.append(result.faults.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     for name, table in result.tables.items():  # whatever the scheme reports
+        if len(table) > MAX_TABLE_ROWS:
+            lines.append(f"{name}: {len(table)} rows in {name}.csv")
+            continue
         lines.append(f"{name}:")
         lines.append(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     return "\n".join(lines)
@@ -387,6 +410,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="figure format")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "emulate",
+        help="run one scenario on real processes (a PS and N workers over TCP), real time",
+        description="Run the scenario on real processes: this process is the parameter "
+        "server, N worker processes run the real SGD and exchange real parameters over TCP; "
+        "links are shaped to the scenario's. Writes the same files as run, times in measured "
+        "seconds (docs/SIM_VS_REAL.md).",
+    )
+    scenario_args(p)
+    p.add_argument("--out", default="ashlsim-emulate", help="output folder")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--events", action="store_true", help="also write events.csv (Gantt data)")
+    p.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="figure format")
+    p.add_argument(
+        "--listen", default="127.0.0.1:0", help="HOST:PORT workers connect to (port 0: any)"
+    )
+    p.add_argument(
+        "--external",
+        action="store_true",
+        help="start no workers: print the command to start each (e.g. on other machines)",
+    )
+    p.set_defaults(func=_cmd_emulate)
 
     p = sub.add_parser("compare", help="run one scenario under several schemes and seeds")
     scenario_args(p, strategy=False)

@@ -49,10 +49,12 @@ def learning_curve(
     stage_changes: pd.DataFrame | None = None,
     faults: pd.DataFrame | None = None,
     axes=None,
+    clock: str = "simulated",
 ):
-    """Accuracy and training loss against simulated seconds for one run; stage changes as
-    dashed lines, injected faults as shaded spans labelled with the worker. Draws on ``axes``
-    (a pair) if given; returns the figure (or writes ``path``)."""
+    """Accuracy and training loss against simulated seconds for one run (``clock``:
+    "measured" for an emulation); stage changes as dashed lines, injected faults as shaded
+    spans labelled with the worker. Draws on ``axes`` (a pair) if given; returns the figure (or
+    writes ``path``)."""
     if axes is None:
         fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     else:
@@ -88,8 +90,8 @@ def learning_curve(
             color=color,
             fontsize=8,
         )
-    ax_acc.set(xlabel="simulated time (s)", ylabel="test accuracy", ylim=(0, 1.0))
-    ax_loss.set(xlabel="simulated time (s)", ylabel="training loss")
+    ax_acc.set(xlabel=f"{clock} time (s)", ylabel="test accuracy", ylim=(0, 1.0))
+    ax_loss.set(xlabel=f"{clock} time (s)", ylabel="training loss")
     _log_y(ax_loss)
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)

@@ -242,7 +242,13 @@ class Scenario:
         return parse_section(cls, data, "")
 
     def to_dict(self) -> dict:
-        return dump_section(self)
+        data = dump_section(self)
+        # each fault with its kind's keys only, so that the dict parses again
+        data["faults"] = [
+            {key: value for key, value in fault.items() if key in FAULT_KEYS[fault["kind"]]}
+            for fault in data["faults"]
+        ]
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

@@ -320,3 +320,18 @@ def test_a_refused_command_leaves_no_output_folder(capsys, tmp_path, argv):
     assert main([*argv, "--out", str(out)]) == 2
     assert not (tmp_path / "new").exists()
     assert capsys.readouterr().err.startswith("ashlsim: error:")
+
+
+def test_a_scenario_with_faults_survives_to_dict_and_back():
+    # to_dict wrote every fault field (a crash's factor too), which from_dict refuses: a saved
+    # scenario.yaml with faults could not be loaded, nor overridden (found by the emulator)
+    from ashlsim import Scenario
+
+    faults = [
+        {"worker": 1, "at_s": 1.0, "kind": "crash", "recover_after_s": 1.0},
+        {"worker": 0, "at_s": 1.0, "kind": "slowdown", "factor": 3.0, "duration_s": 2.0},
+        {"worker": 2, "at_s": 2.0, "kind": "link_down", "duration_s": 1.0},
+    ]
+    s = Scenario().with_overrides({"faults": faults})
+    assert Scenario.from_dict(s.to_dict()) == s
+    assert s.with_overrides({"cluster.workers": 4}).faults == s.faults

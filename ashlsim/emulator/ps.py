@@ -203,6 +203,7 @@ class Emulation(Simulation):
         events: bool | None = None,
         listen: str = "127.0.0.1:0",
         spawn: bool = True,
+        announce=None,
     ):
         if scenario.stop.time_s is None:
             raise ScenarioError(
@@ -219,13 +220,14 @@ class Emulation(Simulation):
         self._time_apply()
         self.token = secrets.token_hex(8)
         self.spawning = spawn
+        self.announce = announce  # fn(line): how to start the workers by hand (spawn=False)
         self._logs = Path(tempfile.mkdtemp(prefix="ashlsim-emulate-"))
         self._selector = selectors.DefaultSelector()
         self._listener = _listen(listen)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self.address = "%s:%d" % self._listener.getsockname()[:2]
         self.t0 = time.perf_counter()
-        self.closed = False
+        self.started = self.closed = False
 
     # ---- time ---------------------------------------------------------------------------------
     def clock(self) -> float:
@@ -258,11 +260,19 @@ class Emulation(Simulation):
         log.close()
 
     def start_workers(self) -> None:
-        """Start (or wait for) every worker; return when all are connected and ready."""
-        if self.spawning:
-            for index in range(self.n_workers):
+        """Start (or wait for) every worker; return when all are connected and ready. The
+        clock starts then (once: ``run`` calls it if nobody did)."""
+        if self.started:
+            return
+        for index in range(self.n_workers):
+            if self.spawning:
                 self.spawn(index)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            elif self.announce is not None:
+                self.announce(
+                    f"start worker {index}: python -m ashlsim.emulator.worker {self.address} "
+                    f"--index {index} --token {self.token}"
+                )
+        deadline = time.monotonic() + (STARTUP_TIMEOUT_S if self.spawning else 3600.0)
         while not all(w.conn is not None and w.back is None for w in self.workers):
             left = deadline - time.monotonic()
             if left <= 0:
@@ -275,6 +285,7 @@ class Emulation(Simulation):
             for key, _ in self._selector.select(min(left, 0.2)):
                 self._readable(key, starting=True)
         self.t0 = time.perf_counter()
+        self.started = True
 
     def _accept(self) -> None:
         conn, _ = self._listener.accept()
