@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -77,6 +78,26 @@ def _cmd_emulate(args) -> int:
     if args.external:
         options["announce"] = lambda line: print(line, file=sys.stderr, flush=True)
     return _run_one(args, emulate, options)
+
+
+def _cmd_calibrate(args) -> int:
+    from .emulator.calibrate import calibrate
+
+    scenario = resolve_scenario(args.scenario, None, args.set)
+    if not args.seconds > 0:
+        raise ScenarioError("--seconds", args.seconds, "a number of seconds > 0")
+    if args.out:
+        check_output(str(Path(args.out).parent or "."), "--out")
+    calibrated, found = calibrate(scenario, seconds=args.seconds, seed=args.seed)
+    print(found.report())
+    text = calibrated.to_yaml()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    else:
+        print("cluster.server of the calibrated scenario:")
+        print(yaml.safe_dump({"server": calibrated.to_dict()["cluster"]["server"]}).rstrip())
+    return 0
 
 
 def _run_one(args, engine, options) -> int:
@@ -434,6 +455,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="start no workers: print the command to start each (e.g. on other machines)",
     )
     p.set_defaults(func=_cmd_emulate)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="measure this machine's software costs and write them into a scenario",
+        description="Emulate the scenario's cluster for a few seconds, every push applied on "
+        "arrival, and measure the costs the simulator leaves out by default: per message "
+        "(serializing, sockets) and per push applied by the PS. Writes them as "
+        "cluster.server.message_s and apply_s.",
+    )
+    p.add_argument("scenario", nargs="?", help="scenario YAML (default: the built-in one)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                   help="override a scenario field (repeatable)")  # fmt: skip
+    p.add_argument("--seconds", type=float, default=5.0, help="emulated seconds (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the probe run")
+    p.add_argument("--out", help="write the calibrated scenario to this YAML file")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("compare", help="run one scenario under several schemes and seeds")
     scenario_args(p, strategy=False)

@@ -37,6 +37,7 @@ class Simulation(RunLoop):
     workers are real processes, ``ashlsim.emulator``); everything else is shared."""
 
     engine = "simulator"  # what the times of its Result are: simulated seconds
+    models_software = True  # cluster.server.message_s and apply_s are modelled (not real)
     worker_class = Worker
     port_class = SimPort
 
@@ -96,13 +97,19 @@ class Simulation(RunLoop):
         self.server = ParameterServer(params, maths, defer=True)
 
     def _build_network(self) -> None:
+        """The links and the PS card. The software costs of ``cluster.server`` are modelled
+        here: ``message_s`` adds to every transfer's latency, ``apply_s`` queues the pushes
+        at the PS (``Worker._iterate``); an engine whose costs are real leaves them out."""
         c, n, streams = self.scenario.cluster, self.n_workers, self.streams
+        message_s = c.server.message_s if self.models_software else 0.0
+        self.apply_s = c.server.apply_s if self.models_software else 0.0
+        self.ps_free_at = 0.0  # with apply_s: when the PS has applied the pushes it has
         self.network = Network(
             self.env,
             c.uplink.bandwidth.per_worker(streams.get("cluster.uplink.bandwidth"), n),
-            c.uplink.latency.per_worker(streams.get("cluster.uplink.latency"), n),
+            c.uplink.latency.per_worker(streams.get("cluster.uplink.latency"), n) + message_s,
             c.downlink.bandwidth.per_worker(streams.get("cluster.downlink.bandwidth"), n),
-            c.downlink.latency.per_worker(streams.get("cluster.downlink.latency"), n),
+            c.downlink.latency.per_worker(streams.get("cluster.downlink.latency"), n) + message_s,
             c.server.ingress,
             c.server.egress,
             faulty=bool(self.scenario.faults),

@@ -48,10 +48,17 @@ class LinkSpec:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """The PS network card: capacities shared max-min fairly by concurrent transfers."""
+    """The PS: its network card (capacities shared max-min fairly by concurrent transfers)
+    and the software costs a real system adds (``ashlsim calibrate`` measures them)."""
 
     ingress: float = spec(1.25e8, real(0, exclusive_min=True, allow_inf=True), "bytes/s")
     egress: float = spec(1.25e8, real(0, exclusive_min=True, allow_inf=True), "bytes/s")
+    message_s: float = spec(
+        0.0,
+        real(0),
+        "s of software cost per message (serializing, sockets), on every pull and push",
+    )
+    apply_s: float = spec(0.0, real(0), "s the PS is busy with each push, one push at a time")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ PACKAGE = Path(ashlsim.__file__).resolve().parent
 SHARED = [*PACKAGE.glob("engine*.py"), *(PACKAGE / "cluster").glob("*.py"),
           PACKAGE / "results.py", PACKAGE / "cli.py", PACKAGE / "scenario.py",
           PACKAGE / "simport.py", PACKAGE / "runloop.py", PACKAGE / "faults.py",
-          PACKAGE / "training.py", PACKAGE / "compression.py"]  # fmt: skip
+          PACKAGE / "training.py", PACKAGE / "compression.py",
+          *[PACKAGE / "emulator" / f for f in ("ps.py", "wire.py", "worker.py")]]  # fmt: skip
 # scheme names, and parameters only one scheme has
 NAMES = [*STRATEGIES, "backup_workers", "h_ahl", "h_shl", "loss_preset", "s_preset", "r_preset",
          "min_commit_steps", "tau_0", "profile_iters", "switch_epochs"]  # fmt: skip
@@ -78,3 +79,18 @@ def test_the_import_graph_has_no_cycle():
 
     for module in list(edges):
         visit(module, [])
+
+
+def test_the_emulator_drives_the_same_strategy_classes():
+    from ashlsim.emulator import Emulation
+    from ashlsim.strategies.base import Port
+
+    for name in ("bsp", "ssp", "ashl"):
+        emulation = Emulation(ashlsim.Scenario().with_overrides({"strategy.name": name}))
+        try:
+            assert type(emulation.strategy) is STRATEGIES[name]
+            port = emulation.strategy.port
+            missing = [m for m in dir(Port) if not m.startswith("_") and not hasattr(port, m)]
+            assert not missing, missing
+        finally:
+            emulation.close()

@@ -315,6 +315,9 @@ class Worker:
                     yield network.flow(index, push_bytes, "push")
             else:
                 yield env.timeout(fixed)
+            if sim.apply_s:  # the PS handles one push at a time
+                sim.ps_free_at = max(env.now, sim.ps_free_at) + sim.apply_s
+                yield env.timeout(sim.ps_free_at - env.now)
             push_s = pushed(start, env.now, push_bytes)
             update = Update(
                 index,

@@ -157,7 +157,17 @@ class RemoteWorker(Worker):
             pull_s = record.pulled(start, compute_start, pull_bytes) if params is not None else 0.0
             record.computed(compute_start, compute_start + busy_s, steps, steps * batch)
             sim.costs.append(
-                (index, seq, compute_s, math_s, busy_s, overhead, serialize_s, sent_bytes, got_bytes)
+                (
+                    index,
+                    seq,
+                    compute_s,
+                    math_s,
+                    busy_s,
+                    overhead,
+                    serialize_s,
+                    sent_bytes,
+                    got_bytes,
+                )
             )
 
             self.phase = "push"
@@ -193,6 +203,7 @@ class Emulation(Simulation):
     (``python -m ashlsim.emulator.worker HOST:PORT --index I --token T``)."""
 
     engine = "emulator"
+    models_software = False  # its software costs are real
     worker_class = RemoteWorker
     port_class = EmuPort
 
@@ -216,7 +227,7 @@ class Emulation(Simulation):
         super().__init__(scenario, seed, events)
         self.server.defer = False  # every push is applied, in real time, when it arrives
         self.costs: list[tuple] = []  # one row per iteration (``Result.tables['emulation']``)
-        self.apply_s: list[float] = []
+        self.apply_s: list[tuple] = []  # (time_s, pushes, seconds) of each application
         self._time_apply()
         self.token = secrets.token_hex(8)
         self.spawning = spawn
@@ -225,7 +236,8 @@ class Emulation(Simulation):
         self._selector = selectors.DefaultSelector()
         self._listener = _listen(listen)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
-        self.address = "%s:%d" % self._listener.getsockname()[:2]
+        host, port = self._listener.getsockname()[:2]
+        self.address = f"{host}:{port}"
         self.t0 = time.perf_counter()
         self.started = self.closed = False
 
@@ -242,7 +254,7 @@ class Emulation(Simulation):
         def timed(updates, scale=1.0):
             started = clock()
             apply(updates, scale)
-            self.apply_s.append(clock() - started)
+            self.apply_s.append((self.env.now, len(updates), clock() - started))
 
         server.apply = timed
 
@@ -439,6 +451,9 @@ class Emulation(Simulation):
         self.start_workers()
         result = super().run()
         result.tables["emulation"] = self.cost_table()
+        result.tables["server"] = pd.DataFrame(
+            self.apply_s, columns=["time_s", "pushes", "apply_s"]
+        )
         return result
 
     def cost_table(self) -> pd.DataFrame:
@@ -462,7 +477,9 @@ def _listen(address: str) -> socket.socket:
     try:
         host, port = wire.parse_address(address)
     except ValueError:
-        raise ScenarioError("listen", address, "HOST:PORT, e.g. 127.0.0.1:0 or 0.0.0.0:7070")
+        raise ScenarioError(
+            "listen", address, "HOST:PORT, e.g. 127.0.0.1:0 or 0.0.0.0:7070"
+        ) from None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -470,7 +487,9 @@ def _listen(address: str) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ScenarioError("listen", address, f"an address this machine can bind ({exc.strerror})")
+        raise ScenarioError(
+            "listen", address, f"an address this machine can bind ({exc.strerror})"
+        ) from None
     sock.listen(64)
     return sock
 

@@ -47,7 +47,9 @@ class RemoteTrainee:
         s = scenario
         self.data = load_dataset(s.data, self.streams.get("data"), np.dtype(s.model.dtype))
         self.model = build_model(s.model, self.data.n_features, self.data.n_classes)
-        self.trainer = None if self.model is None else LocalTrainer(self.model, self.data, s.training)
+        self.trainer = (
+            None if self.model is None else LocalTrainer(self.model, self.data, s.training)
+        )
         self.velocity = None
         self.optimizer_resets = 0
         self.last_work = None
