@@ -81,7 +81,7 @@ def _cmd_emulate(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
-    from .emulator.calibrate import calibrate
+    from .emulator import calibrate
 
     scenario = resolve_scenario(args.scenario, None, args.set)
     if not args.seconds > 0:

@@ -24,8 +24,11 @@ CORE = ["bsp", "asp", "ssp(staleness=3)", "local_sgd(local_steps=2)", "ashl"]
 ADAPTIVE = ["adsp", "adacomm", "bsp(backup_workers=1)"]
 
 
-def arguments(description: str, seeds: int = 6) -> argparse.Namespace:
+def arguments(description: str, seeds: int = 6, extra=()) -> argparse.Namespace:
+    """The common flags, plus ``extra``: (flag, add_argument keywords) pairs."""
     parser = argparse.ArgumentParser(description=description)
+    for flag, options in extra:
+        parser.add_argument(flag, **options)
     parser.add_argument("--quick", action="store_true", help="fewer seeds and shorter runs")
     parser.add_argument("--seeds", type=int, default=None, help=f"seeds (default {seeds})")
     parser.add_argument("--out", type=Path, default=None, help="output folder")

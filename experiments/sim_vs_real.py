@@ -2,7 +2,7 @@
 each run by the simulator and by the emulator (``ashlsim emulate``) with the same seed, for
 docs/SIM_VS_REAL.md.
 
-    python experiments/sim_vs_real.py [--quick] [--seeds 1] [--quiet]
+    python experiments/sim_vs_real.py [--quick] [--seeds 1] [--repeat] [--quiet]
 
 Scenarios: ``compute_bound`` (6 workers, log-normal speeds, links and PS card far from busy),
 ``ps_bound`` (6 workers pushing a 1 MB virtual model through a 25 MB/s PS card), and
@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import math
 
+import _common
 import numpy as np
 import pandas as pd
-from _common import CORE, QUIET, ROOT, Timer, arguments, output
+from _common import CORE, ROOT, Timer, arguments, output
 
 from ashlsim import Scenario, load_scenario, run
 from ashlsim.compare import parse_strategy_label
@@ -113,12 +114,19 @@ def rel(predicted, measured):
     return (predicted - measured) / measured if measured else math.nan
 
 
-def compare_one(label: str, scenario: Scenario, seed: int, calibrated: Scenario):
-    """One scheme, one seed: the emulator's measurement and both predictions."""
+def compare_one(label: str, scenario: Scenario, seed: int, calibrated: Scenario, repeat=False):
+    """One scheme, one seed: the emulator's measurement and both predictions (with ``repeat``
+    also a second emulation, "predicting" the first: the floor no model can beat)."""
     emu = emulate(scenario, seed=seed, events=True)
     runs, workers = [], []
-    for model, s in (("default", scenario), ("calibrated", calibrated)):
-        sim = run(s, seed=seed, events=True)
+    models = [("default", scenario), ("calibrated", calibrated)]
+    if repeat:
+        models.append(("emulator_again", None))
+    for model, s in models:
+        if s is None:
+            sim = emulate(scenario, seed=seed, events=True)
+        else:
+            sim = run(s, seed=seed, events=True)
         until = min(sim.elapsed_s, emu.elapsed_s)
         predicted, measured = facts(sim), facts(emu)
         row = {"scenario": scenario.name, "scheme": label, "seed": seed, "model": model}
@@ -168,7 +176,7 @@ def summarize(runs: pd.DataFrame, workers: pd.DataFrame) -> pd.DataFrame:
                 "updates_per_s": _median_err(part, "updates_per_s"),
                 "bytes": _median_err(part, "bytes"),
                 "bsp_round": _median_err(bsp, "round_s"),
-                "idle_share_gap": f"{100 * (w['idle_share_sim'] - w['idle_share_emu']).abs().median():.1f} pts",
+                "idle_share_gap": _idle_gap(w),
                 "reached_both": f"{len(both)}/{len(part)}",
                 "reached_one_only": int(
                     (
@@ -178,6 +186,13 @@ def summarize(runs: pd.DataFrame, workers: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _idle_gap(w: pd.DataFrame) -> str:
+    """Median absolute gap in idle share, over the workers that wait (> 1 % idle in either)."""
+    waiting = w[w[["idle_share_sim", "idle_share_emu"]].max(axis=1) > 0.01]
+    gap = (waiting["idle_share_sim"] - waiting["idle_share_emu"]).abs()
+    return f"{100 * gap.median():.1f} pts (n={len(gap)}, max {100 * gap.max():.1f})"
 
 
 def _median_err(part: pd.DataFrame, key: str) -> str:
@@ -231,23 +246,21 @@ def figure(runs: pd.DataFrame, workers: pd.DataFrame, path) -> None:
 
     from ashlsim.plots import scheme_color
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.6), layout="constrained")
     for ax, frame, x, y, title in (
         (axes[0], runs, "time_to_target_s_emu", "time_to_target_s_sim",
          f"time to {TARGET:.0%} accuracy (s)"),
         (axes[1], workers, "iterations_emu", "iterations_sim", "iterations per worker"),
     ):  # fmt: skip
         for (model, scheme), part in frame.groupby(["model", "scheme"], sort=False):
-            name = parse_strategy_label(scheme)["strategy"]["name"]
-            ax.scatter(
-                part[x],
-                part[y],
-                s=28,
-                marker="o" if model == "default" else "x",
-                facecolors="none" if model == "default" else scheme_color(name),
-                edgecolors=scheme_color(name),
-                label=f"{scheme} ({model})",
+            name = parse_strategy_label(scheme)["strategy.name"]
+            color = scheme_color(name)
+            style = (
+                {"marker": "o", "facecolors": "none", "edgecolors": color}
+                if model == "default"
+                else {"marker": "x", "c": color}
             )
+            ax.scatter(part[x], part[y], s=28, label=f"{scheme} ({model})", **style)
         values = frame[[x, y]].to_numpy(dtype=float)
         values = values[np.isfinite(values).all(axis=1) & (values > 0).all(axis=1)]
         low, high = values.min() * 0.8, values.max() * 1.25
@@ -257,22 +270,43 @@ def figure(runs: pd.DataFrame, workers: pd.DataFrame, path) -> None:
         ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high),
                xlabel=f"measured on real processes: {title}",
                ylabel=f"predicted by the simulator: {title}")  # fmt: skip
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    for ax in axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(NullFormatter())
     axes[0].set_title("time to target (runs where both reached it)")
     axes[1].set_title("per-worker iterations over the same span")
     handles, labels = axes[1].get_legend_handles_labels()
-    axes[1].legend(handles, labels, fontsize=7, loc="upper left", ncol=2)
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncol=4)
     fig.suptitle("Simulator vs emulator (o: default simulator, x: calibrated on this machine)")
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 def main() -> None:
-    args = arguments(__doc__.splitlines()[0], seeds=1)
+    args = arguments(
+        __doc__.splitlines()[0],
+        seeds=1,
+        extra=[
+            (
+                "--repeat",
+                {
+                    "action": "store_true",
+                    "help": "emulate seed 0 twice: how far the emulator is from itself",
+                },
+            )
+        ],
+    )
     out = output("sim_vs_real", args)
     schemes = ["bsp", "asp", "ashl"] if args.quick else CORE
     seeds = list(range(args.seeds))
     calibrations, runs, workers = [], [], []
-    bar = CountProgress(len(SCENARIOS) * len(schemes) * len(seeds), "sim vs real", quiet=QUIET)
+    bar = CountProgress(
+        len(SCENARIOS) * len(schemes) * len(seeds), "sim vs real", quiet=_common.QUIET
+    )
     with Timer() as timer:
         for make in SCENARIOS:
             base = make()
@@ -284,7 +318,7 @@ def main() -> None:
                 scenario = base.with_overrides(parse_strategy_label(label))
                 cal = calibrated.with_overrides(parse_strategy_label(label))
                 for seed in seeds:
-                    r, w = compare_one(label, scenario, seed, cal)
+                    r, w = compare_one(label, scenario, seed, cal, args.repeat and seed == 0)
                     runs += r
                     workers += w
                     bar(f"{base.name} {label} seed {seed}")

@@ -243,3 +243,44 @@ def test_an_emulation_needs_a_time_limit_and_a_good_address(capsys):
     assert "stop.time_s" in capsys.readouterr().err
     assert main(["emulate", "--listen", "nowhere", "--set", "stop.time_s=1"]) == 2
     assert "listen" in capsys.readouterr().err
+
+
+def test_calibrate_writes_the_measured_costs_into_a_scenario(tmp_path, capsys):
+    from ashlsim import load_scenario
+
+    path = tmp_path / "calibrated.yaml"
+    argv = ["calibrate", "--seconds", "1", "--set", "cluster.workers=2", "--out", str(path)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "message_s" in printed and "apply_s" in printed
+    s = load_scenario(path)
+    assert s.cluster.workers == 2
+    # a real message costs something, and less than the iteration it rides on (~16 ms)
+    assert 1e-6 < s.cluster.server.message_s < 0.01
+    assert 0 < s.cluster.server.apply_s < 0.01
+    assert main(["calibrate", "--seconds", "0"]) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", ["ashl", "ssp(staleness=2)", "local_sgd(local_steps=3)"])
+def test_the_other_schemes_agree_too(label):
+    # ASHL: profiling, resharding, a stage switch, per-worker top-K on the real workers; SSP:
+    # cached reads from the worker's own model; Local SGD: H local steps. Tolerance: per-worker
+    # iterations over the shorter run within 10 % (docs/SIM_VS_REAL.md measures ~2 %)
+    from ashlsim.compare import parse_strategy_label
+
+    s = scenario(cluster={"workers": 4, "speed": [2000, 1000, 1000, 500]}, stop={"time_s": 4.0})
+    s = s.with_overrides(parse_strategy_label(label))
+    sim, emu = run(s, seed=0, events=True), emulate(s, seed=0, events=True)
+    until = min(sim.elapsed_s, emu.elapsed_s)
+
+    def computes(result):
+        e = result.events
+        done = e[(e["kind"] == "compute") & (e["end_s"] <= until)]
+        return done.groupby("worker").size().reindex(range(4), fill_value=0).to_numpy()
+
+    np.testing.assert_allclose(computes(emu), computes(sim), rtol=0.10, atol=1)
+    assert list(emu.stage_changes.get("to_stage", [])) == list(
+        sim.stage_changes.get("to_stage", [])
+    )
+    assert emu.history["accuracy"].iloc[-1] > 0.8

@@ -15,7 +15,7 @@ __all__ = ["Emulation", "EmulationError", "calibrate", "emulate"]
 
 def __getattr__(name):
     if name == "calibrate":
-        from .calibrate import calibrate
+        from .calibration import calibrate
 
         return calibrate
     if name in __all__:
