@@ -423,13 +423,18 @@ def build_parser() -> argparse.ArgumentParser:
             help="override a scenario field, e.g. --set cluster.workers=4 (repeatable)",
         )
 
+    def one_run_args(p, out):  # run and emulate
+        scenario_args(p)
+        p.add_argument("--out", default=out, help=f"output folder (default: {out})")
+        p.add_argument("--seed", type=int, help="override the scenario's seed")
+        p.add_argument("--events", action="store_true", help="also write events.csv (Gantt data)")
+        p.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bar")
+        p.add_argument(
+            "--format", default="png", choices=["png", "pdf", "svg"], help="figure format"
+        )
+
     p = sub.add_parser("run", help="run one scenario and write its results")
-    scenario_args(p)
-    p.add_argument("--out", default="ashlsim-out", help="output folder (default: ashlsim-out)")
-    p.add_argument("--seed", type=int, help="override the scenario's seed")
-    p.add_argument("--events", action="store_true", help="also write events.csv (Gantt data)")
-    p.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="figure format")
+    one_run_args(p, "ashlsim-out")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser(
@@ -440,12 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
         "links are shaped to the scenario's. Writes the same files as run, times in measured "
         "seconds (docs/SIM_VS_REAL.md).",
     )
-    scenario_args(p)
-    p.add_argument("--out", default="ashlsim-emulate", help="output folder")
-    p.add_argument("--seed", type=int, help="override the scenario's seed")
-    p.add_argument("--events", action="store_true", help="also write events.csv (Gantt data)")
-    p.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="figure format")
+    one_run_args(p, "ashlsim-emulate")
     p.add_argument(
         "--listen", default="127.0.0.1:0", help="HOST:PORT workers connect to (port 0: any)"
     )
@@ -464,9 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(serializing, sockets) and per push applied by the PS. Writes them as "
         "cluster.server.message_s and apply_s.",
     )
-    p.add_argument("scenario", nargs="?", help="scenario YAML (default: the built-in one)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                   help="override a scenario field (repeatable)")  # fmt: skip
+    scenario_args(p, strategy=False)
     p.add_argument("--seconds", type=float, default=5.0, help="emulated seconds (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the probe run")
     p.add_argument("--out", help="write the calibrated scenario to this YAML file")
