@@ -51,7 +51,8 @@ class SimPort:
         sim = self._sim
         kept = spec.ratio if ratio is None else ratio
         dense = spec.name == "identity" or kept >= 1.0
-        rng = sim.streams.get("compression", worker)
+        # only random-K draws (a stream costs ~10 us to make: 10,000 workers at every switch)
+        rng = sim.streams.get("compression", worker) if spec.name == "randk" else None
         model = sim.model
         layered = spec.scope == "layer" and spec.name == "topk" and model.segments is not None
         segments = model.segments if layered else None

@@ -91,3 +91,26 @@ def test_a_batch_larger_than_the_training_set_is_refused():
 
     with pytest.raises(ScenarioError, match="training.batch_size"):
         ashlsim.run(make(training={"batch_size": 100_000}))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_lean_standardisation_is_the_plain_formula_bit_for_bit(dtype):
+    # load_dataset standardises in place and gathers in chunks to keep big synthetic sets
+    # small in memory; the values must be those of the plain expressions
+    from ashlsim import Scenario
+    from ashlsim.data import _raw, load_dataset
+    from ashlsim.rng import Streams
+
+    spec = Scenario().with_overrides({"data": {"name": "synthetic", "n_samples": 70000}}).data
+    got = load_dataset(spec, Streams(5).get("data"), dtype)
+    rng = Streams(5).get("data")
+    X, y = _raw(spec, rng)
+    X = np.asarray(X, dtype=np.float64)
+    order = rng.permutation(len(y))
+    n_test = max(1, int(round(spec.test_fraction * len(y))))
+    test, train = order[:n_test], order[n_test:]
+    mean, std = X[train].mean(axis=0), X[train].std(axis=0)
+    std[std == 0] = 1.0
+    X = (X - mean) / std
+    np.testing.assert_array_equal(got.X_train, np.ascontiguousarray(X[train], dtype=dtype))
+    np.testing.assert_array_equal(got.X_test, np.ascontiguousarray(X[test], dtype=dtype))
