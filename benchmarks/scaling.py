@@ -67,7 +67,17 @@ def measure(n, scheme, model, time_s, queue):
     host = time.perf_counter() - start
     iterations = int(result.workers["iterations"].sum())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((iterations, host, peak_mb))
+    queue.put((iterations, host, peak_mb, resident_mb()))
+
+
+def resident_mb() -> float:
+    """Memory in use now (Linux; NaN elsewhere): the run's own, where the peak is often the
+    data set's generation (scikit-learn's make_classification)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        return float("nan")
 
 
 def run_isolated(*args):
@@ -84,7 +94,7 @@ def calibrate(n, scheme, model, iterations):
     """Simulated seconds that give about ``iterations`` worker-iterations (from a short run)."""
     probe = 0.5
     while True:
-        its, _, _ = run_isolated(n, scheme, model, probe)
+        its = run_isolated(n, scheme, model, probe)[0]
         if its >= min(iterations / 10, 2000):
             return probe * iterations / its
         probe *= 4
@@ -95,22 +105,23 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="16,64,256,1024")
     parser.add_argument("--iterations", type=int, default=30000, help="worker-iterations per run")
     parser.add_argument("--schemes", default="bsp,asp")
+    parser.add_argument("--models", default="softmax,none,none-free")
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",")]
     print(f"{'model':8} {'scheme':6} {'N':>5} {'iterations':>10} {'host s':>7} "
-          f"{'us/iter':>8} {'vs N=' + str(sizes[0]):>8} {'peak MB':>8}")  # fmt: skip
-    for model in ("softmax", "none", "none-free"):
+          f"{'us/iter':>8} {'vs N=' + str(sizes[0]):>8} {'peak MB':>8} {'end MB':>7}")  # fmt: skip
+    for model in args.models.split(","):
         for scheme in args.schemes.split(","):
             base = None
             for n in sizes:
                 # at least 40 iterations per worker, so per-worker start-up costs are amortised
                 time_s = calibrate(n, scheme, model, max(args.iterations, 40 * n))
-                its, host, peak = run_isolated(n, scheme, model, time_s)
+                its, host, peak, end = run_isolated(n, scheme, model, time_s)
                 per = host / its * 1e6
                 base = base or per
                 print(
                     f"{model:8} {scheme:6} {n:>5} {its:>10,} {host:>7.2f} {per:>8.1f} "
-                    f"{per / base:>8.2f} {peak:>8.0f}",
+                    f"{per / base:>8.2f} {peak:>8.0f} {end:>7.0f}",
                     flush=True,
                 )
     print("model none: timing-only (no SGD) under PS contention; none-free: timing-only with an")
