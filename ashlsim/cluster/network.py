@@ -17,7 +17,7 @@ import simpy
 
 
 class _Flow:
-    __slots__ = ("cap", "done", "where", "key", "stamp", "remaining", "since", "timed")
+    __slots__ = ("cap", "done", "where", "key", "stamp", "remaining", "since", "timed", "seq")
 
     def __init__(self, cap: float, done: simpy.Event | None):
         self.cap, self.done = cap, done
@@ -73,6 +73,11 @@ class SharedCapacity:
         self._wakeup_at = math.inf
         self._timed_done_cb = self._timed_done  # one bound method, recognised by identity
         self._reserved: list = []  # (start time, seq, flow): reserved, not started yet
+        # Capped timed flows whose entry in ``_capped_caps`` is not pushed yet (insertion
+        # ordered; each holds the seq of that entry): only sharing looks at that heap, and
+        # most timed flows finish before any sharing, so their entries are pushed when
+        # ``_settle`` needs them, with the seq they would have had: the heap's order is the same
+        self._unheaped: dict = {}
         self._reserved_caps = 0.0
         self._expected = 0.0  # caps of transfers announced to join after their latency
 
@@ -153,7 +158,9 @@ class SharedCapacity:
             flow.where, flow.since = "capped", at
             flow.key = at + flow.remaining / flow.cap
             self._capped_rate += flow.cap
-            self._push(self._capped_caps, -flow.cap, flow)
+            self._seq += 1
+            flow.seq = self._seq
+            self._unheaped[flow] = None
         if not reserved:
             self._reserved_caps = 0.0  # no drift from float sums
 
@@ -217,7 +224,11 @@ class SharedCapacity:
         self._capped_rate += flow.cap
         if not flow.timed:  # a timed flow finishes by its own timeout
             self._push(self._k_finish, flow.key, flow)
-        self._push(self._capped_caps, -flow.cap, flow)
+            self._push(self._capped_caps, -flow.cap, flow)
+        else:
+            self._seq += 1
+            flow.seq = self._seq
+            self._unheaped[flow] = None
 
     def _take(self, flow: _Flow) -> float:
         """Remove ``flow`` from its set; its bytes left now."""
@@ -227,6 +238,8 @@ class SharedCapacity:
         else:
             self._capped_rate -= flow.cap
             left = flow.remaining - flow.cap * (self.env.now - flow.since)
+            if self._unheaped:
+                self._unheaped.pop(flow, None)
         flow.where = None
         flow.stamp += 1
         return max(left, 0.0)
@@ -242,6 +255,11 @@ class SharedCapacity:
         schedule the next completion."""
         if not self._count:
             self._capped_rate = 0.0  # no drift from float sums
+        if self._unheaped:
+            heap = self._capped_caps
+            for flow in self._unheaped:
+                heapq.heappush(heap, (-flow.cap, flow.seq, flow.stamp, flow))
+            self._unheaped.clear()
         while True:
             level = self.level
             low = self._top(self._level_caps, "level")
@@ -304,7 +322,10 @@ class SharedCapacity:
         flow = event.flow
         if self._reserved:
             self._start_reserved()
-        self._advance()
+        if self._n_level:
+            self._advance()
+        else:
+            self._last = self.env.now
         self._take(flow)
         self._count -= 1
         if not self._count:
