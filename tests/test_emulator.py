@@ -189,13 +189,17 @@ def test_workers_started_by_hand_join_through_the_address():
     assert result.history["version"].iloc[-1] > 3
 
 
-def test_a_worker_that_fails_is_reported_with_its_output(monkeypatch):
+def test_a_worker_that_fails_is_reported_with_its_output(monkeypatch, tmp_path):
     s = scenario(strategy={"name": "asp"}, stop={"time_s": 1.0})
     emulation = Emulation(s, seed=0)
-    # a worker process that exits at once: reported, and nothing is left running
-    monkeypatch.setattr(sys, "executable", "/bin/false")
+    # a worker process that says why and exits at once: reported with what it said, and
+    # nothing is left running
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\necho 'no module named numpy' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(broken))
     try:
-        with pytest.raises(EmulationError, match="worker 0"):
+        with pytest.raises(EmulationError, match="(?s)worker 0 exited with code 3.*numpy"):
             emulation.run()
     finally:
         emulation.close()
@@ -239,10 +243,17 @@ def test_the_command_line_writes_a_run_in_measured_seconds(tmp_path, capsys):
 
 
 def test_an_emulation_needs_a_time_limit_and_a_good_address(capsys):
+    import tempfile
+
+    logs = Path(tempfile.gettempdir())
+    before = set(logs.glob("ashlsim-emulate-*"))
     assert main(["emulate", "--set", "stop.time_s=null", "--set", "stop.epochs=1"]) == 2
     assert "stop.time_s" in capsys.readouterr().err
     assert main(["emulate", "--listen", "nowhere", "--set", "stop.time_s=1"]) == 2
     assert "listen" in capsys.readouterr().err
+    assert main(["emulate", "--listen", "192.0.2.1:7070", "--set", "stop.time_s=1"]) == 2
+    assert "an address this machine can bind" in capsys.readouterr().err
+    assert set(logs.glob("ashlsim-emulate-*")) == before  # nothing left behind
 
 
 def test_calibrate_writes_the_measured_costs_into_a_scenario(tmp_path, capsys):

@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pandas as pd
 import simpy
@@ -232,9 +231,10 @@ class Emulation(Simulation):
         self.token = secrets.token_hex(8)
         self.spawning = spawn
         self.announce = announce  # fn(line): how to start the workers by hand (spawn=False)
-        self._logs = Path(tempfile.mkdtemp(prefix="ashlsim-emulate-"))
+        self._listener = _listen(listen)  # first: a bad address leaves nothing behind
+        # each worker's output, in an unnamed file (nothing to clean up, even after SIGKILL)
+        self._logs: dict[int, object] = {}
         self._selector = selectors.DefaultSelector()
-        self._listener = _listen(listen)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         host, port = self._listener.getsockname()[:2]
         self.address = f"{host}:{port}"
@@ -262,14 +262,15 @@ class Emulation(Simulation):
     def spawn(self, index: int) -> None:
         """Start worker process ``index`` (it connects back to us)."""
         worker = self.workers[index]
-        log = open(self._logs / f"worker-{index}.log", "ab")  # noqa: SIM115 - kept for the tail
+        log = self._logs.get(index)
+        if log is None:  # one file per worker, kept for the tail of its output
+            log = self._logs[index] = tempfile.TemporaryFile()  # noqa: SIM115
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         command = [sys.executable, "-m", "ashlsim.emulator.worker", self.address]
         command += ["--index", str(index), "--token", self.token, "--parent", str(os.getpid())]
         worker.os_process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
         )
-        log.close()
 
     def start_workers(self) -> None:
         """Start (or wait for) every worker; return when all are connected and ready. The
@@ -389,8 +390,11 @@ class Emulation(Simulation):
     def _tails(self, indices) -> str:
         lines = []
         for index in indices[:3]:
-            path = self._logs / f"worker-{index}.log"
-            text = path.read_text(errors="replace").strip() if path.exists() else ""
+            log = self._logs.get(index)
+            if log is None:
+                continue
+            log.seek(0)
+            text = log.read().decode(errors="replace").strip()
             if text:
                 lines.append(f"--- worker {index}:\n" + "\n".join(text.splitlines()[-12:]))
         return ("\n" + "\n".join(lines)) if lines else ""
@@ -419,9 +423,8 @@ class Emulation(Simulation):
             self.disconnect(worker)
         self._selector.close()
         self._listener.close()
-        for path in self._logs.glob("*"):
-            path.unlink()
-        self._logs.rmdir()
+        for log in self._logs.values():
+            log.close()
 
     # ---- running ------------------------------------------------------------------------------
     def _run_guarded(self) -> None:
