@@ -178,14 +178,20 @@ def randk(ratio: float, rng: np.random.Generator, error_feedback: bool = False) 
     return _with_feedback(select, error_feedback)
 
 
-def build_compressor(
-    spec_: CompressionSpec, rng: np.random.Generator, ratio: float | None = None, segments=None
-):
+def layer_segments(spec_: CompressionSpec, segments):
+    """The tensor sizes a compressor works through one at a time: the model's ``segments`` for
+    top-K per layer (``scope: layer``), else None (the whole vector)."""
+    return segments if spec_.name == "topk" and spec_.scope == "layer" else None
+
+
+def build_compressor(spec_: CompressionSpec, rng, ratio: float | None = None, segments=None):
     """The compressor a ``compression:`` block describes (``ratio`` overrides the block's;
-    ``segments``: the model's tensor sizes, used when ``scope`` is ``layer``)."""
+    ``segments``: the model's tensor sizes, used when ``scope`` is ``layer``). ``rng``: a
+    ``numpy.random.Generator``, or a function that makes one, called only by a compressor
+    that draws (random-K): making a stream costs ~10 us, for each of 10,000 workers."""
     ratio = spec_.ratio if ratio is None else ratio
     if spec_.name == "identity" or ratio >= 1.0 and not spec_.error_feedback:
         return identity()
     if spec_.name == "topk":
-        return topk(ratio, spec_.error_feedback, segments if spec_.scope == "layer" else None)
-    return randk(ratio, rng, spec_.error_feedback)
+        return topk(ratio, spec_.error_feedback, layer_segments(spec_, segments))
+    return randk(ratio, rng() if callable(rng) else rng, spec_.error_feedback)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from .compression import build_compressor
+from .compression import build_compressor, layer_segments
 from .data import partition
 
 
@@ -51,14 +51,11 @@ class SimPort:
         sim = self._sim
         kept = spec.ratio if ratio is None else ratio
         dense = spec.name == "identity" or kept >= 1.0
-        # only random-K draws (a stream costs ~10 us to make: 10,000 workers at every switch)
-        rng = sim.streams.get("compression", worker) if spec.name == "randk" else None
-        model = sim.model
-        layered = spec.scope == "layer" and spec.name == "topk" and model.segments is not None
-        segments = model.segments if layered else None
-        sim.workers[worker].set_compressor(
-            build_compressor(spec, rng, ratio, segments), None if dense else kept, segments
+        segments = layer_segments(spec, sim.model.segments)
+        compressor = build_compressor(
+            spec, lambda: sim.streams.get("compression", worker), ratio, segments
         )
+        sim.workers[worker].set_compressor(compressor, None if dense else kept, segments)
 
     def is_down(self, worker: int) -> bool:
         return self._sim.workers[worker].down

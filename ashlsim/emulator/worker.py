@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from ..blas import blas_threads
-from ..compression import CompressionSpec, build_compressor, identity
+from ..compression import CompressionSpec, build_compressor, identity, layer_segments
 from ..data import load_dataset
 from ..models import build_model
 from ..rng import Streams
@@ -61,10 +61,12 @@ class RemoteTrainee:
         model = self.model
         if model is None:  # timing only: nothing is computed, nothing compressed
             return
-        layered = spec.scope == "layer" and spec.name == "topk" and model.segments is not None
-        segments = model.segments if layered else None
-        rng = self.streams.get("compression", self.index)  # the simulator's stream
-        self.compressor = build_compressor(spec, rng, ratio, segments)
+        self.compressor = build_compressor(
+            spec,
+            lambda: self.streams.get("compression", self.index),  # the simulator's stream
+            ratio,
+            layer_segments(spec, model.segments),
+        )
         self.compress_state = self.compressor.init(model.size)
 
     def compute(self, job: dict):
