@@ -11,19 +11,8 @@ from reference_network import ReferenceSharedCapacity
 
 from ashlsim.cluster import Network, SharedCapacity
 
-
-def transfer(net, worker, nbytes, direction="push"):
-    """One transfer as a worker makes it (``cluster/worker.py``): one timeout when nothing can
-    slow it (``fixed_time``), else ``begin`` (the latency, or latency and flow reserved as one)
-    and, unless reserved whole, a ``flow`` through the PS card."""
-    fixed = net.fixed_time(worker, nbytes, direction)
-    if fixed is not None:
-        yield net.env.timeout(fixed)
-        return
-    event, whole = net.begin(worker, nbytes, direction)
-    yield event
-    if not whole:
-        yield net.flow(worker, nbytes, direction)
+# (start s, bytes, link cap) of one transfer; 1e9: a link faster than any card here
+FLOW = st.tuples(st.floats(0, 5), st.floats(1, 1000), st.sampled_from([5.0, 20.0, 50.0, 1e9]))
 
 
 def finish_times(starts, sizes, caps, capacity, latency=0.0):
@@ -40,7 +29,7 @@ def finish_times(starts, sizes, caps, capacity, latency=0.0):
 
     def push(i):
         yield env.timeout(starts[i])
-        yield from transfer(net, i, sizes[i])
+        yield from net.move(i, sizes[i], "push")
         done[i] = env.now
 
     for i in range(n):
@@ -133,7 +122,7 @@ def _finish_with(cls, starts, sizes, caps, capacity, cap_changes=(), timed=False
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.floats(0, 5), st.floats(1, 1000), st.sampled_from([5.0, 20.0, 50.0, 1e9])),
+        FLOW,
         min_size=1,
         max_size=25,
     ),
@@ -255,7 +244,7 @@ def test_books_stay_small_over_many_transfers():
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
-        st.tuples(st.floats(0, 5), st.floats(1, 1000), st.sampled_from([5.0, 20.0, 50.0, 1e9])),
+        FLOW,
         min_size=2,
         max_size=12,
     ),

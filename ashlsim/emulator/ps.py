@@ -123,10 +123,7 @@ class RemoteWorker(Worker):
             else:
                 params, version = server.snapshot()
                 self.cache_version = version
-                event, whole = network.begin(index, pull_bytes, "pull")
-                yield event
-                if not whole:
-                    yield network.flow(index, pull_bytes, "pull")
+                yield from network.move(index, pull_bytes, "pull")
             pull_end = env.now
 
             self.phase = "compute"
@@ -172,10 +169,7 @@ class RemoteWorker(Worker):
             self.phase = "push"
             start = compute_start + busy_s
             push_bytes = self.push_bytes
-            event, whole = network.begin(index, push_bytes, "push")
-            yield event
-            if not whole:
-                yield network.flow(index, push_bytes, "push")
+            yield from network.move(index, push_bytes, "push")
             push_s = record.pushed(start, env.now, push_bytes)
             update = Update(
                 index,
