@@ -34,10 +34,15 @@ def send(sock: socket.socket, message) -> int:
 
 def recv(sock: socket.socket):
     """Receive one message (blocking)."""
-    (length,) = HEADER.unpack(_exactly(sock, HEADER.size))
+    return pickle.loads(_exactly(sock, _length(_exactly(sock, HEADER.size))))
+
+
+def _length(header) -> int:
+    """The payload length a frame's header gives (a foreign stream's is refused)."""
+    (length,) = HEADER.unpack_from(header)
     if length > MAX_FRAME:
         raise Closed(f"a frame of {length} bytes: not an ashlsim peer")
-    return pickle.loads(_exactly(sock, length))
+    return length
 
 
 def _exactly(sock: socket.socket, n: int) -> bytes:
@@ -75,10 +80,7 @@ class Reader:
         buf += chunk
         out = []
         while len(buf) >= HEADER.size:
-            (length,) = HEADER.unpack_from(buf)
-            if length > MAX_FRAME:
-                raise Closed(f"a frame of {length} bytes: not an ashlsim peer")
-            end = HEADER.size + length
+            end = HEADER.size + _length(buf)
             if len(buf) < end:
                 break
             out.append((pickle.loads(bytes(buf[HEADER.size : end])), end))
