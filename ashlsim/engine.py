@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import simpy
 
 from .blas import blas_threads
-from .cluster import Network, ParameterServer, Worker
+from .cluster import Environment, Network, ParameterServer, Worker
 from .cluster.server import Deltas
 from .compression import dense_bytes, virtual_values
 from .data import BatchSampler, load_dataset, partition
@@ -45,7 +44,7 @@ class Simulation(RunLoop):
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else int(seed)
         self.streams = Streams(self.seed)
-        self.env = simpy.Environment()
+        self.env = Environment()
         self.n_workers = scenario.cluster.workers
         self.workload = scenario.workload
         self._build_learning()

@@ -87,7 +87,7 @@ class Result:
     def from_simulation(cls, sim) -> Result:
         elapsed = sim.env.now
         staleness = pd.DataFrame(
-            sim.server.staleness, columns=["worker", "staleness", "staleness_samples"]
+            np.asarray(sim.server.staleness), columns=["worker", "staleness", "staleness_samples"]
         )
         per_worker = staleness.groupby("worker")
         every = range(sim.n_workers)

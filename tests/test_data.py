@@ -94,18 +94,30 @@ def test_a_batch_larger_than_the_training_set_is_refused():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_lean_standardisation_is_the_plain_formula_bit_for_bit(dtype):
-    # load_dataset standardises in place and gathers in chunks to keep big synthetic sets
-    # small in memory; the values must be those of the plain expressions
+@pytest.mark.parametrize("n_samples", [70000, 333])
+def test_the_lean_data_set_is_the_plain_formula_bit_for_bit(dtype, n_samples):
+    # load_dataset shuffles a synthetic set by indices and standardises it a chunk at a time
+    # (a big set stays small in memory); the values must be those of scikit-learn's shuffled
+    # set and the plain expressions
+    from sklearn.datasets import make_classification
+
     from ashlsim import Scenario
-    from ashlsim.data import _raw, load_dataset
+    from ashlsim.data import load_dataset
     from ashlsim.rng import Streams
 
-    spec = Scenario().with_overrides({"data": {"name": "synthetic", "n_samples": 70000}}).data
+    spec = Scenario().with_overrides({"data": {"name": "synthetic", "n_samples": n_samples}}).data
     got = load_dataset(spec, Streams(5).get("data"), dtype)
     rng = Streams(5).get("data")
-    X, y = _raw(spec, rng)
-    X = np.asarray(X, dtype=np.float64)
+    X, y = make_classification(
+        n_samples=spec.n_samples,
+        n_features=spec.n_features,
+        n_informative=spec.n_features // 2,
+        n_redundant=0,
+        n_classes=spec.n_classes,
+        n_clusters_per_class=1,
+        class_sep=spec.class_sep,
+        random_state=int(rng.integers(2**31 - 1)),
+    )
     order = rng.permutation(len(y))
     n_test = max(1, int(round(spec.test_fraction * len(y))))
     test, train = order[:n_test], order[n_test:]
@@ -114,3 +126,5 @@ def test_the_lean_standardisation_is_the_plain_formula_bit_for_bit(dtype):
     X = (X - mean) / std
     np.testing.assert_array_equal(got.X_train, np.ascontiguousarray(X[train], dtype=dtype))
     np.testing.assert_array_equal(got.X_test, np.ascontiguousarray(X[test], dtype=dtype))
+    np.testing.assert_array_equal(got.y_train, y[train])
+    np.testing.assert_array_equal(got.y_test, y[test])

@@ -53,6 +53,7 @@ class Recorder:
         "pushes",
         "bytes_up",
         "bytes_down",
+        "pending",
     )
 
     def __init__(self, index: int, totals):
@@ -60,6 +61,7 @@ class Recorder:
         self.compute_s = self.comm_s = self.wait_s = 0.0
         self.iterations = self.samples = self.pushes = 0
         self.bytes_up = self.bytes_down = 0
+        self.pending = None  # a computation that ends with no event of its own: ``computing``
 
     def waited(self, start: float, now: float) -> None:
         self.wait_s += now - start
@@ -81,6 +83,17 @@ class Recorder:
         self.totals.bytes_up += nbytes
         self.pushes += 1
         return now - start
+
+    def computing(self, start: float, end: float, steps: int, samples: int) -> None:
+        """A computation that will end at ``end`` without an event of its own (its push is
+        the same timeout): recorded by ``settle`` when the push ends, or when the run stops,
+        if it has ended by then, as ``computed`` would have recorded it at ``end``."""
+        self.pending = (start, end, steps, samples)
+
+    def settle(self, now: float) -> None:
+        pending, self.pending = self.pending, None
+        if pending is not None and pending[1] <= now:
+            self.computed(*pending)
 
 
 class LoggingRecorder(Recorder):
@@ -112,6 +125,10 @@ class LoggingRecorder(Recorder):
 
 class Worker:
     """Simulated worker ``index`` with base ``speed`` (samples/s) and per-iteration jitter."""
+
+    # A computation followed by a push that nothing can slow is one timeout (``_iterate``);
+    # False: two, as in the model's definition (the tests compare the two).
+    joins_compute_and_push = True
 
     __slots__ = (  # thousands of workers: compact, and their hot fields close together
         "index",
@@ -256,6 +273,7 @@ class Worker:
         cached = strategy.cached_reads  # a worker may compute on its own model instead of pulling
         self.last_local = None  # after a restart the first iteration pulls
         push_fixed_for = (None, None)  # (bytes, seconds): recomputed when the size changes
+        join = self.joins_compute_and_push
         seq = 0
         while True:
             self.phase = "gate"
@@ -303,18 +321,29 @@ class Worker:
                 push_fixed_for = (push_bytes, network.fixed_time(index, push_bytes, "push"))
             fixed = push_fixed_for[1]
             start = env.now
-            yield env.timeout(compute_s)
-            computed(start, env.now, steps, steps * batch)
-
-            self.phase = "push"
-            start = env.now
-            if fixed is None:
-                event, whole = network.begin(index, push_bytes, "push")
-                yield event
-                if not whole:
-                    yield network.flow(index, push_bytes, "push")
+            if fixed is not None and join:
+                # Nothing can slow the push (no sharing, no faults), so nothing happens at
+                # the end of the computation but this worker's books: the computation and
+                # the push are one timeout, ending at the very time the two would have
+                # (tests/test_worker.py compares every scheme with ``join`` off)
+                start = start + compute_s  # the computation's end, the push's start
+                record.computing(env.now, start, steps, steps * batch)
+                yield env.timeout_at(start + fixed)
+                record.settle(start)
+                self.phase = "push"
             else:
-                yield env.timeout(fixed)
+                yield env.timeout(compute_s)
+                computed(start, env.now, steps, steps * batch)
+
+                self.phase = "push"
+                start = env.now
+                if fixed is None:
+                    event, whole = network.begin(index, push_bytes, "push")
+                    yield event
+                    if not whole:
+                        yield network.flow(index, push_bytes, "push")
+                else:
+                    yield env.timeout(fixed)
             if sim.apply_s:  # the PS handles one push at a time
                 sim.ps_free_at = max(env.now, sim.ps_free_at) + sim.apply_s
                 yield env.timeout(sim.ps_free_at - env.now)
