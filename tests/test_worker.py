@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ashlsim import Simulation
-from ashlsim.cluster import Environment, Worker
+from ashlsim.cluster import Worker
 
 RANDOM_CLUSTER = {
     "speed": {"dist": "lognormal", "mean": 2000, "sigma": 0.5},
@@ -107,35 +107,3 @@ def test_a_run_stopped_mid_push_counts_the_computations_that_ended(stop, seed):
         finally:
             Worker.joins_compute_and_push = True
     assert_same(*results)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    now=st.floats(0.0, 1e6, allow_subnormal=False),
-    delays=st.lists(st.floats(0.0, 1e3, allow_subnormal=False), min_size=1, max_size=3),
-)
-def test_timeout_at_fires_at_exactly_that_time(now, delays):
-    env = Environment()
-    env.run(until=now) if now > 0 else None
-    at = env.now
-    for delay in delays:  # the float two timeouts in a row would end at
-        at = at + delay
-    fired = []
-    env.timeout_at(at).callbacks.append(lambda _: fired.append(env.now))
-    env.run()
-    assert fired == [at]
-
-
-def test_timeout_at_when_now_plus_delay_rounds_elsewhere():
-    env = Environment()
-    env.run(until=0.0023575647193538884)
-    at = 82.80384459472073  # found by search: now + (at - now) != at
-    assert env.now + (at - env.now) != at
-    order = []
-    env.timeout_at(at).callbacks.append(lambda _: order.append(("at", env.now)))
-    env.timeout(at - env.now).callbacks.append(lambda _: order.append(("timeout", env.now)))
-    env.run()
-    assert ("at", at) in order  # at its exact time; the plain timeout misses it by a float
-    assert ("timeout", at) not in order
-    with pytest.raises(ValueError):
-        env.timeout_at(env.now - 1.0)
