@@ -2,11 +2,19 @@
 timing-only throughput at 1,024 workers.
 
     python benchmarks/scaling.py [--sizes 16,64,256,1024] [--iterations 30000]
+                                 [--models softmax,none,none-free,simpy]
 
 Each configuration runs in a fresh process (so its peak memory is its own). Except in the
 ``none-free`` rows, the network is under contention: a 100 kB virtual model through a PS card a
 quarter as wide as the links together, so transfers share the card at every N and the fluid
 model is exercised. Target : cost per worker-iteration at N=1024 within 1.5x of N=16.
+
+Two columns say where growth comes from. ``bare us``: with SGD, a bare NumPy loop doing the same
+gradient work on the same data set (``overhead.bare_loop``, up to 50,000 steps), whose cost grows
+with N too (N=10,000 trains on a 98 MB set, N=16 on a 1 MB one); ``sim/bare`` is the
+simulator's cost over it. ``simpy`` rows: N bare SimPy processes, each waiting two timeouts per
+iteration (what a timing-only ASP iteration through an uncontended card schedules): the floor of
+any engine that gives every worker a SimPy process.
 """
 
 from __future__ import annotations
@@ -59,15 +67,58 @@ def scenario(n: int, scheme: str, model: str, time_s: float):
 
 
 def measure(n, scheme, model, time_s, queue):
-    from ashlsim import Simulation
+    if model == "simpy":
+        iterations, host = simpy_floor(n, time_s)
+        bare = float("nan")
+    else:
+        from ashlsim import Simulation
 
-    sim = Simulation(scenario(n, scheme, model, time_s))
-    start = time.perf_counter()
-    result = sim.run()
-    host = time.perf_counter() - start
-    iterations = int(result.workers["iterations"].sum())
+        sim = Simulation(scenario(n, scheme, model, time_s))
+        start = time.perf_counter()
+        result = sim.run()
+        host = time.perf_counter() - start
+        iterations = int(result.workers["iterations"].sum())
+        bare = bare_us(sim, iterations) if sim.model.trains else float("nan")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put((iterations, host, peak_mb, resident_mb()))
+    queue.put((iterations, host, peak_mb, resident_mb(), bare))
+
+
+def bare_us(sim, iterations: int) -> float:
+    """Microseconds per step of a bare NumPy SGD loop on the simulation's model and data."""
+    from overhead import bare_loop
+
+    steps = min(iterations, 50_000)
+    return bare_loop(sim, steps) / steps * 1e6
+
+
+def simpy_floor(n: int, time_s: float) -> tuple[int, float]:
+    """(iterations, host s) of n SimPy processes that each wait two timeouts per iteration, at
+    the scenario's mean pace (a 100 kB pull at 12.5 MB/s, then 32 samples at 2,000/s plus the
+    push): the engine's floor, with nothing simulated."""
+    import gc
+
+    import numpy as np
+    import simpy
+
+    env = simpy.Environment()
+    rng = np.random.default_rng(0)
+    pull = 1e5 / LINK
+    compute = 32 / rng.lognormal(np.log(2000), 0.5, n) + pull
+    done = [0]
+
+    def worker(compute_s):
+        timeout = env.timeout
+        while True:
+            yield timeout(pull)
+            yield timeout(compute_s)
+            done[0] += 1
+
+    for c in compute:
+        env.process(worker(float(c)))
+    gc.freeze()
+    start = time.perf_counter()
+    env.run(until=time_s)
+    return done[0], time.perf_counter() - start
 
 
 def resident_mb() -> float:
@@ -109,23 +160,26 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",")]
     print(f"{'model':8} {'scheme':6} {'N':>5} {'iterations':>10} {'host s':>7} "
-          f"{'us/iter':>8} {'vs N=' + str(sizes[0]):>8} {'peak MB':>8} {'end MB':>7}")  # fmt: skip
+          f"{'us/iter':>8} {'vs N=' + str(sizes[0]):>8} {'bare us':>8} {'sim/bare':>8} "
+          f"{'peak MB':>8} {'end MB':>7}")  # fmt: skip
     for model in args.models.split(","):
-        for scheme in args.schemes.split(","):
+        schemes = ["asp"] if model == "simpy" else args.schemes.split(",")
+        for scheme in schemes:
             base = None
             for n in sizes:
                 # at least 40 iterations per worker, so per-worker start-up costs are amortised
                 time_s = calibrate(n, scheme, model, max(args.iterations, 40 * n))
-                its, host, peak, end = run_isolated(n, scheme, model, time_s)
+                its, host, peak, end, bare = run_isolated(n, scheme, model, time_s)
                 per = host / its * 1e6
                 base = base or per
                 print(
                     f"{model:8} {scheme:6} {n:>5} {its:>10,} {host:>7.2f} {per:>8.1f} "
-                    f"{per / base:>8.2f} {peak:>8.0f} {end:>7.0f}",
+                    f"{per / base:>8.2f} {bare:>8.1f} {per / bare:>8.2f} {peak:>8.0f} {end:>7.0f}",
                     flush=True,
                 )
     print("model none: timing-only (no SGD) under PS contention; none-free: timing-only with an")
-    print("uncontended PS. Throughput in worker-iterations per host second = 1e6 / us-per-iter.")
+    print("uncontended PS; simpy: bare SimPy processes, two timeouts an iteration (the floor).")
+    print("Throughput in worker-iterations per host second = 1e6 / us-per-iter.")
     return 0
 
 
