@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference_network import ReferenceSharedCapacity
 
-from ashlsim.cluster import Network, SharedCapacity
+from ashlsim.cluster import Environment, Network, SharedCapacity
 
 # (start s, bytes, link cap) of one transfer; 1e9: a link faster than any card here
 FLOW = st.tuples(st.floats(0, 5), st.floats(1, 1000), st.sampled_from([5.0, 20.0, 50.0, 1e9]))
@@ -18,7 +18,7 @@ FLOW = st.tuples(st.floats(0, 5), st.floats(1, 1000), st.sampled_from([5.0, 20.0
 def finish_times(starts, sizes, caps, capacity, latency=0.0):
     """Each transfer from its own worker through ``transfer``, as the workers do (a
     reservation of latency + flow when it can be one; else the latency, then a flow)."""
-    env = simpy.Environment()
+    env = Environment()
     n = len(sizes)
     latencies = np.broadcast_to(np.asarray(latency, float), n)
     net = Network(
@@ -78,12 +78,12 @@ def test_shared_capacity_conserves_bytes():
     sizes = rng.uniform(10, 1000, 20)
     times = finish_times([0.0] * 20, list(sizes), [1e9] * 20, 50.0)
     assert max(times) == pytest.approx(sizes.sum() / 50.0)
-    env = simpy.Environment()
+    env = Environment()
     assert SharedCapacity(env, 1.0).active == 0
 
 
 def _finish_with(cls, starts, sizes, caps, capacity, cap_changes=(), timed=False):
-    env = simpy.Environment()
+    env = Environment()
     shared = cls(env, capacity)
     done = [None] * len(sizes)
     flows = {}
@@ -150,7 +150,7 @@ def test_stall_and_resume_matches_by_hand(timed):
 def test_a_timed_flow_overtaken_by_sharing_is_rerouted_by_hand():
     # capacity 100, caps 60: A (120 B) starts alone at t=0 on a timeout for t=2. B (60 B) joins
     # at t=1 -> 120 > 100: both share 50 B/s. A has 60 left -> t=2.2; B finishes at t=2.2 too.
-    env = simpy.Environment()
+    env = Environment()
     shared = SharedCapacity(env, 100.0)
     a = shared.start(120, 60.0, True)
     first = a.done
@@ -174,7 +174,7 @@ def test_a_timed_flow_overtaken_by_sharing_is_rerouted_by_hand():
 def test_many_concurrent_flows_are_cheap():
     """10,000 simultaneous transfers: a per-event O(n) model would take minutes here."""
     n, S, B = 10_000, 1e3, 1e6
-    env = simpy.Environment()
+    env = Environment()
     shared = SharedCapacity(env, B)
     sizes = [S * (1 + i % 3) for i in range(n)]
     events = [shared.transfer(size, 1e9) for size in sizes]
@@ -184,7 +184,7 @@ def test_many_concurrent_flows_are_cheap():
 
 
 def _reference_finish(starts, sizes, caps, latencies, capacity):
-    env = simpy.Environment()
+    env = Environment()
     shared = ReferenceSharedCapacity(env, capacity)
     done = [None] * len(sizes)
 
@@ -224,7 +224,7 @@ def test_reserved_transfers_match_latency_then_water_filling(flows, capacity, un
 def test_books_stay_small_over_many_transfers():
     """Finished flows leave the heaps (lazy deletion is compacted): memory does not grow with
     the number of transfers made."""
-    env = simpy.Environment()
+    env = Environment()
     shared = SharedCapacity(env, 100.0)
 
     def go(i):
