@@ -128,3 +128,36 @@ def test_the_lean_data_set_is_the_plain_formula_bit_for_bit(dtype, n_samples):
     np.testing.assert_array_equal(got.X_test, np.ascontiguousarray(X[test], dtype=dtype))
     np.testing.assert_array_equal(got.y_train, y[train])
     np.testing.assert_array_equal(got.y_test, y[test])
+
+
+@pytest.mark.parametrize("strategy", ["asp", "ashl"])  # ASHL reshards the data: sizes only
+def test_a_timing_only_run_builds_no_synthetic_set_and_runs_the_same(monkeypatch, strategy):
+    import pandas as pd
+    from conftest import make
+
+    import ashlsim.engine as engine
+    from ashlsim import Simulation
+
+    scenario = make(
+        cluster={"speed": {"dist": "lognormal", "mean": 2000, "sigma": 0.5}},
+        model={"name": "none"},
+        workload={"param_bytes": 1.0e5},
+        data={"name": "synthetic", "n_samples": 3000},
+        strategy={"name": strategy},
+        stop={"time_s": 20.0, "target_accuracy": None},
+    )
+    lean = Simulation(scenario)
+    assert lean.data.X_train.shape == (2400, 0)
+    real = engine.load_dataset
+    monkeypatch.setattr(
+        engine, "load_dataset", lambda spec, rng, dtype, features: real(spec, rng, dtype)
+    )
+    full = Simulation(scenario)
+    assert full.data.X_train.shape == (2400, 20)
+    a, b = lean.run(), full.run()
+    pd.testing.assert_frame_equal(a.history, b.history)
+    pd.testing.assert_frame_equal(a.workers, b.workers)
+    assert a.workers["iterations"].sum() > 100
+    # a label skew reads the labels: the set is built
+    skewed = Simulation(scenario.with_overrides({"data.partition": "dirichlet"}))
+    assert skewed.data.X_train.shape == (2400, 20)

@@ -206,6 +206,25 @@ def test_a_run_that_cannot_advance_stops_with_the_field(overrides, field):
     assert time.perf_counter() - started < 30
 
 
+def test_a_cluster_larger_than_the_guard_window_starts_at_one_instant_and_runs():
+    """20,000 workers start at t=0 with 20,000 events: more than the run guard's window of
+    16,384, none of them advancing the clock; that burst is a start, not a run going nowhere."""
+    scenario = ashlsim.Scenario.from_dict(
+        scenario_dict(
+            cluster={"workers": 20_000, "speed": 2000.0},
+            model={"name": "none"},
+            workload={"param_bytes": 1.0e4},
+            data={"name": "synthetic", "n_samples": 40_000, "n_features": 4},
+            stop={"time_s": 0.03, "target_accuracy": None},
+            eval={"every_s": 0.03},
+            strategy={"name": "asp"},
+        )
+    )
+    result = ashlsim.run(scenario)
+    assert result.stop_reason == "time_limit"
+    assert (result.workers["pushes"] >= 1).all()
+
+
 def test_too_frequent_evaluations_are_refused_up_front():
     with pytest.raises(ScenarioError, match="eval.every_s"):
         ashlsim.Scenario.from_dict(scenario_dict(eval={"every_s": 1e-300}))
