@@ -132,7 +132,8 @@ def _run_one(args, engine, options) -> int:
 
 
 def format_run_summary(result) -> str:
-    """A readable summary: headline numbers and one line per worker."""
+    """A readable summary: headline numbers and one line per worker (beyond
+    ``MAX_TABLE_ROWS`` workers, their spread)."""
     s = result.summary()
     target = result.scenario.stop.target_accuracy
     ttt = s["time_to_target_s"]
@@ -155,9 +156,22 @@ def format_run_summary(result) -> str:
     if w["down_s"].any():
         cols += ["down_s", "lost_pushes"]
     table = w[cols].copy()
-    table["idle_share"] = (100 * table["idle_share"]).map("{:.1f}%".format)
-    lines.append(table.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
-    if len(result.faults):
+    if len(table) > MAX_TABLE_ROWS:  # 10,000 lines would bury the headline: their spread
+        lines.append(f"{len(table):,} workers (one row each in workers.csv):")
+        table = table.drop(columns="worker").select_dtypes("number")
+        spread = table.quantile([0.0, 0.1, 0.5, 0.9, 1.0]).rename(
+            index={0.0: "min", 0.1: "10%", 0.5: "median", 0.9: "90%", 1.0: "max"}
+        )
+        spread["idle_share"] = (100 * spread["idle_share"]).map("{:.1f}%".format)
+        lines.append(spread.to_string(float_format=lambda x: f"{x:.4g}"))
+    else:
+        table["idle_share"] = (100 * table["idle_share"]).map("{:.1f}%".format)
+        lines.append(table.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
+    if len(result.faults) > MAX_TABLE_ROWS:
+        lines.append(
+            f"faults ({result.lost_pushes} pushes lost): {len(result.faults)} in faults.csv"
+        )
+    elif len(result.faults):
         lines.append(f"faults ({result.lost_pushes} pushes lost):")
         lines.append(result.faults.to_string(index=False, float_format=lambda x: f"{x:.2f}"))
     for name, table in result.tables.items():  # whatever the scheme reports

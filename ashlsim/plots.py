@@ -28,8 +28,11 @@ def scheme_color(label, index: int = 0) -> str:
     return SCHEME_COLORS.get(name, f"C{index % 10}")
 
 
-def _log_y(ax) -> None:
-    """A log y axis labelled 0.2, 0.5, 2 rather than 2x10^-1."""
+def _log_y(ax, values) -> None:
+    """A log y axis labelled 0.2, 0.5, 2 rather than 2x10^-1, if ``values`` has anything to
+    put on one (a timing-only run's loss is all NaN: a log axis of nothing cannot be drawn)."""
+    if not (np.asarray(values, dtype=float) > 0).any():
+        return
     ax.set_yscale("log")
 
     def label(v, _):
@@ -52,7 +55,8 @@ def learning_curve(
     clock: str = "simulated",
 ):
     """Accuracy and training loss against simulated seconds for one run (``clock``:
-    "measured" for an emulation); stage changes as dashed lines, injected faults as shaded
+    "measured" for an emulation; a timing-only run: updates and MB moved instead, it has no
+    loss); stage changes as dashed lines, injected faults as shaded
     spans labelled with the worker. Draws on ``axes`` (a pair) if given; returns the figure (or
     writes ``path``)."""
     if axes is None:
@@ -60,8 +64,15 @@ def learning_curve(
     else:
         ax_acc, ax_loss = axes
         fig = ax_acc.figure
-    ax_acc.plot(history["time_s"], history["accuracy"], color="C0")
-    ax_loss.plot(history["time_s"], history["loss"], color="C1")
+    trained = bool(history["loss"].notna().any())
+    if trained:
+        ax_acc.plot(history["time_s"], history["accuracy"], color="C0")
+        ax_loss.plot(history["time_s"], history["loss"], color="C1")
+    else:  # timing only: what it has is progress, updates and bytes
+        ax_acc.plot(history["time_s"], history["updates"], color="C0")
+        ax_loss.plot(history["time_s"], history["bytes_up"] / 1e6, color="C1", label="up")
+        ax_loss.plot(history["time_s"], history["bytes_down"] / 1e6, color="C2", label="down")
+        ax_loss.legend(loc="upper left")
     if target is not None:
         ax_acc.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
         ax_acc.legend(loc="lower right")
@@ -90,9 +101,13 @@ def learning_curve(
             color=color,
             fontsize=8,
         )
-    ax_acc.set(xlabel=f"{clock} time (s)", ylabel="test accuracy", ylim=(0, 1.0))
-    ax_loss.set(xlabel=f"{clock} time (s)", ylabel="training loss")
-    _log_y(ax_loss)
+    if trained:
+        ax_acc.set(xlabel=f"{clock} time (s)", ylabel="test accuracy", ylim=(0, 1.0))
+        ax_loss.set(xlabel=f"{clock} time (s)", ylabel="training loss")
+        _log_y(ax_loss, history["loss"])
+    else:
+        ax_acc.set(xlabel=f"{clock} time (s)", ylabel="updates applied (timing only)")
+        ax_loss.set(xlabel=f"{clock} time (s)", ylabel="MB moved (timing only)")
     for ax in (ax_acc, ax_loss):
         ax.grid(alpha=0.3)
     if title:
@@ -151,7 +166,7 @@ def compare_curves(
     if xscale == "log":
         ax.set_xscale("log")
     if metric == "loss":
-        _log_y(ax)
+        _log_y(ax, history[metric])
     ax.grid(alpha=0.3, which="both" if xscale == "log" else "major")
     ax.legend(fontsize=8)
     if n_seeds > 1:

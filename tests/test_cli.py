@@ -28,6 +28,27 @@ def test_run_writes_results(tmp_path, scenario_file, capsys):
     assert yaml.safe_load((out / "scenario.yaml").read_text())["strategy"]["name"] == "asp"
 
 
+@pytest.mark.parametrize("strategy", ["asp", "ashl"])
+def test_a_big_timing_only_run_prints_a_spread_and_plots_progress(
+    strategy, tmp_path, scenario_file, capsys
+):
+    """500 workers, no model: the summary gives the workers' spread, not 500 lines, and the
+    figure shows updates and bytes (a timing-only ASHL run's figure used to crash: its loss is
+    all NaN on a log axis)."""
+    out = tmp_path / "out"
+    speeds = ", ".join(["1000, 2000, 4000, 8000"] * 125)
+    sets = ["cluster.workers=500", f"cluster.speed=[{speeds}]", "model.name=none", "workload.param_bytes=1.0e4", "data.name=synthetic",
+            "data.n_samples=20000", "stop.time_s=5"]  # fmt: skip
+    argv = ["run", str(scenario_file), "--out", str(out), "--strategy", strategy]
+    assert main(argv + [x for kv in sets for x in ("--set", kv)]) == 0
+    text = capsys.readouterr().out
+    assert "500 workers (one row each in workers.csv)" in text
+    assert len(text.splitlines()) < 40
+    assert "median" in text and "iterations" in text
+    assert len(pd.read_csv(out / "workers.csv")) == 500
+    assert (out / "curve.png").stat().st_size > 0
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
