@@ -293,6 +293,7 @@ def _cmd_compare(args) -> int:
         recipe_entries,
         resolve_entries,
         split_top_level,
+        throughput_verdict,
         tune_grid,
         verdict,
         write_comparison,
@@ -342,6 +343,14 @@ def _cmd_compare(args) -> int:
     for warning in caught:
         print(f"ashlsim: warning: {warning.message}", file=sys.stderr)
     summary = write_comparison(scenario, table, history, args.out, args.format)
+    extra = " tuning.csv" if tune else ""
+    if scenario.model.name == "none":  # timing only: throughput, not time to accuracy
+        shown = ["strategy", "runs", "pushes_per_s_median", "pushes_per_s_low",
+                 "pushes_per_s_high", "mean_idle_share_mean", "bytes_up_mean"]  # fmt: skip
+        print(summary[shown].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        print(throughput_verdict(summary))
+        print(f"wrote {args.out}/: history.csv summary.csv runs.csv{extra} updates.{args.format}")
+        return 0
     shown = [
         "strategy",
         "runs",
@@ -353,7 +362,6 @@ def _cmd_compare(args) -> int:
     ]
     print(summary[shown].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(verdict(summary, scenario.stop.target_accuracy))
-    extra = " tuning.csv" if tune else ""
     print(
         f"wrote {args.out}/: history.csv summary.csv runs.csv{extra} "
         f"accuracy(_logtime).{args.format} loss.{args.format}"

@@ -393,6 +393,12 @@ def _summarize_one(table: pd.DataFrame) -> pd.DataFrame:
         out["overlaps_best"] = out["time_to_target_s_low"] <= best_high
     else:
         out["overlaps_best"] = True
+    throughput = {"updates", "elapsed_s"} <= set(table.columns)
+    if throughput:  # pushes applied per simulated second: what a timing-only run ranks by
+        rate = (table["updates"] / table["elapsed_s"]).groupby(table["strategy"], sort=False)
+        rates = rate.apply(lambda s: median_interval(list(s)))
+        for i, part in enumerate(("median", "low", "high")):
+            out[f"pushes_per_s_{part}"] = [r[i] for r in rates.loc[out.index]]
     columns = [
         "runs",
         "reached_target",
@@ -402,8 +408,44 @@ def _summarize_one(table: pd.DataFrame) -> pd.DataFrame:
         "interval_coverage",
         "overlaps_best",
     ]
+    if throughput:
+        columns += ["pushes_per_s_median", "pushes_per_s_low", "pushes_per_s_high"]
     columns += [f"{m}_{k}" for m in METRICS for k in ("mean", "std")]
     return out.loc[order, columns].reset_index()
+
+
+def throughput_verdict(summary: pd.DataFrame) -> str:
+    """The verdict of a timing-only comparison (no model: no accuracy to reach): who applies
+    the most pushes per simulated second, and whether each other scheme's 95 % interval of
+    the median lies apart from it. A push is a different amount of progress per scheme (a BSP
+    round's N pushes make one averaged step): this ranks the cluster's throughput, not
+    training."""
+    ranked = summary.sort_values("pushes_per_s_median", ascending=False)
+    best = ranked.iloc[0]
+    few = summary["interval_coverage"].min() < LEVEL
+    lines = [
+        f"Most pushes per simulated second: {best['strategy']}, median "
+        f"{best['pushes_per_s_median']:.4g} ({best['interval_coverage']:.0%} interval "
+        f"{best['pushes_per_s_low']:.4g}-{best['pushes_per_s_high']:.4g})."
+    ]
+    if few:
+        lines.append(
+            f"  Too few seeds for {LEVEL:.0%} intervals (6 or more are needed): no "
+            "difference below is called significant."
+        )
+    for row in ranked.iloc[1:].itertuples():
+        if few:
+            sig = "not judged"
+        elif row.pushes_per_s_high >= best["pushes_per_s_low"]:
+            sig = "not significant"
+        else:
+            sig = "significantly fewer"
+        lines.append(f"  {row.strategy}: median {row.pushes_per_s_median:.4g}: {sig}.")
+    lines.append(
+        "  (timing only: a push is not the same progress in every scheme: a BSP round's N "
+        "pushes make one averaged step, a Local SGD or ASHL push carries several local steps)"
+    )
+    return "\n".join(lines)
 
 
 def verdict(summary: pd.DataFrame, target: float | None = None) -> str:
@@ -446,7 +488,8 @@ def _fmt(value: float) -> str:
 
 def write_comparison(scenario, table, history, out, fmt: str = "png") -> pd.DataFrame:
     """Write runs.csv, summary.csv, history.csv (tuning.csv when tuned) and the figures
-    (accuracy against linear and log time, loss; ``fmt`` png, pdf or svg) into ``out``."""
+    (accuracy against linear and log time, loss; for a timing-only scenario, pushes applied;
+    ``fmt`` png, pdf or svg) into ``out``."""
     from .plots import compare_curves
 
     out = Path(out)
@@ -459,6 +502,9 @@ def write_comparison(scenario, table, history, out, fmt: str = "png") -> pd.Data
         pd.DataFrame(table.attrs["tuning"]).to_csv(out / "tuning.csv", index=False)
     (out / "scenario.yaml").write_text(scenario.to_yaml())
     title = f"{scenario.name}, {scenario.cluster.workers} workers"
+    if scenario.model.name == "none":  # timing only: no accuracy nor loss, but progress
+        compare_curves(history, out / f"updates.{fmt}", metric="updates", title=title)
+        return summary
     target = scenario.stop.target_accuracy
     compare_curves(history, out / f"accuracy.{fmt}", target=target, title=title)
     compare_curves(

@@ -161,7 +161,8 @@ def compare_curves(
         ax.plot(grid, np.median(curves, axis=0), color=color, lw=2, label=str(label))
     if target is not None and metric == "accuracy":
         ax.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
-    ylabel = {"accuracy": "test accuracy", "loss": "training loss"}.get(metric, metric)
+    ylabel = {"accuracy": "test accuracy", "loss": "training loss", "updates": "pushes applied"}
+    ylabel = ylabel.get(metric, metric)
     ax.set(xlabel="simulated time (s)" + (", log scale" if xscale == "log" else ""), ylabel=ylabel)
     if xscale == "log":
         ax.set_xscale("log")

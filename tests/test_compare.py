@@ -167,6 +167,28 @@ def test_cli_compare_with_a_recipe_tuning_and_a_verdict(tmp_path, capsys):
     assert main(["compare", "--tune", "training.lr=0.1"]) == 2
 
 
+def test_a_timing_only_comparison_ranks_throughput(tmp_path, capsys):
+    """No model, no accuracy to reach: the comparison ranks pushes applied per simulated
+    second (median and 95 % interval over the seeds) and plots them."""
+    out = tmp_path / "cmp"
+    sets = ["cluster.workers=6", "cluster.speed={dist: lognormal, mean: 2000, sigma: 0.5}",
+            "model.name=none", "workload.param_bytes=1.0e5", "stop.time_s=5",
+            "stop.target_accuracy=null"]  # fmt: skip
+    argv = ["compare", "--strategies", "bsp,asp,local_sgd(local_steps=4)", "--out", str(out)]
+    assert main(argv + [x for kv in sets for x in ("--set", kv)] + ["--quiet"]) == 0
+    printed = capsys.readouterr().out
+    runs = pd.read_csv(out / "runs.csv")
+    summary = pd.read_csv(out / "summary.csv").set_index("strategy")
+    for label, group in runs.groupby("strategy"):
+        rate = group["updates"] / group["elapsed_s"]
+        assert summary.loc[label, "pushes_per_s_median"] == pytest.approx(rate.median())
+        assert summary.loc[label, "pushes_per_s_low"] <= rate.median()
+    assert "Most pushes per simulated second: asp" in printed
+    assert "bsp: median" in printed and "significantly fewer" in printed
+    assert "Fastest to" not in printed and "reached" not in printed
+    assert (out / "updates.png").stat().st_size > 0 and not (out / "accuracy.png").exists()
+
+
 def test_run_takes_the_label_syntax(tmp_path):
     assert main(["run", "--strategy", "ssp(staleness=2,local_steps=2)", "--set",
                  "stop.time_s=0.5", "--out", str(tmp_path / "r"), "--no-progress"]) == 0  # fmt: skip
