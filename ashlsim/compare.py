@@ -414,6 +414,12 @@ def _summarize_one(table: pd.DataFrame) -> pd.DataFrame:
     return out.loc[order, columns].reset_index()
 
 
+TOO_FEW_SEEDS = (
+    f"  Too few seeds for {LEVEL:.0%} intervals (6 or more are needed): no difference below "
+    "is called significant."
+)
+
+
 def throughput_verdict(summary: pd.DataFrame) -> str:
     """The verdict of a timing-only comparison (no model: no accuracy to reach): who applies
     the most pushes per simulated second, and whether each other scheme's 95 % interval of
@@ -429,10 +435,7 @@ def throughput_verdict(summary: pd.DataFrame) -> str:
         f"{best['pushes_per_s_low']:.4g}-{best['pushes_per_s_high']:.4g})."
     ]
     if few:
-        lines.append(
-            f"  Too few seeds for {LEVEL:.0%} intervals (6 or more are needed): no "
-            "difference below is called significant."
-        )
+        lines.append(TOO_FEW_SEEDS)
     for row in ranked.iloc[1:].itertuples():
         if few:
             sig = "not judged"
@@ -465,10 +468,7 @@ def verdict(summary: pd.DataFrame, target: float | None = None) -> str:
         "seeds reached it)."
     ]
     if few:
-        lines.append(
-            f"  Too few seeds for {LEVEL:.0%} intervals (6 or more are needed): no "
-            "difference below is called significant."
-        )
+        lines.append(TOO_FEW_SEEDS)
     for row in summary.itertuples():
         if row.strategy == best["strategy"]:
             continue
