@@ -96,7 +96,7 @@ class SharedCapacity:
         if nbytes <= 0:
             flow.done = env.timeout(0.0)
             return flow
-        if self._reserved:
+        if self._reserved and self._reserved[0][0] <= self.env.now:
             self._start_reserved()
         self._advance()
         self._count += 1
@@ -129,7 +129,7 @@ class SharedCapacity:
         is sure to start at its cap: no flow joins before it but those running, reserved or
         expected (the caller knows: no transfer asked later can start earlier), and all of them
         fit with it. Else None."""
-        if self._reserved:
+        if self._reserved and self._reserved[0][0] <= self.env.now:
             self._start_reserved()
         if (
             self._n_level
@@ -302,7 +302,7 @@ class SharedCapacity:
         if event is not self._wakeup:  # superseded by a later start, end or change
             return
         self._wakeup, self._wakeup_at = None, math.inf
-        if self._reserved:
+        if self._reserved and self._reserved[0][0] <= self.env.now:
             self._start_reserved()
         self._advance()
         now, level = self.env.now, self.level
@@ -320,10 +320,15 @@ class SharedCapacity:
     def _timed_done(self, event: simpy.Event) -> None:
         """A timed flow's timeout: it is through (before its waiter resumes)."""
         flow = event.flow
-        if self._reserved:
+        if self._reserved and self._reserved[0][0] <= self.env.now:
             self._start_reserved()
         self._advance()
-        self._take(flow)
+        # ``_take`` of a flow at its cap (a timed flow is one), without the bytes left
+        self._capped_rate -= flow.cap
+        if self._unheaped:
+            self._unheaped.pop(flow, None)
+        flow.where = None
+        flow.stamp += 1
         self._count -= 1
         if not self._count:
             self._capped_rate = 0.0  # no drift from float sums
@@ -422,8 +427,8 @@ class Network:
         if not self.faulty:  # (a reservation cannot be cancelled: no faults)
             if latency <= self._min_latency[direction]:
                 flow = shared.reserve(nbytes, bandwidth, latency)
-                if flow is not None:
-                    self._active[worker] = (shared, flow, bandwidth)
+                if flow is not None:  # (nothing to remember: only faults would need it)
+                    self._active[worker] = None
                     return flow.done, True
             shared.expect(bandwidth)
             self._active[worker] = (shared, None, bandwidth)  # joining after the latency
