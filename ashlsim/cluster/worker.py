@@ -133,6 +133,7 @@ class Worker:
     __slots__ = (  # thousands of workers: compact, and their hot fields close together
         "index",
         "speed",
+        "batch_s",
         "jitter",
         "rng_jitter",
         "sampler",
@@ -163,6 +164,7 @@ class Worker:
     def __init__(self, index, speed, jitter, rng_jitter, sampler, trainer, sim):
         self.index = index
         self.speed = float(speed)
+        self.batch_s = sampler.batch_size / self.speed  # a batch at full speed (hot path)
         self.jitter = jitter
         self.rng_jitter = rng_jitter
         self.sampler = sampler
@@ -200,7 +202,7 @@ class Worker:
 
     def compute_time(self, steps: int) -> float:
         """Seconds for ``steps`` local iterations: batch / speed * jitter each, * slowdown."""
-        base = self.sampler.batch_size / self.speed * self.slowdown
+        base = self.batch_s * self.slowdown
         jitter = self.jitter
         if jitter.kind == "constant":
             return base * jitter.value * steps
