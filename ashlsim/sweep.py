@@ -331,6 +331,8 @@ def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
     from .plots import scheme_color
 
     reached_any = summary["time_to_target_s"].notna().any()
+    # timing only (no model, so no accuracy): pushes applied per simulated second instead
+    throughput = not reached_any and summary["final_accuracy"].isna().all()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
     summary = summary.assign(**{axis: summary[axis].map(_hashable)})
     numeric = pd.api.types.is_numeric_dtype(summary[axis])
@@ -338,12 +340,15 @@ def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
         color = scheme_color(strategy, i)
         rows = []
         for value, runs in group.groupby(axis, sort=False):
-            metric = runs["time_to_target_s"] if reached_any else runs["final_accuracy"]
-            med, low, high = (
-                median_interval(list(metric))
-                if reached_any
-                else (metric.median(), metric.min(), metric.max())
-            )
+            if throughput:
+                metric = runs["updates"] / runs["elapsed_s"]
+                med, low, high = median_interval(list(metric))
+            elif reached_any:
+                metric = runs["time_to_target_s"]
+                med, low, high = median_interval(list(metric))
+            else:
+                metric = runs["final_accuracy"]
+                med, low, high = metric.median(), metric.min(), metric.max()
             rows.append(
                 (
                     value if numeric else str(value),
@@ -385,16 +390,18 @@ def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
                     rotation=90,
                     va="top",
                 )
-    label = (
-        "time to target (simulated s, log): median and its interval"
-        if reached_any
-        else "final test accuracy: median, min-max"
-    )
+    if throughput:
+        label = "pushes per simulated s (timing only): median, interval"
+    elif reached_any:
+        label = "time to target (simulated s, log): median and its interval"
+    else:
+        label = "final test accuracy: median, min-max"
     ax.set(xlabel=axis_label(axis), ylabel=label)
     if reached_any:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title("hollow: some seeds never reached the target (k/n reached)", fontsize=9)
+    if not throughput:
+        ax.set_title("hollow: some seeds never reached the target (k/n reached)", fontsize=9)
     fig.savefig(path, dpi=120)
     plt.close(fig)

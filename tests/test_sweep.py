@@ -129,3 +129,25 @@ def test_a_grid_of_per_worker_lists_is_summarised_and_plotted(tmp_path):
     grid = {"cluster.speed": [[1000, 1000, 1000, 1000], [4000, 2000, 1000, 500]]}
     summary = sweep(BASE, grid, ["bsp"], [0], out=tmp_path, executor="sequential")
     assert len(summary) == 2 and (tmp_path / "summary.png").exists()
+
+
+def test_a_timing_only_sweep_plots_pushes_per_simulated_second(tmp_path, monkeypatch):
+    """No model, no accuracy: the sweep's figure is each scheme's median pushes applied per
+    simulated second against the grid (it was an empty plot of NaN accuracies)."""
+    import matplotlib.figure
+
+    figures = []
+    monkeypatch.setattr(
+        matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: figures.append(fig)
+    )
+    base = {**BASE, "model": {"name": "none"}, "workload": {"param_bytes": 1.0e4}}
+    summary = sweep(base, {"cluster.workers": [2, 4]}, ["bsp", "asp"], [0, 1],
+                    out=tmp_path, executor="sequential")  # fmt: skip
+    (ax,) = figures[0].axes
+    assert "pushes per simulated s" in ax.get_ylabel()
+    for line in ax.lines[:2]:  # one per scheme: x = workers, y = the median over the seeds
+        runs = summary[summary["strategy"] == line.get_label()]
+        rates = (runs["updates"] / runs["elapsed_s"]).groupby(runs["cluster.workers"]).median()
+        assert list(line.get_xdata()) == [2, 4]
+        assert list(line.get_ydata()) == pytest.approx(list(rates))
+    assert summary["final_accuracy"].isna().all() and (summary["updates"] > 0).all()
