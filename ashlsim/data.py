@@ -87,7 +87,7 @@ def load_dataset(
     million samples at 48 a worker: 30 s and 4 GB).
     """
     if not features and spec.name == "synthetic":
-        n_test = max(1, int(round(spec.test_fraction * spec.n_samples)))
+        n_test = _test_size(spec, spec.n_samples)
         n_train = spec.n_samples - n_test
         return Dataset(
             X_train=np.empty((n_train, 0), dtype=dtype),
@@ -101,7 +101,7 @@ def load_dataset(
     y = np.asarray(y) if rows is None else np.asarray(y)[rows]
     _, y = np.unique(y, return_inverse=True)
     order = rng.permutation(len(y))
-    n_test = max(1, int(round(spec.test_fraction * len(y))))
+    n_test = _test_size(spec, len(y))
     test, train = order[:n_test], order[n_test:]
     if rows is not None:  # positions in the shuffled set -> rows of X
         test, train = rows[test], rows[train]
@@ -116,6 +116,11 @@ def load_dataset(
         y_test=y[order[:n_test]].astype(np.int64),
         n_classes=int(y.max()) + 1,
     )
+
+
+def _test_size(spec, n: int) -> int:
+    """Samples split off for the test set (at least one)."""
+    return max(1, int(round(spec.test_fraction * n)))
 
 
 CHUNK = 1 << 15  # rows at a time

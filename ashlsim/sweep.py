@@ -327,7 +327,7 @@ def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
     a point where most never did is left out of the line and marked at the top."""
     import matplotlib.pyplot as plt
 
-    from .compare import median_interval
+    from .compare import median_interval, pushes_per_s
     from .plots import scheme_color
 
     reached_any = summary["time_to_target_s"].notna().any()
@@ -341,7 +341,7 @@ def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
         rows = []
         for value, runs in group.groupby(axis, sort=False):
             if throughput:
-                metric = runs["updates"] / runs["elapsed_s"]
+                metric = pushes_per_s(runs)
                 med, low, high = median_interval(list(metric))
             elif reached_any:
                 metric = runs["time_to_target_s"]

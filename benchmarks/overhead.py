@@ -105,7 +105,8 @@ def main(argv=None) -> int:
                 {"model.name": "none", "workload.param_bytes": 4 * sim.model_size}
             )
             # the median of --repeat runs, as for the overhead (one run moves by +-0.3 us)
-            events_us = np.median([h / i * 1e6 for h, i, _ in (simulate(timing) for _ in ratios)])
+            runs = [simulate(timing) for _ in range(args.repeat)]
+            events_us = np.median([host / its * 1e6 for host, its, _ in runs])
             spread = f"{ratios.min():.2f}-{ratios.max():.2f}"
             stale = f"{np.median(np.array(sim_s) / stale_s):.2f}" if stale_s else "-"
             print(

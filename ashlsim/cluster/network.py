@@ -235,14 +235,20 @@ class SharedCapacity:
         if flow.where == "level":
             self._n_level -= 1
             left = flow.key - self._virtual
+            flow.where = None
+            flow.stamp += 1
         else:
-            self._capped_rate -= flow.cap
             left = flow.remaining - flow.cap * (self.env.now - flow.since)
-            if self._unheaped:
-                self._unheaped.pop(flow, None)
+            self._take_capped(flow)
+        return max(left, 0.0)
+
+    def _take_capped(self, flow: _Flow) -> None:
+        """Remove ``flow``, which runs at its cap (``_take`` without the bytes left)."""
+        self._capped_rate -= flow.cap
+        if self._unheaped:
+            self._unheaped.pop(flow, None)
         flow.where = None
         flow.stamp += 1
-        return max(left, 0.0)
 
     def _advance(self) -> None:
         now = self.env.now
@@ -323,12 +329,7 @@ class SharedCapacity:
         if self._reserved and self._reserved[0][0] <= self.env.now:
             self._start_reserved()
         self._advance()
-        # ``_take`` of a flow at its cap (a timed flow is one), without the bytes left
-        self._capped_rate -= flow.cap
-        if self._unheaped:
-            self._unheaped.pop(flow, None)
-        flow.where = None
-        flow.stamp += 1
+        self._take_capped(flow)  # a timed flow runs at its cap
         self._count -= 1
         if not self._count:
             self._capped_rate = 0.0  # no drift from float sums
