@@ -1,10 +1,12 @@
 """The worker's loop: a computation and a push that nothing can slow are one timeout
-(``Worker.joins_compute_and_push``). It must change nothing but the number of events: every
-scheme's run is compared, bit for bit, with the same run made of two timeouts."""
+(``Worker.joins_compute_and_push``), and so is a pull before them when the whole iteration is
+known at its start (``Worker.joins_pull``). It must change nothing but the number of events:
+every scheme's run is compared, bit for bit, with the same run made of one timeout per phase."""
 
 import numpy as np
 import pandas as pd
 import pytest
+import simpy
 from conftest import make
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,14 +41,58 @@ CASES = {
     "bsp-accuracy": {"stop": {"time_s": 5.0, "target_accuracy": 0.6}},
 }
 
+# timing only: the pull joins the computation and the push (a steady scheme, no stragglers)
+TIMING = {"model": {"name": "none"}, "workload": {"param_bytes": 2.0e4}}
+# every phase 1/64 s, evaluations every 16/64 s: pulls end at evaluations' very times
+TIES = {
+    "workers": 4,
+    "speed": 1024.0,
+    "uplink": {"bandwidth": 1.0e6, "latency": 0.0},
+    "downlink": {"bandwidth": 1.0e6, "latency": 0.0},
+}
+TIES_BYTES = {"param_bytes": 15624.0, "header_bytes": 1}  # 15,625 B a message: 1/64 s
+TIMING_CASES = {
+    "asp": {},
+    "bsp": {},
+    "ssp": {"strategy": {"name": "ssp", "staleness": 1}},  # cached reads: some iterations pull
+    "ssp-fresh": {"strategy": {"name": "ssp", "staleness": 2, "reads": "fresh"}},
+    "local_sgd": {"strategy": {"name": "local_sgd", "local_steps": 2}},
+    "asp-random": {"cluster": {**RANDOM_CLUSTER, "workers": 12}},
+    "bsp-random-topk": {
+        "cluster": {**RANDOM_CLUSTER, "workers": 12},
+        "strategy": {"name": "bsp", "compression": {"name": "topk", "ratio": 0.1}},
+    },
+    "asp-ties": {"cluster": TIES, "workload": TIES_BYTES, "eval": {"every_s": 0.25}},
+    "bsp-ties": {"cluster": TIES, "workload": TIES_BYTES, "eval": {"every_s": 0.25}},
+    "asp-epochs": {"stop": {"time_s": None, "epochs": 3.0, "target_accuracy": None}},
+    # not joined: the strategy is not steady, or straggler episodes change the speed
+    "ashl": {"strategy": {"name": "ashl"}},
+    "asp-stragglers": {
+        "cluster": {"stragglers": {"interval_s": 0.3, "duration_s": 0.2, "factor": 4.0}},
+    },
+}
+
+
+def count_wakes(monkeypatch) -> list[int]:
+    """Count the times a process is resumed from now on (``[count]``): a phase that joins
+    the next one ends without waking its worker."""
+    calls, resume = [0], simpy.Process._resume
+
+    def counted(self, event):
+        calls[0] += 1
+        return resume(self, event)
+
+    monkeypatch.setattr(simpy.Process, "_resume", counted)
+    return calls
+
 
 def run_both(monkeypatch, scenario, events=True):
     out = []
     for join in (True, False):
         monkeypatch.setattr(Worker, "joins_compute_and_push", join)
-        sim = Simulation(scenario, events=events)
-        result = sim.run()
-        out.append((result, next(sim.env._eid)))  # events scheduled in the whole run
+        wakes = count_wakes(monkeypatch)
+        result = Simulation(scenario, events=events).run()
+        out.append((result, wakes[0]))  # process wake-ups in the whole run
     return out
 
 
@@ -62,12 +108,45 @@ def assert_same(a, b):
 @pytest.mark.parametrize("case", CASES)
 def test_one_timeout_for_compute_and_push_changes_nothing_but_the_events(monkeypatch, case):
     sections = {"strategy": {"name": case.split("-")[0]}, **CASES[case]}
-    (joined, joined_events), (apart, apart_events) = run_both(monkeypatch, make(**sections))
+    (joined, joined_wakes), (apart, apart_wakes) = run_both(monkeypatch, make(**sections))
     assert_same(joined, apart)
     pushes = int(joined.workers["pushes"].sum())
     assert pushes > 20
-    # ... and it is used: one event fewer per push (a push cut off by the stop has none)
-    assert apart_events - joined_events >= pushes
+    # ... and it is used: one wake-up fewer per push (a push cut off by the stop has none)
+    assert apart_wakes - joined_wakes >= pushes
+
+
+@pytest.mark.parametrize("case", TIMING_CASES)
+def test_one_timeout_for_a_whole_timing_only_iteration_changes_nothing_but_the_events(
+    monkeypatch, case
+):
+    sections = {"strategy": {"name": case.split("-")[0]}, **TIMING, **TIMING_CASES[case]}
+    # (a case's own workload replaces TIMING's)
+    (joined, joined_wakes), (apart, apart_wakes) = run_both(monkeypatch, make(**sections))
+    assert_same(joined, apart)
+    pushes = int(joined.workers["pushes"].sum())
+    pulls = int((joined.events["kind"] == "pull").sum())
+    assert pushes > 20
+    steady = case not in ("ashl", "asp-stragglers")
+    # one wake-up fewer per push, and one fewer per pull when the scheme is steady (a phase
+    # cut off by the stop has none)
+    saved = apart_wakes - joined_wakes
+    workers = len(joined.workers)
+    assert saved >= pushes + (pulls - workers if steady else 0)
+    if not steady:
+        assert saved < pushes + pulls / 2
+
+
+def test_a_tie_between_a_pull_end_and_an_evaluation_goes_by_the_event_order():
+    """Pulls that end at an evaluation's very time are counted in the bytes it records only if
+    their end's event came first: here the evaluation's timeout is older, so none is."""
+    scenario = make(strategy={"name": "asp"}, **{**TIMING, **TIMING_CASES["asp-ties"]})
+    result = Simulation(scenario).run()
+    # pull k of a worker ends at (3k + 1) / 64 s: the sixth (k = 5), at 16/64 s, ties with
+    # the first evaluation after the start, whose timeout is older: five pulls each before it
+    row = result.history.set_index("time_s").loc[0.25]
+    assert row["bytes_down"] == 4 * 5 * 15625
+    assert result.history["bytes_down"].iloc[-1] % 15625 == 0
 
 
 def test_contended_pushes_are_not_joined(monkeypatch):
@@ -81,9 +160,9 @@ def test_contended_pushes_are_not_joined(monkeypatch):
         },  # fmt: skip
         strategy={"name": "asp"},
     )
-    (joined, joined_events), (apart, apart_events) = run_both(monkeypatch, scenario)
+    (joined, joined_wakes), (apart, apart_wakes) = run_both(monkeypatch, scenario)
     assert_same(joined, apart)
-    assert joined_events == apart_events
+    assert joined_wakes == apart_wakes
 
 
 @settings(max_examples=25, deadline=None)

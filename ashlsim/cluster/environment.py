@@ -9,7 +9,8 @@ from simpy.events import NORMAL
 
 
 class Environment(simpy.Environment):
-    """``simpy.Environment`` with ``timeout_at``, and ``now`` a plain attribute."""
+    """``simpy.Environment`` with ``timeout_at``, numbered timeouts, and ``now`` a plain
+    attribute."""
 
     now = 0.0  # shadows SimPy's property over ``_now``: read millions of times (``step``)
 
@@ -42,12 +43,45 @@ class Environment(simpy.Environment):
         now. ``timeout(at - now)`` fires at ``now + (at - now)``, which can round to a
         neighbouring float: one timeout that replaces two in a row (``Worker._iterate``) must
         end at the very float the second would have."""
-        delay = at - self._now
-        if delay < 0:
+        if at < self._now:
             raise ValueError(f"timeout_at({at}) is before now ({self._now})")
-        if self._now + delay == at:
-            return self.timeout(delay)
-        event = simpy.Event(self)  # a triggered event on the queue is what a timeout is
-        event._ok, event._value = True, None
+        event = Due(self)
         heapq.heappush(self._queue, (at, NORMAL, next(self._eid), event))
         return event
+
+
+class Due(simpy.Event):
+    """A triggered event, not on the queue yet: what a timeout is once it is (``timeout_at``,
+    ``Relay``)."""
+
+    def __init__(self, env: Environment):
+        self.env, self.callbacks, self._ok, self._value = env, [], True, None
+
+
+class Relay:
+    """A stop on the queue that wakes no process: at its time it calls ``action(*args)`` and
+    puts an event ``then`` (a ``Due``) on the queue for time ``then_at``. It stands for a
+    process that would wake only to do those two things: the event numbers are taken when that
+    process would have taken them, so events at one time keep their order. One is reused (a
+    worker has one pull under way at a time)."""
+
+    __slots__ = ("env", "callbacks", "_ok", "_value", "action", "args", "then", "then_at")
+
+    def __init__(self, env: Environment, action):
+        self.env, self.action = env, action
+        self.callbacks, self._ok, self._value = None, True, None
+
+    def schedule(self, at: float, args: tuple, then: Due, then_at: float) -> None:
+        """Stop at ``at`` (>= now), in the order of a timeout asked for now."""
+        self.callbacks, self.args, self.then, self.then_at = _FIRE, args, then, then_at
+        env = self.env
+        heapq.heappush(env._queue, (at, NORMAL, next(env._eid), self))
+
+
+def _fire(relay: Relay) -> None:
+    relay.action(*relay.args)
+    env = relay.env
+    heapq.heappush(env._queue, (relay.then_at, NORMAL, next(env._eid), relay.then))
+
+
+_FIRE = (_fire,)  # ``step`` calls a relay's callbacks, as any event's

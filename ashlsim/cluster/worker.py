@@ -12,6 +12,7 @@ import numpy as np
 import simpy
 
 from ..compression import identity, message_bytes
+from .environment import Due, Relay
 
 
 @dataclass(slots=True, eq=False)
@@ -123,12 +124,20 @@ class LoggingRecorder(Recorder):
         return super().pushed(start, now, nbytes)
 
 
+def is_steady(strategy) -> bool:
+    """Whether ``strategy``'s class declares it ``steady`` (its own declaration: a subclass
+    may vary its local steps or compressors)."""
+    return type(strategy).__dict__.get("steady", False)
+
+
 class Worker:
     """Simulated worker ``index`` with base ``speed`` (samples/s) and per-iteration jitter."""
 
     # A computation followed by a push that nothing can slow is one timeout (``_iterate``);
     # False: two, as in the model's definition (the tests compare the two).
     joins_compute_and_push = True
+    # ... and so is a pull before them, when all three are known at its start (``joins_pull``)
+    joins_pulls = True
 
     __slots__ = (  # thousands of workers: compact, and their hot fields close together
         "index",
@@ -208,6 +217,24 @@ class Worker:
             return base * jitter.value * steps
         return base * float(np.sum(jitter.sample(self.rng_jitter, steps)))
 
+    def joins_pull(self, pull_fixed: float | None) -> bool:
+        """Whether a pull that takes ``pull_fixed`` s (None: it can be slowed) joins the
+        computation and the push in one timeout. It can when nothing that decides the rest of
+        the iteration can change while it lasts: no SGD to prepare as of the pull's end
+        (timing only), a strategy whose class declares itself ``steady``, a computation
+        speed that straggler episodes do not change, and a push that nothing can slow."""
+        sim = self.sim
+        return (
+            self.joins_compute_and_push
+            and self.joins_pulls
+            and pull_fixed is not None
+            and pull_fixed > 0
+            and not sim.model.trains
+            and is_steady(sim.strategy)
+            and sim.scenario.cluster.stragglers is None
+            and sim.network.fixed_time(self.index, self.push_bytes, "push") is not None
+        )
+
     def run(self):
         """The worker's life, as a SimPy process: iterations, and restarts after crashes."""
         env, strategy = self.sim.env, self.sim.strategy
@@ -276,6 +303,9 @@ class Worker:
         self.last_local = None  # after a restart the first iteration pulls
         push_fixed_for = (None, None)  # (bytes, seconds): recomputed when the size changes
         join = self.joins_compute_and_push
+        join_pull = self.joins_pull(pull_fixed)
+        relay = Relay(env, pulled) if join_pull else None
+        steady_steps = strategy.local_steps(index) if is_steady(strategy) else None
         seq = 0
         while True:
             self.phase = "gate"
@@ -290,22 +320,32 @@ class Worker:
                 # a cached read: continue from its own model (the last pull plus its own
                 # updates since), no transfer
                 params, version, chain, pull_s = None, self.cache_version, self.last_local, 0.0
+                now, relayed = env.now, None
             else:
                 params, version = server.snapshot()
                 chain, self.cache_version, start = None, version, env.now
                 # each transfer is ``Network.move`` inlined: a generator of its own would
                 # cost ~0.6 us of the ~11 us an iteration's events cost (measured)
-                if pull_fixed is None:
-                    event, whole = network.begin(index, pull_bytes, "pull")
-                    yield event
-                    if not whole:
-                        yield network.flow(index, pull_bytes, "pull")
+                if join_pull:
+                    # Nothing happens at the pull's end but this worker's books: the rest of
+                    # the iteration is known now, and the pull's end only records it and sets
+                    # off the computation and push (``relay``), without waking the worker
+                    now = start + pull_fixed
+                    pull_s = now - start
+                    relayed = (start, now, pull_bytes)
                 else:
-                    yield env.timeout(pull_fixed)
-                pull_s = pulled(start, env.now, pull_bytes)
+                    if pull_fixed is None:
+                        event, whole = network.begin(index, pull_bytes, "pull")
+                        yield event
+                        if not whole:
+                            yield network.flow(index, pull_bytes, "pull")
+                    else:
+                        yield env.timeout(pull_fixed)
+                    now, relayed = env.now, None
+                    pull_s = pulled(start, now, pull_bytes)
 
             self.phase = "compute"
-            steps = strategy.local_steps(index)
+            steps = steady_steps or strategy.local_steps(index)
             compute_s = self.compute_time(steps)
             # the SGD is fixed as of the computation's start (docs/DESIGN.md section 1)
             work = self.last_local = prepare and prepare(
@@ -322,15 +362,20 @@ class Worker:
             if push_fixed_for[0] != push_bytes:
                 push_fixed_for = (push_bytes, network.fixed_time(index, push_bytes, "push"))
             fixed = push_fixed_for[1]
-            start = env.now
+            start = now
             if fixed is not None and join:
                 # Nothing can slow the push (no sharing, no faults), so nothing happens at
                 # the end of the computation but this worker's books: the computation and
                 # the push are one timeout, ending at the very time the two would have
                 # (tests/test_worker.py compares every scheme with ``join`` off)
                 start = start + compute_s  # the computation's end, the push's start
-                record.computing(env.now, start, steps, steps * batch)
-                yield env.timeout_at(start + fixed)
+                record.computing(now, start, steps, steps * batch)
+                if relayed is None:
+                    yield env.timeout_at(start + fixed)
+                else:  # the pull's end: record it, then the push's end
+                    done = Due(env)
+                    relay.schedule(now, relayed, done, start + fixed)
+                    yield done
                 record.settle(start)
                 self.phase = "push"
             else:

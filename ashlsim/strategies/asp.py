@@ -18,6 +18,7 @@ class ASP(Strategy):
     step, then push; the PS applies each delta at once, through the server optimizer
     (plain: ``w += lr_s * delta``)."""
 
+    steady = True
     name = "asp"
     Params = ASPParams
 

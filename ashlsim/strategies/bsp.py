@@ -31,6 +31,7 @@ class BSP(BarrierStrategy):
     cluster's workers are N + b: a round closes with the first N pushes to arrive, and the b
     late ones are dropped when they come (counted in ``dropped``, never applied late)."""
 
+    steady = True
     name = "bsp"
     Params = BSPParams
 

@@ -18,6 +18,7 @@ class LocalSGD(BarrierStrategy):
     """Local SGD / periodic averaging (Stich, ICLR 2019; Lin et al., ICLR 2020): every worker
     takes H steps, the PS applies the mean of the N deltas, a barrier ends the round."""
 
+    steady = True
     name = "local_sgd"
     Params = LocalSGDParams
 

@@ -31,6 +31,7 @@ class SSP(Strategy):
     does it pull, as Petuum's SSP table does. ``reads: fresh`` pulls the newest model every
     clock (then SSP with a huge bound is ASP)."""
 
+    steady = True
     name = "ssp"
     Params = SSPParams
 
