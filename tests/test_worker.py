@@ -1,7 +1,9 @@
 """The worker's loop: a computation and a push that nothing can slow are one timeout
-(``Worker.joins_compute_and_push``), and so is a pull before them when the whole iteration is
-known at its start (``Worker.joins_pull``). It must change nothing but the number of events:
-every scheme's run is compared, bit for bit, with the same run made of one timeout per phase."""
+(``Worker.joins_compute_and_push``), and a pull that nothing can slow ends without waking the
+worker when the computation after it is known at its start (``Worker.relays_pull``: a
+``Relay`` records its end). Neither may change anything but the number of wake-ups: every
+scheme's run is compared, bit for bit, with the same run whose worker wakes at the end of every
+phase."""
 
 import numpy as np
 import pandas as pd
@@ -41,8 +43,7 @@ CASES = {
     "bsp-accuracy": {"stop": {"time_s": 5.0, "target_accuracy": 0.6}},
 }
 
-# timing only: the pull joins the computation and the push (a steady scheme, no stragglers)
-TIMING = {"model": {"name": "none"}, "workload": {"param_bytes": 2.0e4}}
+TIMING = {"model": {"name": "none"}, "workload": {"param_bytes": 2.0e4}}  # timing only
 # every phase 1/64 s, evaluations every 16/64 s: pulls end at evaluations' very times
 TIES = {
     "workers": 4,
@@ -65,7 +66,6 @@ TIMING_CASES = {
     "asp-ties": {"cluster": TIES, "workload": TIES_BYTES, "eval": {"every_s": 0.25}},
     "bsp-ties": {"cluster": TIES, "workload": TIES_BYTES, "eval": {"every_s": 0.25}},
     "asp-epochs": {"stop": {"time_s": None, "epochs": 3.0, "target_accuracy": None}},
-    # not joined: the strategy is not steady, or straggler episodes change the speed
     "ashl": {"strategy": {"name": "ashl"}},
     "asp-stragglers": {
         "cluster": {"stragglers": {"interval_s": 0.3, "duration_s": 0.2, "factor": 4.0}},
@@ -86,10 +86,12 @@ def count_wakes(monkeypatch) -> list[int]:
     return calls
 
 
-def run_both(monkeypatch, scenario, events=True):
+def run_both(monkeypatch, scenario, events=True, joins=(True, True)):
+    """The run with ``joins`` (compute and push, relayed pulls) and with neither."""
     out = []
-    for join in (True, False):
-        monkeypatch.setattr(Worker, "joins_compute_and_push", join)
+    for compute_and_push, pulls in (joins, (False, False)):
+        monkeypatch.setattr(Worker, "joins_compute_and_push", compute_and_push)
+        monkeypatch.setattr(Worker, "relays_pulls", pulls)
         wakes = count_wakes(monkeypatch)
         result = Simulation(scenario, events=events).run()
         out.append((result, wakes[0]))  # process wake-ups in the whole run
@@ -105,36 +107,50 @@ def assert_same(a, b):
     assert a.stop_reason == b.stop_reason
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_one_timeout_for_compute_and_push_changes_nothing_but_the_events(monkeypatch, case):
-    sections = {"strategy": {"name": case.split("-")[0]}, **CASES[case]}
-    (joined, joined_wakes), (apart, apart_wakes) = run_both(monkeypatch, make(**sections))
-    assert_same(joined, apart)
-    pushes = int(joined.workers["pushes"].sum())
-    assert pushes > 20
-    # ... and it is used: one wake-up fewer per push (a push cut off by the stop has none)
-    assert apart_wakes - joined_wakes >= pushes
+ALL_CASES = {**CASES, **{f"timing-{name}": case for name, case in TIMING_CASES.items()}}
 
 
-@pytest.mark.parametrize("case", TIMING_CASES)
-def test_one_timeout_for_a_whole_timing_only_iteration_changes_nothing_but_the_events(
-    monkeypatch, case
-):
-    sections = {"strategy": {"name": case.split("-")[0]}, **TIMING, **TIMING_CASES[case]}
-    # (a case's own workload replaces TIMING's)
-    (joined, joined_wakes), (apart, apart_wakes) = run_both(monkeypatch, make(**sections))
+def sections_of(case: str) -> dict:
+    timing = case.startswith("timing-")
+    name = case.removeprefix("timing-")
+    own = TIMING_CASES[name] if timing else CASES[name]
+    # (a case's own sections replace TIMING's)
+    return {"strategy": {"name": name.split("-")[0]}, **(TIMING if timing else {}), **own}
+
+
+# relayed pulls: timing only, a steady scheme, no straggler episodes
+RELAYED = {f"timing-{name}" for name in TIMING_CASES if name not in ("ashl", "asp-stragglers")}
+
+
+def check_same_with_fewer_wakes(monkeypatch, case, joins):
+    (joined, joined_wakes), (apart, apart_wakes) = run_both(
+        monkeypatch, make(**sections_of(case)), joins=joins
+    )
     assert_same(joined, apart)
     pushes = int(joined.workers["pushes"].sum())
     pulls = int((joined.events["kind"] == "pull").sum())
     assert pushes > 20
-    steady = case not in ("ashl", "asp-stragglers")
-    # one wake-up fewer per push, and one fewer per pull when the scheme is steady (a phase
-    # cut off by the stop has none)
+    # ... and each is used: one wake-up fewer per push, and one per pull where pulls are
+    # relayed (a phase cut off by the stop saves none)
+    compute_and_push, relays = joins
+    relayed = relays and case in RELAYED
     saved = apart_wakes - joined_wakes
-    workers = len(joined.workers)
-    assert saved >= pushes + (pulls - workers if steady else 0)
-    if not steady:
-        assert saved < pushes + pulls / 2
+    assert saved >= compute_and_push * pushes + relayed * (pulls - len(joined.workers))
+    if not relayed:
+        assert saved <= compute_and_push * pushes + len(joined.workers)
+
+
+@pytest.mark.parametrize("case", ALL_CASES)
+def test_joined_phases_change_nothing_but_the_wake_ups(monkeypatch, case):
+    check_same_with_fewer_wakes(monkeypatch, case, (True, True))
+
+
+@pytest.mark.parametrize("joins", [(True, False), (False, True)], ids=["no-relay", "relay-only"])
+@pytest.mark.parametrize(
+    "case", ["asp-random", "timing-asp-random", "timing-ssp", "timing-bsp-random-topk"]
+)
+def test_each_join_alone_changes_nothing_but_the_wake_ups(monkeypatch, case, joins):
+    check_same_with_fewer_wakes(monkeypatch, case, joins)
 
 
 def test_a_tie_between_a_pull_end_and_an_evaluation_goes_by_the_event_order():
@@ -168,8 +184,9 @@ def test_contended_pushes_are_not_joined(monkeypatch):
 @settings(max_examples=25, deadline=None)
 @given(stop=st.floats(0.05, 1.0), seed=st.integers(0, 2**16))
 def test_a_run_stopped_mid_push_counts_the_computations_that_ended(stop, seed):
-    """The stop comes at any time, often while a joined push is under way: the computation
-    it follows is on the books if it ended by then, as the event at its end would have put it."""
+    """The stop comes at any time, often while a joined push or a relayed pull is under way:
+    the computation it follows is on the books if it ended by then, as the event at its end
+    would have put it, and a pull if it ended."""
     scenario = make(
         seed=seed,
         cluster={**RANDOM_CLUSTER, "workers": 6},
@@ -180,9 +197,9 @@ def test_a_run_stopped_mid_push_counts_the_computations_that_ended(stop, seed):
     )
     results = []
     for join in (True, False):
-        Worker.joins_compute_and_push = join
+        Worker.joins_compute_and_push = Worker.relays_pulls = join
         try:
             results.append(Simulation(scenario, events=True).run())
         finally:
-            Worker.joins_compute_and_push = True
+            Worker.joins_compute_and_push = Worker.relays_pulls = True
     assert_same(*results)

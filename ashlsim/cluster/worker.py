@@ -136,8 +136,9 @@ class Worker:
     # A computation followed by a push that nothing can slow is one timeout (``_iterate``);
     # False: two, as in the model's definition (the tests compare the two).
     joins_compute_and_push = True
-    # ... and so is a pull before them, when all three are known at its start (``joins_pull``)
-    joins_pulls = True
+    # A pull that nothing can slow ends without waking the worker when the computation after
+    # it is known at its start (``relays_pull``): a ``Relay`` on the queue records its end
+    relays_pulls = True
 
     __slots__ = (  # thousands of workers: compact, and their hot fields close together
         "index",
@@ -217,22 +218,20 @@ class Worker:
             return base * jitter.value * steps
         return base * float(np.sum(jitter.sample(self.rng_jitter, steps)))
 
-    def joins_pull(self, pull_fixed: float | None) -> bool:
-        """Whether a pull that takes ``pull_fixed`` s (None: it can be slowed) joins the
-        computation and the push in one timeout. It can when nothing that decides the rest of
-        the iteration can change while it lasts: no SGD to prepare as of the pull's end
-        (timing only), a strategy whose class declares itself ``steady``, a computation
-        speed that straggler episodes do not change, and a push that nothing can slow."""
+    def relays_pull(self, pull_fixed: float | None) -> bool:
+        """Whether a pull that takes ``pull_fixed`` s (None: it can be slowed) ends without
+        waking the worker. It can when nothing that decides the computation after it can
+        change while it lasts, so the worker starts that computation at the pull's start:
+        no SGD to fix as of the pull's end (timing only), a strategy whose class declares
+        itself ``steady`` (its local steps and compressors never change), and no straggler
+        episodes to change the speed."""
         sim = self.sim
         return (
-            self.joins_compute_and_push
-            and self.joins_pulls
+            self.relays_pulls
             and pull_fixed is not None
-            and pull_fixed > 0
             and not sim.model.trains
             and is_steady(sim.strategy)
             and sim.scenario.cluster.stragglers is None
-            and sim.network.fixed_time(self.index, self.push_bytes, "push") is not None
         )
 
     def run(self):
@@ -303,8 +302,15 @@ class Worker:
         self.last_local = None  # after a restart the first iteration pulls
         push_fixed_for = (None, None)  # (bytes, seconds): recomputed when the size changes
         join = self.joins_compute_and_push
-        join_pull = self.joins_pull(pull_fixed)
-        relay = Relay(env, pulled) if join_pull else None
+        # the pull's end would wake the worker only to record it and start computing: when
+        # the computation is known at the pull's start, the worker starts it then and a relay
+        # on the queue records the pull's end, taking the event numbers the worker would have
+        # taken (events at one time keep their order; tests/test_worker.py compares, bit for
+        # bit). Started then, while this worker's data is in the cache: done by the relay at
+        # the pull's end instead, an iteration cost a quarter more at 10,000 workers
+        # (measured), more than the wake-up it saves.
+        relayed_pulls = self.relays_pull(pull_fixed)
+        relay = Relay(env, pulled) if relayed_pulls else None
         steady_steps = strategy.local_steps(index) if is_steady(strategy) else None
         seq = 0
         while True:
@@ -326,10 +332,7 @@ class Worker:
                 chain, self.cache_version, start = None, version, env.now
                 # each transfer is ``Network.move`` inlined: a generator of its own would
                 # cost ~0.6 us of the ~11 us an iteration's events cost (measured)
-                if join_pull:
-                    # Nothing happens at the pull's end but this worker's books: the rest of
-                    # the iteration is known now, and the pull's end only records it and sets
-                    # off the computation and push (``relay``), without waking the worker
+                if relayed_pulls:
                     now = start + pull_fixed
                     pull_s = now - start
                     relayed = (start, now, pull_bytes)
@@ -362,24 +365,29 @@ class Worker:
             if push_fixed_for[0] != push_bytes:
                 push_fixed_for = (push_bytes, network.fixed_time(index, push_bytes, "push"))
             fixed = push_fixed_for[1]
-            start = now
-            if fixed is not None and join:
+            start, end = now, now + compute_s
+            joined = fixed is not None and join
+            if joined:
                 # Nothing can slow the push (no sharing, no faults), so nothing happens at
                 # the end of the computation but this worker's books: the computation and
                 # the push are one timeout, ending at the very time the two would have
-                # (tests/test_worker.py compares every scheme with ``join`` off)
-                start = start + compute_s  # the computation's end, the push's start
-                record.computing(now, start, steps, steps * batch)
-                if relayed is None:
-                    yield env.timeout_at(start + fixed)
-                else:  # the pull's end: record it, then the push's end
-                    done = Due(env)
-                    relay.schedule(now, relayed, done, start + fixed)
-                    yield done
-                record.settle(start)
-                self.phase = "push"
+                # (tests/test_worker.py compares every scheme with ``join`` off); the
+                # computation is recorded when the push ends (or when the run stops)
+                record.computing(now, end, steps, steps * batch)
+                due = end + fixed
             else:
-                yield env.timeout(compute_s)
+                due = end
+            if relayed is None:
+                yield env.timeout_at(due)
+            else:  # the pull's end records it and puts ``done`` on the queue
+                done = Due(env)
+                relay.schedule(now, relayed, done, due)
+                yield done
+            if joined:
+                record.settle(end)
+                self.phase = "push"
+                start = end
+            else:
                 computed(start, env.now, steps, steps * batch)
 
                 self.phase = "push"
