@@ -1,5 +1,6 @@
 """The fluid max-min fair network against closed forms worked by hand."""
 
+import gc
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from reference_network import ReferenceSharedCapacity
 
 from ashlsim.cluster import Environment, Network, SharedCapacity
+from ashlsim.cluster.network import _Flow
 
 # (start s, bytes, link cap) of one transfer; 1e9: a link faster than any card here
 FLOW = st.tuples(st.floats(0, 5), st.floats(1, 1000), st.sampled_from([5.0, 20.0, 50.0, 1e9]))
@@ -239,6 +241,30 @@ def test_books_stay_small_over_many_transfers():
         max(map(len, (shared._capped_caps, shared._k_finish, shared._level_caps, shared._u_finish)))
         < 200
     )
+
+
+def test_finished_transfers_are_freed_without_the_cycle_collector():
+    """A timed flow and its timeout referred to each other: every transfer left a cycle for the
+    collector (1.4 of 8.2 us an iteration at 16 workers, measured). Reference counting frees
+    them as they finish: with the collector off, no more flows are alive than transfers made
+    at once."""
+    env = Environment()
+    shared = SharedCapacity(env, 100.0)
+
+    def go(i):
+        yield env.timeout(i * 0.1)
+        yield shared.start(1.0 + 2 * (i % 7), 20.0 + i % 3, timed=True).done
+
+    for i in range(3000):
+        env.process(go(i))
+    gc.collect()
+    gc.disable()
+    try:
+        env.run()
+        flows = sum(isinstance(o, _Flow) for o in gc.get_objects())
+    finally:
+        gc.enable()
+    assert flows < 100
 
 
 @settings(max_examples=200, deadline=None)

@@ -38,7 +38,7 @@ class Environment(simpy.Environment):
             exc.__cause__ = event._value
             raise exc
 
-    def timeout_at(self, at: float) -> simpy.Event:
+    def timeout_at(self, at: float) -> Due:
         """An event that fires at exactly ``at`` (>= now), in the order of a timeout asked for
         now. ``timeout(at - now)`` fires at ``now + (at - now)``, which can round to a
         neighbouring float: one timeout that replaces two in a row (``Worker._iterate``) must
@@ -50,9 +50,12 @@ class Environment(simpy.Environment):
         return event
 
 
-class Due(simpy.Event):
+class Due:
     """A triggered event, not on the queue yet: what a timeout is once it is (``timeout_at``,
-    ``Relay``)."""
+    ``Relay``). It has what a process and ``step`` read of an event (``callbacks``, ``_ok``,
+    ``_value``), in slots: millions are made, and a ``simpy.Event`` carries a dict."""
+
+    __slots__ = ("env", "callbacks", "_ok", "_value")
 
     def __init__(self, env: Environment):
         self.env, self.callbacks, self._ok, self._value = env, [], True, None

@@ -325,7 +325,7 @@ class SharedCapacity:
 
     def _timed_done(self, event: simpy.Event) -> None:
         """A timed flow's timeout: it is through (before its waiter resumes)."""
-        flow = event.flow
+        flow, event.flow = event.flow, None  # (a cycle with ``flow.done``: freed at once)
         if self._reserved and self._reserved[0][0] <= self.env.now:
             self._start_reserved()
         self._advance()
