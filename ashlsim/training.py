@@ -41,6 +41,7 @@ class Work:
     # delta), known once it is computed; ``keep_local`` keeps that model for the next work
     chain: Work | None = None
     keep_local: bool = False
+    local_delta: np.ndarray | None = None  # kept: ``local_model`` adds it when first asked
     local_out: np.ndarray | None = None
 
     def start_velocity(self) -> np.ndarray | None:
@@ -49,6 +50,20 @@ class Work:
         if self.prev.velocity_out is None:
             raise RuntimeError("a worker's work computed before its previous one")
         return self.prev.velocity_out
+
+    @property
+    def computed_local(self) -> bool:
+        """Whether the local model this work leaves is known (``keep_local``, computed)."""
+        return self.local_delta is not None or self.local_out is not None
+
+    def local_model(self) -> np.ndarray:
+        """The local model this work leaves, ``params + delta``, made when first asked: most
+        are never continued from (a cached read continues from some), and for a large model
+        the sum is a good part of a push's cost."""
+        if self.local_out is None:
+            self.local_out = self.params + self.local_delta
+            self.local_delta = None
+        return self.local_out
 
     def keep(self, velocity) -> None:
         """Record the new momentum buffer and hand it back to the owner, unless the owner
@@ -164,9 +179,9 @@ class LocalTrainer:
         groups: dict[tuple[int, int], list[int]] = {}
         for work in works:
             if work.chain is not None:  # computed before (the PS orders it so)
-                if work.chain.local_out is None:
+                if not work.chain.computed_local:
                     raise RuntimeError("a cached read computed before the work it continues")
-                work.params, work.chain = work.chain.local_out, None
+                work.params, work.chain = work.chain.local_model(), None
         for i, work in enumerate(works):
             if work.accumulate:
                 deltas[i] = self._accumulated(work)
@@ -185,7 +200,7 @@ class LocalTrainer:
                     deltas[i] = delta
         for work, delta in zip(works, deltas, strict=True):
             if work.keep_local:
-                work.local_out = work.params + delta
+                work.local_delta = delta
         return deltas
 
     def _chunk(self, first: Work, last: Work) -> int:

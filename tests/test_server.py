@@ -146,3 +146,34 @@ def test_momentum_starts_from_the_buffer_the_previous_work_leaves(defer):
     sim.run()
     assert len(chained) > 100
     assert (sum(chained) > len(chained) / 2) if defer else not any(chained)
+
+
+def test_a_local_model_is_made_only_for_the_cached_read_that_continues_from_it():
+    """SSP's workers keep their local models for a cached read, but most never have one: the
+    sum ``params + delta`` is made when a cached read asks for it, and then it is exactly
+    that sum (the run is the same as when every work made it: test_deferred_maths above and
+    the fingerprints of tests/test_worker.py)."""
+    sim = Simulation(make(strategy={"name": "ssp", "staleness": 3}, eval={"every_s": 1.0}))
+    trainer = sim.workers[0].trainer
+    prepare, works, chained = trainer.prepare, [], []
+
+    def recording(params, steps, sampler, progress, owner, accumulate, chain, keep_local):
+        works.append(prepare(params, steps, sampler, progress, owner, accumulate, chain,
+                             keep_local))  # fmt: skip
+        if chain is not None:
+            chained.append(chain)
+        return works[-1]
+
+    trainer.prepare = recording
+    sim.run()
+    sim.server.flush()
+    computed = [w for w in works if w.computed_local]
+    made = {id(w) for w in computed if w.local_out is not None}
+    # made only for a cached read (one still in flight at the stop has not asked yet)
+    assert len(chained) > 20 and len(computed) > 2 * len(chained)
+    assert made <= {id(w) for w in chained} and len(made) >= len(chained) - len(sim.workers)
+    for work in computed[:50]:
+        if work.local_out is None:
+            expected = work.params + work.local_delta
+            np.testing.assert_array_equal(work.local_model(), expected)
+            assert work.local_model() is work.local_out  # made once

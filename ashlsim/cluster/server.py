@@ -202,7 +202,7 @@ def _ready(update) -> bool:
     """A push computed on the local model of an earlier work (a cached read) waits for
     that work to be computed: it starts a later level."""
     chain = getattr(update.work, "chain", None)
-    return chain is None or chain.local_out is not None
+    return chain is None or chain.computed_local
 
 
 class StalenessLog:

@@ -95,7 +95,7 @@ class RemoteTrainee:
         work.accumulate, work.keep_local = job["accumulate"], job["keep_local"]
         (delta,) = self.trainer.run([work])
         if work.keep_local:
-            self.local = work.local_out
+            self.local = work.local_model()
         if self.compress_state is None:
             self.compress_state = self.compressor.init(delta.size)
         message, self.compress_state = self.compressor.compress(delta, self.compress_state)
