@@ -203,3 +203,21 @@ def test_a_run_stopped_mid_push_counts_the_computations_that_ended(stop, seed):
         finally:
             Worker.joins_compute_and_push = Worker.relays_pulls = True
     assert_same(*results)
+
+
+def test_a_subclass_of_a_steady_scheme_is_steady_only_if_it_says_so():
+    """A subclass may vary its local steps: steadiness is read from the class that declares
+    it, never inherited (``Strategy.steady``)."""
+    from ashlsim.cluster.worker import is_steady
+    from ashlsim.strategies.asp import ASP
+
+    class Varying(ASP):
+        def local_steps(self, worker):
+            return 1 + int(self.port.now()) % 3
+
+    class Declared(Varying):
+        steady = True
+
+    assert is_steady(object.__new__(ASP))
+    assert not is_steady(object.__new__(Varying))
+    assert is_steady(object.__new__(Declared))

@@ -1,4 +1,5 @@
-"""The simulation's clock: SimPy's environment, plus a timeout at an absolute time."""
+"""The simulation's clock: SimPy's environment, plus a timeout at an absolute time and a relay
+(a stop on the event queue that wakes no process)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from simpy.events import NORMAL
 
 
 class Environment(simpy.Environment):
-    """``simpy.Environment`` with ``timeout_at``, numbered timeouts, and ``now`` a plain
-    attribute."""
+    """``simpy.Environment`` with ``timeout_at``, and ``now`` a plain attribute."""
 
     now = 0.0  # shadows SimPy's property over ``_now``: read millions of times (``step``)
 
