@@ -44,19 +44,14 @@ def _raw(spec, rng: np.random.Generator):
 
         return (*load_breast_cancer(return_X_y=True), None, None)
     if name == "synthetic":
-        from sklearn.datasets import make_classification
-
         generator = np.random.RandomState(int(rng.integers(2**31 - 1)))
         X, y = make_classification(
-            n_samples=spec.n_samples,
-            n_features=spec.n_features,
-            n_informative=max(2, min(spec.n_features, spec.n_informative or spec.n_features // 2)),
-            n_redundant=0,
-            n_classes=spec.n_classes,
-            n_clusters_per_class=1,
-            class_sep=spec.class_sep,
-            shuffle=False,
-            random_state=generator,
+            spec.n_samples,
+            spec.n_features,
+            max(2, min(spec.n_features, spec.n_informative or spec.n_features // 2)),
+            spec.n_classes,
+            spec.class_sep,
+            generator,
         )
         # its shuffle (samples, then features) from the same generator, as indices: shuffling
         # in make_classification copies the set twice (for 480,000 x 64: 490 MB at its peak)
@@ -73,6 +68,97 @@ def _raw(spec, rng: np.random.Generator):
             ) from None
         return (*mnist_data(), None, None)
     raise ScenarioError("data.name", name, f"one of {', '.join(DATASETS)}")
+
+
+def make_classification(
+    n_samples: int,
+    n_features: int,
+    n_informative: int,
+    n_classes: int,
+    class_sep: float,
+    generator: np.random.RandomState,
+) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's ``make_classification`` (1.x), unshuffled, with one cluster per class, no
+    redundant or repeated features, ``flip_y=0.01``, no shift or scale: the same draws from
+    ``generator`` and the same values (``tests/test_data.py`` compares). Its own copy so that
+    a synthetic set needs no scikit-learn (76 MB and 0.8 s to import) and its big draws come a
+    chunk at a time (scikit-learn holds all informative features' draws at once: 123 MB for
+    480,000 x 64), and so that a scenario's data do not change with scikit-learn's version.
+    Each class is a Gaussian cluster around a vertex of a hypercube of side ``2 * class_sep``
+    in the informative features, with a random covariance; the other features are noise."""
+    if n_classes > 2**n_informative:
+        raise ScenarioError(
+            "data.n_classes", n_classes, f"at most 2**n_informative = {2**n_informative}"
+        )
+    n_random = n_features - n_informative
+    sizes = [int(n_samples * (1.0 / n_classes)) for _ in range(n_classes)]
+    for i in range(n_samples - sum(sizes)):
+        sizes[i % n_classes] += 1
+    X = np.zeros((n_samples, n_features))
+    y = np.zeros(n_samples, dtype=int)
+    centroids = _hypercube(n_classes, n_informative, generator).astype(float, copy=False)
+    centroids *= 2 * class_sep
+    centroids -= class_sep
+    for at in range(0, n_samples, CHUNK):  # the same stream as one (n, n_informative) draw
+        X[at : at + CHUNK, :n_informative] = generator.standard_normal(
+            size=(min(CHUNK, n_samples - at), n_informative)
+        )
+    stop = 0
+    for k, centroid in enumerate(centroids):
+        start, stop = stop, stop + sizes[k]
+        y[start:stop] = k % n_classes
+        cluster = X[start:stop, :n_informative]
+        A = 2 * generator.uniform(size=(n_informative, n_informative)) - 1
+        cluster[...] = np.dot(cluster, A)  # a random covariance
+        cluster += centroid
+    if n_random > 0:
+        for at in range(0, n_samples, CHUNK):
+            X[at : at + CHUNK, -n_random:] = generator.standard_normal(
+                size=(min(CHUNK, n_samples - at), n_random)
+            )
+    flip = generator.uniform(size=n_samples) < 0.01  # flip_y: 1 % of the labels drawn anew
+    y[flip] = generator.randint(n_classes, size=flip.sum())
+    X += 0.0  # shift (turns a -0.0 into 0.0, as scikit-learn's does)
+    X *= 1.0  # scale
+    return X, y
+
+
+def _hypercube(samples: int, dimensions: int, generator) -> np.ndarray:
+    """``samples`` distinct vertices of the unit hypercube in ``dimensions`` (scikit-learn's
+    ``_generate_hypercube``: its draws, its values)."""
+    if dimensions > 30:
+        return np.hstack(
+            [
+                generator.randint(2, size=(samples, dimensions - 30)),
+                _hypercube(samples, 30, generator),
+            ]
+        )
+    out = _without_replacement(2**dimensions, samples, generator).astype(">u4", copy=False)
+    return np.unpackbits(out.view(">u1")).reshape((-1, 32))[:, -dimensions:]
+
+
+def _without_replacement(population: int, samples: int, generator) -> np.ndarray:
+    """``samples`` distinct integers below ``population``, as scikit-learn's
+    ``sample_without_replacement`` draws them (method "auto")."""
+    ratio = samples / population if population != 0 else 1.0
+    if 0.01 < ratio < 0.99:
+        return generator.permutation(population)[:samples]
+    out = np.empty(samples, dtype=int)
+    if ratio < 0.2:  # tracking selection
+        selected: set[int] = set()
+        for i in range(samples):
+            j = generator.randint(population)
+            while j in selected:
+                j = generator.randint(population)
+            selected.add(j)
+            out[i] = j
+        return out
+    out[:] = np.arange(samples)  # reservoir sampling
+    for i in range(samples, population):
+        j = generator.randint(0, i + 1)
+        if j < samples:
+            out[j] = i
+    return out
 
 
 def load_dataset(
@@ -107,12 +193,20 @@ def load_dataset(
         test, train = rows[test], rows[train]
     # the same values as ``(X - mean) / std`` of the training rows, ``.astype(dtype)``, a
     # chunk at a time: a large synthetic set (half a million samples) is gigabytes otherwise
+    if rows is not None:  # our own array: into the split's order, then standardised, in place
+        _gather_in_place(X, np.concatenate([train, test]))
+        train, test = np.arange(len(train)), None
     mean, std = _column_stats(X, train, cols)
     std[std == 0] = 1.0
+    if test is None:
+        X_train, X_test = _standardised_in_place(X, len(train), cols, mean, std, dtype)
+    else:
+        X_train = _standardised(X, train, cols, mean, std, dtype)
+        X_test = _standardised(X, test, cols, mean, std, dtype)
     return Dataset(
-        X_train=_standardised(X, train, cols, mean, std, dtype),
+        X_train=X_train,
         y_train=y[order[n_test:]].astype(np.int64),
-        X_test=_standardised(X, test, cols, mean, std, dtype),
+        X_test=X_test,
         y_test=y[order[:n_test]].astype(np.int64),
         n_classes=int(y.max()) + 1,
     )
@@ -123,7 +217,7 @@ def _test_size(spec, n: int) -> int:
     return max(1, int(round(spec.test_fraction * n)))
 
 
-CHUNK = 1 << 15  # rows at a time
+CHUNK = 1 << 12  # rows at a time (4,096 x 64 float64: 2 MB; any size gives the same values)
 
 
 def _chunks(X: np.ndarray, rows: np.ndarray, cols: np.ndarray | None):
@@ -158,6 +252,55 @@ def _standardised(X, rows, cols, mean, std, dtype) -> np.ndarray:
         chunk /= std
         out[at : at + CHUNK] = chunk
     return out
+
+
+def _gather_in_place(X: np.ndarray, source: np.ndarray) -> None:
+    """``X[:] = X[source]`` for a permutation ``source``, without a second copy of ``X``: each
+    cycle of the permutation moves its rows one step, a block of rows at a time (a block reads
+    rows of its cycle that no earlier block has written), and the cycle's first row, kept
+    aside, closes it."""
+    following = source.tolist()
+    done = np.zeros(len(following), dtype=bool)
+    for first in range(len(following)):
+        if done[first] or following[first] == first:
+            continue
+        cycle, at = [first], following[first]
+        while at != first:  # (a Python loop: about 0.1 s for 480,000 rows)
+            cycle.append(at)
+            at = following[at]
+        cycle = np.array(cycle)
+        done[cycle] = True
+        kept = X[first].copy()
+        for start in range(0, len(cycle) - 1, CHUNK):
+            stop = min(start + CHUNK, len(cycle) - 1)
+            X[cycle[start:stop]] = X[cycle[start + 1 : stop + 1]]
+        X[cycle[-1]] = kept
+
+
+def _standardised_in_place(X, n_train, cols, mean, std, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n_train`` rows of ``X`` (float64, ours) and the rest, as
+    ``((X[:, cols] - mean) / std).astype(dtype)``, in ``X``'s own memory: a chunk of rows is
+    copied out, standardised, and written back as ``dtype`` to the front of the buffer (a
+    float32 row takes half a float64 row, so it lands on rows already read), which then gives
+    back what it no longer needs. Building 480,000 x 64 for float32: the 123 MB of the result
+    never exist beside the 245 MB of ``X``."""
+    n, width = X.shape[0], len(mean)
+    itemsize = np.dtype(dtype).itemsize
+    if itemsize > X.itemsize:
+        raise ValueError(f"cannot standardise float64 into the wider {np.dtype(dtype)} in place")
+    flat = X.reshape(-1).view(dtype)  # (a view: X is C-contiguous)
+    for at in range(0, n, CHUNK):
+        chunk = X[at : at + CHUNK]
+        chunk = chunk[:, cols] if cols is not None else chunk.copy()
+        chunk -= mean
+        chunk /= std
+        flat[at * width : at * width + chunk.size] = chunk.ravel()
+    del flat
+    values = n * width * itemsize // X.itemsize + 1  # float64 values the result spans
+    if values < X.size:
+        X.resize(values, refcheck=False)  # (no other view of X exists: it is ours)
+    out = X.reshape(-1).view(dtype)[: n * width].reshape(n, width)
+    return out[:n_train], out[n_train:]
 
 
 def partition(

@@ -93,19 +93,84 @@ def test_a_batch_larger_than_the_training_set_is_refused():
         ashlsim.run(make(training={"batch_size": 100_000}))
 
 
+@pytest.mark.parametrize(
+    "n_samples, n_features, n_informative, n_classes, class_sep",
+    [
+        (70000, 64, 32, 10, 1.0),  # draws in chunks; above 30 informative features
+        (333, 20, 10, 2, 1.0),  # hypercube vertices by permutation
+        (333, 20, 2, 4, 0.5),  # ... by reservoir sampling (every vertex)
+        (2000, 12, 10, 10, 2.0),  # ... by tracking selection (10 of 1,024)
+        (100, 8, 8, 7, 1.0),  # no noise feature
+    ],
+)
+def test_the_synthetic_generator_is_scikit_learns(
+    n_samples, n_features, n_informative, n_classes, class_sep
+):
+    """Our copy of make_classification draws what scikit-learn's draws and makes the same
+    values (signed zeros too), and leaves the generator where it leaves it."""
+    from sklearn.datasets import make_classification as reference
+
+    from ashlsim.data import make_classification
+
+    ours, theirs = np.random.RandomState(7), np.random.RandomState(7)
+    X, y = make_classification(n_samples, n_features, n_informative, n_classes, class_sep, ours)
+    X_ref, y_ref = reference(
+        n_samples=n_samples,
+        n_features=n_features,
+        n_informative=n_informative,
+        n_redundant=0,
+        n_classes=n_classes,
+        n_clusters_per_class=1,
+        class_sep=class_sep,
+        shuffle=False,
+        random_state=theirs,
+    )
+    np.testing.assert_array_equal(X, X_ref)
+    np.testing.assert_array_equal(np.signbit(X), np.signbit(X_ref))
+    np.testing.assert_array_equal(y, y_ref)
+    assert ours.random() == theirs.random()
+
+
+def test_too_many_classes_for_the_informative_features_is_a_scenario_error():
+    from ashlsim.data import make_classification
+
+    with pytest.raises(ScenarioError, match="data.n_classes"):
+        make_classification(100, 4, 2, 5, 1.0, np.random.RandomState(0))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 5000, 20000])
+def test_rows_are_gathered_in_place_as_by_fancy_indexing(n):
+    from ashlsim.data import _gather_in_place
+
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(n, 3))
+    for source in (rng.permutation(n), np.arange(n), np.roll(np.arange(n), 1)):
+        expected, got = X[source], X.copy()
+        _gather_in_place(got, source)
+        np.testing.assert_array_equal(got, expected)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_samples", [70000, 333])
-def test_the_lean_data_set_is_the_plain_formula_bit_for_bit(dtype, n_samples):
-    # load_dataset shuffles a synthetic set by indices and standardises it a chunk at a time
-    # (a big set stays small in memory); the values must be those of scikit-learn's shuffled
-    # set and the plain expressions
+@pytest.mark.parametrize("n_samples, n_features", [(70000, 20), (333, 20), (333, 7)])
+def test_the_lean_data_set_is_the_plain_formula_bit_for_bit(dtype, n_samples, n_features):
+    # load_dataset generates a synthetic set with its own copy of make_classification,
+    # shuffles it by indices, puts its rows in the split's order and standardises them a chunk
+    # at a time in the set's own memory (a big set stays small); the values must be those of
+    # scikit-learn's shuffled set and the plain expressions (7 features: the float32 result
+    # takes an odd number of float32 values)
     from sklearn.datasets import make_classification
 
     from ashlsim import Scenario
     from ashlsim.data import load_dataset
     from ashlsim.rng import Streams
 
-    spec = Scenario().with_overrides({"data": {"name": "synthetic", "n_samples": n_samples}}).data
+    spec = (
+        Scenario()
+        .with_overrides(
+            {"data": {"name": "synthetic", "n_samples": n_samples, "n_features": n_features}}
+        )
+        .data
+    )
     got = load_dataset(spec, Streams(5).get("data"), dtype)
     rng = Streams(5).get("data")
     X, y = make_classification(
