@@ -123,7 +123,7 @@ def simpy_floor(n: int, time_s: float) -> tuple[int, float]:
 
 def resident_mb() -> float:
     """Memory in use now (Linux; NaN elsewhere): the run's own, where the peak is often the
-    data set's generation (scikit-learn's make_classification)."""
+    data set's generation (``ashlsim.data.make_classification``)."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
