@@ -85,7 +85,11 @@ def make_classification(
     chunk at a time (scikit-learn holds all informative features' draws at once: 123 MB for
     480,000 x 64), and so that a scenario's data do not change with scikit-learn's version.
     Each class is a Gaussian cluster around a vertex of a hypercube of side ``2 * class_sep``
-    in the informative features, with a random covariance; the other features are noise."""
+    in the informative features, with a random covariance; the other features are noise.
+
+    Adapted from scikit-learn (``sklearn/datasets/_samples_generator.py`` and, for
+    ``_hypercube`` and ``_without_replacement``, ``sklearn/utils/_random.pyx``; BSD 3-Clause
+    License, copyright the scikit-learn developers)."""
     if n_classes > 2**n_informative:
         raise ScenarioError(
             "data.n_classes", n_classes, f"at most 2**n_informative = {2**n_informative}"
