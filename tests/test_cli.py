@@ -57,6 +57,8 @@ def test_a_big_timing_only_run_prints_a_spread_and_plots_progress(
         (["--strategy", "nope"], "strategy.name"),
         (["--set", "model.name=resnet"], "model.name"),
         (["--set", "nonsense"], "--set"),
+        # more classes than vertices of the informative features' hypercube (was a traceback)
+        (["--set", "data={name: synthetic, n_classes: 50, n_features: 8}"], "data.n_classes"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(args, words, scenario_file, tmp_path, capsys):
