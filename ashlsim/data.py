@@ -301,7 +301,7 @@ def _standardised_in_place(X, n_train, cols, mean, std, dtype) -> tuple[np.ndarr
         flat[at * width : at * width + chunk.size] = chunk.ravel()
     del flat
     values = n * width * itemsize // X.itemsize + 1  # float64 values the result spans
-    if values < X.size:
+    if values < X.size and X.flags.owndata:
         X.resize(values, refcheck=False)  # (no other view of X exists: it is ours)
     out = X.reshape(-1).view(dtype)[: n * width].reshape(n, width)
     return out[:n_train], out[n_train:]
