@@ -71,11 +71,12 @@ class ADSP(Strategy):
         self.t_comm = [math.nan] * self.n
         self.steps = [1] * self.n
         self.trials: list[dict] = []  # the commit-rate search, one row per decision
+        self._down: set[int] = set()  # workers down now (nobody waits for their probe)
+        self._unmeasured = self.n  # running workers not measured yet (a count: O(1) a push)
         if self.params.variant == "authors":
             self._authors = _AuthorsSchedule(self)
             return
         self.commit_s = math.nan  # the common commit period, once every worker was measured
-        self._down: set[int] = set()  # workers down now (nobody waits for their probe)
         self._trial = None  # (start time, start loss, commit_s)
         self._direction = 1.0
         self._best_slope = math.nan
@@ -108,7 +109,7 @@ class ADSP(Strategy):
     def _maybe_plan(self) -> None:
         """Set the common commit period once every running worker has been measured (a worker
         that died before its first commit is planned when it comes back)."""
-        if not math.isnan(self.commit_s):
+        if not math.isnan(self.commit_s) or self._unmeasured:
             return
         measured = [
             (ti, tc)
@@ -129,6 +130,8 @@ class ADSP(Strategy):
         if self.params.variant == "authors":
             self._authors.worker_down(worker)
         else:
+            if worker not in self._down and math.isnan(self.t_iter[worker]):
+                self._unmeasured -= 1
             self._down.add(worker)
             self._maybe_plan()
 
@@ -136,6 +139,8 @@ class ADSP(Strategy):
         if self.params.variant == "authors":
             self._authors.worker_up(worker)
         else:
+            if worker in self._down and math.isnan(self.t_iter[worker]):
+                self._unmeasured += 1
             self._down.discard(worker)
 
     def worker_columns(self):
@@ -147,6 +152,8 @@ class ADSP(Strategy):
         a = self.params.smoothing
         if math.isnan(self.t_iter[w]):
             self.t_iter[w], self.t_comm[w] = t_iter, t_comm
+            if w not in self._down and not math.isnan(t_iter):
+                self._unmeasured -= 1
         else:
             self.t_iter[w] += a * (t_iter - self.t_iter[w])
             self.t_comm[w] += a * (t_comm - self.t_comm[w])
@@ -215,6 +222,7 @@ class _AuthorsSchedule:
         self.period = 0  # periods into the current search cycle
         self.losses: list[float] = []  # recorded losses in the current period
         self.down = [False] * n
+        self.owing = n  # running workers with commits left in the period (O(1) a commit)
         self.probing = [True] * n  # a worker's first commit measures its iteration time
         self._barrier = strategy.port.event()
         self.period_ends: list[float] = []  # simulated time of each barrier
@@ -239,6 +247,8 @@ class _AuthorsSchedule:
             self.probing[worker] = False
             return
         self.done[worker] += 1
+        if self.done[worker] == self.planned[worker] and not self.down[worker]:
+            self.owing -= 1
         t1 = self.t1[worker]
         t1.append(t_comm)
         del t1[:-10]
@@ -249,18 +259,21 @@ class _AuthorsSchedule:
             self.losses.append(record["loss"])
 
     def worker_down(self, worker: int) -> None:
+        if not self.down[worker] and self.done[worker] < self.planned[worker]:
+            self.owing -= 1
         self.down[worker] = True  # nobody waits for a crashed worker at a barrier
         self._maybe_release()
 
     def worker_up(self, worker: int) -> None:
+        if self.down[worker]:
+            self.owing += 1  # (planned >= 1 > done)
+        elif self.done[worker] >= self.planned[worker]:
+            self.owing += 1
         self.down[worker] = False
         self.done[worker] = 0  # it joins the current period
 
     def _maybe_release(self) -> None:
-        if any(
-            d < m and not down
-            for d, m, down in zip(self.done, self.planned, self.down, strict=True)
-        ):
+        if self.owing:  # a running worker has commits left in this period
             return
         self._end_of_period()
         self.period_ends.append(self.s.port.now())
@@ -272,6 +285,7 @@ class _AuthorsSchedule:
         s, p, now = self.s, self.s.params, self.s.port.now()
         self.period += 1
         self.done = [0] * s.n
+        self.owing = self.down.count(False)  # every running worker owes >= 1 commit again
         if self.period >= p.search_periods:  # a new search cycle: align the commit counts
             self.period, self.searching, self.best_reward = 0, True, 0.0
             target = max(self.commits) + 1
