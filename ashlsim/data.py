@@ -103,10 +103,7 @@ def make_classification(
     centroids = _hypercube(n_classes, n_informative, generator).astype(float, copy=False)
     centroids *= 2 * class_sep
     centroids -= class_sep
-    for at in range(0, n_samples, CHUNK):  # the same stream as one (n, n_informative) draw
-        X[at : at + CHUNK, :n_informative] = generator.standard_normal(
-            size=(min(CHUNK, n_samples - at), n_informative)
-        )
+    _fill_normal(X[:, :n_informative], generator)
     stop = 0
     for k, centroid in enumerate(centroids):
         start, stop = stop, stop + sizes[k]
@@ -116,15 +113,21 @@ def make_classification(
         cluster[...] = np.dot(cluster, A)  # a random covariance
         cluster += centroid
     if n_random > 0:
-        for at in range(0, n_samples, CHUNK):
-            X[at : at + CHUNK, -n_random:] = generator.standard_normal(
-                size=(min(CHUNK, n_samples - at), n_random)
-            )
+        _fill_normal(X[:, -n_random:], generator)
     flip = generator.uniform(size=n_samples) < 0.01  # flip_y: 1 % of the labels drawn anew
     y[flip] = generator.randint(n_classes, size=flip.sum())
-    X += 0.0  # shift (turns a -0.0 into 0.0, as scikit-learn's does)
-    X *= 1.0  # scale
+    X += 0.0  # shift 0 (turns a -0.0 into 0.0, as scikit-learn's does; its scale 1 changes no bit)
     return X, y
+
+
+def _fill_normal(block: np.ndarray, generator) -> None:
+    """Fill ``block`` (rows x columns) with standard normal draws, row after row, a chunk of
+    rows at a time: the same stream as one ``standard_normal(size=block.shape)``."""
+    n = block.shape[0]
+    for at in range(0, n, CHUNK):
+        block[at : at + CHUNK] = generator.standard_normal(
+            size=(min(CHUNK, n - at), block.shape[1])
+        )
 
 
 def _hypercube(samples: int, dimensions: int, generator) -> np.ndarray:
@@ -193,16 +196,15 @@ def load_dataset(
     order = rng.permutation(len(y))
     n_test = _test_size(spec, len(y))
     test, train = order[:n_test], order[n_test:]
-    if rows is not None:  # positions in the shuffled set -> rows of X
-        test, train = rows[test], rows[train]
     # the same values as ``(X - mean) / std`` of the training rows, ``.astype(dtype)``, a
     # chunk at a time: a large synthetic set (half a million samples) is gigabytes otherwise
-    if rows is not None:  # our own array: into the split's order, then standardised, in place
-        _gather_in_place(X, np.concatenate([train, test]))
-        train, test = np.arange(len(train)), None
+    in_place = rows is not None  # our own array (synthetic): rearranged in its own memory
+    if in_place:  # positions in the shuffled set -> rows of X, put in the split's order
+        _gather_in_place(X, rows[np.concatenate([train, test])])
+        train = np.arange(len(train))
     mean, std = _column_stats(X, train, cols)
     std[std == 0] = 1.0
-    if test is None:
+    if in_place:
         X_train, X_test = _standardised_in_place(X, len(train), cols, mean, std, dtype)
     else:
         X_train = _standardised(X, train, cols, mean, std, dtype)

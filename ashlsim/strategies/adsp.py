@@ -71,12 +71,12 @@ class ADSP(Strategy):
         self.t_comm = [math.nan] * self.n
         self.steps = [1] * self.n
         self.trials: list[dict] = []  # the commit-rate search, one row per decision
-        self._down: set[int] = set()  # workers down now (nobody waits for their probe)
-        self._unmeasured = self.n  # running workers not measured yet (a count: O(1) a push)
         if self.params.variant == "authors":
             self._authors = _AuthorsSchedule(self)
             return
         self.commit_s = math.nan  # the common commit period, once every worker was measured
+        self._down: set[int] = set()  # workers down now (nobody waits for their probe)
+        self._unmeasured = self.n  # running workers not measured yet (a count: O(1) a push)
         self._trial = None  # (start time, start loss, commit_s)
         self._direction = 1.0
         self._best_slope = math.nan
@@ -100,10 +100,13 @@ class ADSP(Strategy):
         p, w = self.params, update.worker
         whole = p.variant == "authors" or not p.average
         self.port.apply([update], 1.0 if whole else 1.0 / self.n)
+        first = math.isnan(self.t_iter[w])
         self._measure(w, update.compute_s / update.steps, update.pull_s + update.push_s)
         if p.variant == "authors":
             self._authors.committed(w, update.pull_s + update.push_s)
         else:
+            if first and w not in self._down:
+                self._unmeasured -= 1
             self._maybe_plan()
 
     def _maybe_plan(self) -> None:
@@ -152,8 +155,6 @@ class ADSP(Strategy):
         a = self.params.smoothing
         if math.isnan(self.t_iter[w]):
             self.t_iter[w], self.t_comm[w] = t_iter, t_comm
-            if w not in self._down and not math.isnan(t_iter):
-                self._unmeasured -= 1
         else:
             self.t_iter[w] += a * (t_iter - self.t_iter[w])
             self.t_comm[w] += a * (t_comm - self.t_comm[w])
