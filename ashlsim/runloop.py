@@ -103,9 +103,9 @@ class RunLoop:
         env, s = self.env, self.scenario
         self.strategy.start()
         for worker in self.workers:
-            # nothing but an injected fault interrupts a worker: without one, its process is
-            # its iterations alone, not ``run`` around them (one generator fewer per event)
-            worker.process = env.process(worker.run() if s.faults else worker._iterate())
+            # nothing but an injected fault interrupts a worker: without one, its iterations
+            # are callbacks on the queue, not a process (``cluster.worker.Iterations``)
+            worker.start(faults=bool(s.faults))
             if s.cluster.stragglers is not None:
                 env.process(straggler(self, worker, s.cluster.stragglers))
         for spec in s.faults:

@@ -1,9 +1,10 @@
-"""The worker's loop: a computation and a push that nothing can slow are one timeout
-(``Worker.joins_compute_and_push``), and a pull that nothing can slow ends without waking the
-worker when the computation after it is known at its start (``Worker.relays_pull``: a
-``Relay`` records its end). Neither may change anything but the number of wake-ups: every
-scheme's run is compared, bit for bit, with the same run whose worker wakes at the end of every
-phase."""
+"""The worker's loop (``cluster.worker.Iterations``): a computation and a push that nothing can
+slow are one timeout (``Worker.joins_compute_and_push``); a computation that nothing can change
+while the pull before it lasts is drawn at the pull's start (``Worker.draws_early``); and
+without faults the steps run as callbacks on the event queue instead of a SimPy process
+(``Worker.in_process``). None may change anything but the number of wake-ups: every scheme's
+run is compared, bit for bit, with the same run as a process whose worker wakes at the end of
+every phase."""
 
 import numpy as np
 import pandas as pd
@@ -74,27 +75,38 @@ TIMING_CASES = {
 
 
 def count_wakes(monkeypatch) -> list[int]:
-    """Count the times a process is resumed from now on (``[count]``): a phase that joins
-    the next one ends without waking its worker."""
-    calls, resume = [0], simpy.Process._resume
+    """Count the times a worker is woken from now on (``[count]``), as a process or on the
+    queue: a phase that joins the next one ends without waking its worker."""
+    from ashlsim.cluster.worker import Iterations
 
-    def counted(self, event):
-        calls[0] += 1
-        return resume(self, event)
-
-    monkeypatch.setattr(simpy.Process, "_resume", counted)
+    calls = [0]
+    for cls in (simpy.Process, Iterations):
+        monkeypatch.setattr(cls, "_resume", counted(cls._resume, calls))
     return calls
 
 
-def run_both(monkeypatch, scenario, events=True, joins=(True, True)):
-    """The run with ``joins`` (compute and push, relayed pulls) and with neither."""
+def counted(resume, calls):
+    def wrapper(self, event):
+        calls[0] += 1
+        return resume(self, event)
+
+    return wrapper
+
+
+REFERENCE = (False, False, True)  # no joins, drawn at the pull's end, a process
+
+
+def run_both(monkeypatch, scenario, events=True, joins=(True, True, False)):
+    """The run with ``joins`` (compute and push, drawn early, ``in_process``) and with the
+    reference's."""
     out = []
-    for compute_and_push, pulls in (joins, (False, False)):
+    for compute_and_push, early, in_process in (joins, REFERENCE):
         monkeypatch.setattr(Worker, "joins_compute_and_push", compute_and_push)
-        monkeypatch.setattr(Worker, "relays_pulls", pulls)
+        monkeypatch.setattr(Worker, "draws_early", early)
+        monkeypatch.setattr(Worker, "in_process", in_process)
         wakes = count_wakes(monkeypatch)
         result = Simulation(scenario, events=events).run()
-        out.append((result, wakes[0]))  # process wake-ups in the whole run
+        out.append((result, wakes[0]))  # wake-ups in the whole run
     return out
 
 
@@ -118,39 +130,47 @@ def sections_of(case: str) -> dict:
     return {"strategy": {"name": name.split("-")[0]}, **(TIMING if timing else {}), **own}
 
 
-# relayed pulls: timing only, a steady scheme, no straggler episodes
-RELAYED = {f"timing-{name}" for name in TIMING_CASES if name not in ("ashl", "asp-stragglers")}
-
-
 def check_same_with_fewer_wakes(monkeypatch, case, joins):
     (joined, joined_wakes), (apart, apart_wakes) = run_both(
         monkeypatch, make(**sections_of(case)), joins=joins
     )
     assert_same(joined, apart)
     pushes = int(joined.workers["pushes"].sum())
-    pulls = int((joined.events["kind"] == "pull").sum())
     assert pushes > 20
-    # ... and each is used: one wake-up fewer per push, and one per pull where pulls are
-    # relayed (a phase cut off by the stop saves none)
-    compute_and_push, relays = joins
-    relayed = relays and case in RELAYED
+    # ... and the join is used: one wake-up fewer per push (a push cut off by the stop saves
+    # none); drawing early and the queue save none
     saved = apart_wakes - joined_wakes
-    assert saved >= compute_and_push * pushes + relayed * (pulls - len(joined.workers))
-    if not relayed:
-        assert saved <= compute_and_push * pushes + len(joined.workers)
+    assert joins[0] * pushes <= saved <= joins[0] * (pushes + len(joined.workers))
 
 
 @pytest.mark.parametrize("case", ALL_CASES)
-def test_joined_phases_change_nothing_but_the_wake_ups(monkeypatch, case):
-    check_same_with_fewer_wakes(monkeypatch, case, (True, True))
+def test_joined_phases_on_the_queue_change_nothing_but_the_wake_ups(monkeypatch, case):
+    check_same_with_fewer_wakes(monkeypatch, case, (True, True, False))
 
 
-@pytest.mark.parametrize("joins", [(True, False), (False, True)], ids=["no-relay", "relay-only"])
+@pytest.mark.parametrize(
+    "joins",
+    [(True, False, True), (False, True, True), (False, False, False), (True, True, True)],
+    ids=["join-only", "early-only", "queue-only", "all-but-queue"],
+)
 @pytest.mark.parametrize(
     "case", ["asp-random", "timing-asp-random", "timing-ssp", "timing-bsp-random-topk"]
 )
-def test_each_join_alone_changes_nothing_but_the_wake_ups(monkeypatch, case, joins):
+def test_each_alone_changes_nothing_but_the_wake_ups(monkeypatch, case, joins):
     check_same_with_fewer_wakes(monkeypatch, case, joins)
+
+
+def test_the_queue_and_the_process_take_the_same_event_numbers(monkeypatch):
+    """Ties at one time go by event number: the queue's steps must take them exactly when the
+    process's timeouts would (SSP's cached reads depend on the order of pushes)."""
+    scenario = make(**sections_of("timing-ssp"))
+    numbers = []
+    for in_process in (False, True):
+        monkeypatch.setattr(Worker, "in_process", in_process)
+        sim = Simulation(scenario)
+        sim.run()
+        numbers.append(next(sim.env._eid))
+    assert numbers[0] == numbers[1]
 
 
 def test_a_tie_between_a_pull_end_and_an_evaluation_goes_by_the_event_order():
@@ -176,7 +196,9 @@ def test_contended_pushes_are_not_joined(monkeypatch):
         },  # fmt: skip
         strategy={"name": "asp"},
     )
-    (joined, joined_wakes), (apart, apart_wakes) = run_both(monkeypatch, scenario)
+    (joined, joined_wakes), (apart, apart_wakes) = run_both(
+        monkeypatch, scenario, joins=(True, True, True)
+    )
     assert_same(joined, apart)
     assert joined_wakes == apart_wakes
 
@@ -184,9 +206,9 @@ def test_contended_pushes_are_not_joined(monkeypatch):
 @settings(max_examples=25, deadline=None)
 @given(stop=st.floats(0.05, 1.0), seed=st.integers(0, 2**16))
 def test_a_run_stopped_mid_push_counts_the_computations_that_ended(stop, seed):
-    """The stop comes at any time, often while a joined push or a relayed pull is under way:
-    the computation it follows is on the books if it ended by then, as the event at its end
-    would have put it, and a pull if it ended."""
+    """The stop comes at any time, often while a joined push or an early-drawn pull is under
+    way: the computation it follows is on the books if it ended by then, as the event at its
+    end would have put it, and a pull if it ended."""
     scenario = make(
         seed=seed,
         cluster={**RANDOM_CLUSTER, "workers": 6},
@@ -197,11 +219,13 @@ def test_a_run_stopped_mid_push_counts_the_computations_that_ended(stop, seed):
     )
     results = []
     for join in (True, False):
-        Worker.joins_compute_and_push = Worker.relays_pulls = join
+        Worker.joins_compute_and_push = Worker.draws_early = join
+        Worker.in_process = not join
         try:
             results.append(Simulation(scenario, events=True).run())
         finally:
-            Worker.joins_compute_and_push = Worker.relays_pulls = True
+            Worker.joins_compute_and_push = Worker.draws_early = True
+            Worker.in_process = False
     assert_same(*results)
 
 

@@ -1,5 +1,4 @@
-"""The simulation's clock: SimPy's environment, plus a timeout at an absolute time and a relay
-(a stop on the event queue that wakes no process)."""
+"""The simulation's clock: SimPy's environment, plus a timeout at an absolute time."""
 
 from __future__ import annotations
 
@@ -51,40 +50,11 @@ class Environment(simpy.Environment):
 
 
 class Due:
-    """A triggered event, not on the queue yet: what a timeout is once it is (``timeout_at``,
-    ``Relay``). It has what a process and ``step`` read of an event (``callbacks``, ``_ok``,
+    """A triggered event, not on the queue yet: what a timeout is once it is (``timeout_at``).
+    It has what a process and ``step`` read of an event (``callbacks``, ``_ok``,
     ``_value``), in slots: millions are made, and a ``simpy.Event`` carries a dict."""
 
     __slots__ = ("env", "callbacks", "_ok", "_value")
 
     def __init__(self, env: Environment):
         self.env, self.callbacks, self._ok, self._value = env, [], True, None
-
-
-class Relay:
-    """A stop on the queue that wakes no process: at its time it calls ``action(*args)`` and
-    puts an event ``then`` (a ``Due``) on the queue for time ``then_at``. It stands for a
-    process that would wake only to do those two things: the event numbers are taken when that
-    process would have taken them, so events at one time keep their order. One is reused (a
-    worker has one pull under way at a time)."""
-
-    __slots__ = ("env", "callbacks", "_ok", "_value", "action", "args", "then", "then_at")
-
-    def __init__(self, env: Environment, action):
-        self.env, self.action = env, action
-        self.callbacks, self._ok, self._value = None, True, None
-
-    def schedule(self, at: float, args: tuple, then: Due, then_at: float) -> None:
-        """Stop at ``at`` (>= now), in the order of a timeout asked for now."""
-        self.callbacks, self.args, self.then, self.then_at = _FIRE, args, then, then_at
-        env = self.env
-        heapq.heappush(env._queue, (at, NORMAL, next(env._eid), self))
-
-
-def _fire(relay: Relay) -> None:
-    relay.action(*relay.args)
-    env = relay.env
-    heapq.heappush(env._queue, (relay.then_at, NORMAL, next(env._eid), relay.then))
-
-
-_FIRE = (_fire,)  # ``step`` calls a relay's callbacks, as any event's

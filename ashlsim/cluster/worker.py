@@ -6,13 +6,14 @@ PS does with what arrives (``receive``); everything else is the same for every s
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL, URGENT
 
 from ..compression import identity, message_bytes
-from .environment import Due, Relay
 
 
 @dataclass(slots=True, eq=False)
@@ -133,12 +134,15 @@ def is_steady(strategy) -> bool:
 class Worker:
     """Simulated worker ``index`` with base ``speed`` (samples/s) and per-iteration jitter."""
 
-    # A computation followed by a push that nothing can slow is one timeout (``_iterate``);
+    # A computation followed by a push that nothing can slow is one timeout (``Iterations``);
     # False: two, as in the model's definition (the tests compare the two).
     joins_compute_and_push = True
-    # A pull that nothing can slow ends without waking the worker when the computation after
-    # it is known at its start (``relays_pull``): a ``Relay`` on the queue records its end
-    relays_pulls = True
+    # A pull that nothing can slow, with a computation after it that nothing can change, has
+    # it drawn at the pull's start (``Iterations``); False: at its end (the tests compare)
+    draws_early = True
+    # The iterations run as a SimPy process only under faults (a crash interrupts a process);
+    # True: always, as the tests' reference (``Iterations``)
+    in_process = False
 
     __slots__ = (  # thousands of workers: compact, and their hot fields close together
         "index",
@@ -218,22 +222,6 @@ class Worker:
             return base * jitter.value * steps
         return base * float(np.sum(jitter.sample(self.rng_jitter, steps)))
 
-    def relays_pull(self, pull_fixed: float | None) -> bool:
-        """Whether a pull that takes ``pull_fixed`` s (None: it can be slowed) ends without
-        waking the worker. It can when nothing that decides the computation after it can
-        change while it lasts, so the worker starts that computation at the pull's start:
-        no SGD to fix as of the pull's end (timing only), a strategy whose class declares
-        itself ``steady`` (its local steps and compressors never change), and no straggler
-        episodes to change the speed."""
-        sim = self.sim
-        return (
-            self.relays_pulls
-            and pull_fixed is not None
-            and not sim.model.trains
-            and is_steady(sim.strategy)
-            and sim.scenario.cluster.stragglers is None
-        )
-
     def run(self):
         """The worker's life, as a SimPy process: iterations, and restarts after crashes."""
         env, strategy = self.sim.env, self.sim.strategy
@@ -284,141 +272,281 @@ class Worker:
         self.process.interrupt("crash")
         return True
 
+    def start(self, faults: bool) -> None:
+        """Start iterating: as a SimPy process if ``faults`` may interrupt it (or the class
+        says ``in_process``), else as callbacks on the event queue (``Iterations``)."""
+        if faults or self.in_process:
+            self.process = self.sim.env.process(self.run())
+        else:
+            Iterations(self).start()
+
     def _iterate(self):
-        """Gate -> pull -> compute -> push -> the PS receives, forever."""
-        sim, index, record = self.sim, self.index, self.stats
-        env, network, server, strategy = sim.env, sim.network, sim.server, sim.strategy
-        # bound once: the loop below runs millions of times
-        waited, pulled, computed, pushed = (
-            record.waited,
-            record.pulled,
-            record.computed,
-            (record.pushed),
-        )
-        prepare = self.trainer.prepare if sim.model.trains else None  # timing only: no work
-        pull_bytes, batch = sim.dense_bytes, self.sampler.batch_size
-        pull_fixed = network.fixed_time(index, pull_bytes, "pull")  # None: contended
-        cached = strategy.cached_reads  # a worker may compute on its own model instead of pulling
-        self.last_local = None  # after a restart the first iteration pulls
-        push_fixed_for = (None, None)  # (bytes, seconds): recomputed when the size changes
-        join = self.joins_compute_and_push
-        # the pull's end would wake the worker only to record it and start computing: when
-        # the computation is known at the pull's start, the worker starts it then and a relay
-        # on the queue records the pull's end, taking the event numbers the worker would have
-        # taken (events at one time keep their order; tests/test_worker.py compares, bit for
-        # bit). Started then, while this worker's data is in the cache: done by the relay at
-        # the pull's end instead, an iteration cost a quarter more at 10,000 workers
-        # (measured), more than the wake-up it saves.
-        relayed_pulls = self.relays_pull(pull_fixed)
-        relay = Relay(env, pulled) if relayed_pulls else None
-        steady_steps = strategy.local_steps(index) if is_steady(strategy) else None
-        seq = 0
+        """The iterations as a SimPy process: the steps of ``Iterations``, each timeout it
+        asks for made an event (``timeout_at``: at that very time, numbered now)."""
+        steps, timeout_at = Iterations(self), self.sim.env.timeout_at
         while True:
-            self.phase = "gate"
-            gate = strategy.gate(index)
-            if gate is not None:
-                start = env.now
-                yield gate
-                waited(start, env.now)
+            wait = steps.next()
+            yield timeout_at(wait) if isinstance(wait, float) else wait
 
-            self.phase = "pull"
-            if cached and strategy.reads_cache(index):
-                # a cached read: continue from its own model (the last pull plus its own
-                # updates since), no transfer
-                params, version, chain, pull_s = None, self.cache_version, self.last_local, 0.0
-                now, relayed = env.now, None
-            else:
-                params, version = server.snapshot()
-                chain, self.cache_version, start = None, version, env.now
-                # each transfer is ``Network.move`` inlined: a generator of its own would
-                # cost ~0.6 us of the ~11 us an iteration's events cost (measured)
-                if relayed_pulls:
-                    now = start + pull_fixed
-                    pull_s = now - start
-                    relayed = (start, now, pull_bytes)
-                else:
-                    if pull_fixed is None:
-                        event, whole = network.begin(index, pull_bytes, "pull")
-                        yield event
-                        if not whole:
-                            yield network.flow(index, pull_bytes, "pull")
-                    else:
-                        yield env.timeout(pull_fixed)
-                    now, relayed = env.now, None
-                    pull_s = pulled(start, now, pull_bytes)
 
-            self.phase = "compute"
-            steps = steady_steps or strategy.local_steps(index)
-            compute_s = self.compute_time(steps)
-            # the SGD is fixed as of the computation's start (docs/DESIGN.md section 1)
-            work = self.last_local = prepare and prepare(
-                params,
+class Iterations:
+    """A worker's loop, gate -> pull -> compute -> push -> the PS receives, forever, as steps
+    between the events it waits for. Each step does what happens at one instant and returns
+    what to wait for: an event, or a time (a timeout ending then, numbered when the step asks
+    for it, as ``env.timeout`` numbers it). ``next`` is the step to run when the wait is over.
+
+    Two drivers run the steps, with the same events in the same order (tests/test_worker.py
+    compares them, bit for bit):
+    - on the queue (``start``): this object is itself the timeout it waits for (``step``
+      calls its ``callbacks``) and ``resume`` is the callback it gives an event. No process:
+      at 10,000 workers a process's generator, frame and ``Process`` are cold memory at every
+      event (an iteration 5.3-6.3 -> 3.3-3.7 us timing-only, benchmarks/README.md);
+    - in a SimPy process (``Worker._iterate``): under faults, a crash interrupts the process
+      wherever it waits (``Worker.run``)."""
+
+    __slots__ = (
+        # what ``Environment.step`` reads of an event, when this object is its own timeout
+        "callbacks",
+        "_ok",
+        "_value",
+        "own",
+        "next",
+        "resume",
+        # set once
+        "worker",
+        "index",
+        "env",
+        "sim",
+        "network",
+        "server",
+        "strategy",
+        "record",
+        "prepare",
+        "pull_bytes",
+        "batch",
+        "pull_fixed",
+        "cached",
+        "join",
+        "push_fixed_for",
+        "early",
+        "steady_steps",
+        # the iteration under way
+        "seq",
+        "since",  # the phase under way started then
+        "end",
+        "params",
+        "version",
+        "chain",
+        "pull_s",
+        "steps",
+        "compute_s",
+        "work",
+        "push_bytes",
+        "fixed",
+        "pull_from",
+        "then",
+        "due",
+    )
+
+    def __init__(self, worker: Worker):
+        sim = worker.sim
+        self.callbacks, self._ok, self._value = None, True, None
+        self.resume = self._resume  # bound once: given to every event it waits for
+        self.own = (self.resume,)
+        self.next = self._gate
+        self.worker, self.index, self.sim, self.env = worker, worker.index, sim, sim.env
+        self.network, self.server, self.strategy = sim.network, sim.server, sim.strategy
+        self.record = worker.stats
+        self.prepare = worker.trainer.prepare if sim.model.trains else None  # timing only
+        self.pull_bytes, self.batch = sim.dense_bytes, worker.sampler.batch_size
+        self.pull_fixed = sim.network.fixed_time(
+            self.index, self.pull_bytes, "pull"
+        )  # None: contended
+        self.cached = sim.strategy.cached_reads  # may compute on its own model, not pull
+        self.join = worker.joins_compute_and_push
+        self.push_fixed_for = (None, None)  # (bytes, seconds): recomputed when the size changes
+        # The computation after a pull is drawn at the pull's start when nothing that decides
+        # it can change while the pull lasts: no SGD to fix as of the pull's end (timing
+        # only), a strategy whose class declares itself ``steady`` (its local steps and
+        # compressors never change), no straggler episodes to change the speed. The pull's
+        # end then only records it: drawn there instead, the worker's state is cold again
+        # and an iteration costs a quarter more at 10,000 workers (measured).
+        steady = is_steady(sim.strategy)
+        self.steady_steps = sim.strategy.local_steps(self.index) if steady else None
+        self.early = (
+            worker.draws_early
+            and self.pull_fixed is not None
+            and self.prepare is None
+            and steady
+            and sim.scenario.cluster.stragglers is None
+        )
+        self.seq = 0
+        self.work = self.params = self.chain = None
+        worker.last_local = None  # after a restart the first iteration pulls
+
+    # ---- the queue driver -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Run from now on the queue, first as a new process would (SimPy's ``Initialize``)."""
+        env = self.env
+        self.callbacks = self.own
+        heapq.heappush(env._queue, (env.now, URGENT, next(env._eid), self))
+
+    def _resume(self, event) -> None:
+        """What ``simpy.Process._resume`` does for a process: run steps until one waits."""
+        if not event._ok:  # nothing here handles a failure: ``step`` raises it
+            return
+        while True:
+            wait = self.next()
+            if isinstance(wait, float):  # this object is the timeout
+                env = self.env
+                self.callbacks = self.own
+                heapq.heappush(env._queue, (wait, NORMAL, next(env._eid), self))
+                return
+            if wait.callbacks is not None:
+                wait.callbacks.append(self.resume)
+                return
+            if not wait._ok:  # (already processed: a process goes on at once)
+                raise wait._value
+
+    # ---- the steps ----------------------------------------------------------------------------
+    def _gate(self):
+        self.worker.phase = "gate"
+        gate = self.strategy.gate(self.index)
+        if gate is None:
+            return self._pull()
+        self.since, self.next = self.env.now, self._gated
+        return gate
+
+    def _gated(self):
+        self.record.waited(self.since, self.env.now)
+        return self._pull()
+
+    def _pull(self):
+        worker = self.worker
+        worker.phase = "pull"
+        if self.cached and self.strategy.reads_cache(self.index):
+            # a cached read: continue from its own model (the last pull plus its own updates
+            # since), no transfer
+            self.version, self.chain, self.pull_s = worker.cache_version, worker.last_local, 0.0
+            return self._compute(self.env.now)
+        self.params, self.version = self.server.snapshot()
+        worker.cache_version = self.version
+        self.since = now = self.env.now
+        self.next = self._pulled
+        if self.pull_fixed is not None:
+            end = now + self.pull_fixed
+            if not self.early:
+                return end
+            self.pull_from, self.pull_s = now, end - now
+            self.due = self._compute(end)  # (the step after the computation: ``next``)
+            self.then, self.next = self.next, self._pulled_early
+            return end
+        event, whole = self.network.begin(self.index, self.pull_bytes, "pull")
+        if not whole:
+            self.next = self._pull_flow
+        return event
+
+    def _pull_flow(self):
+        self.next = self._pulled
+        return self.network.flow(self.index, self.pull_bytes, "pull")
+
+    def _pulled(self):
+        now = self.env.now
+        self.pull_s = self.record.pulled(self.since, now, self.pull_bytes)
+        return self._compute(now)
+
+    def _pulled_early(self):
+        self.record.pulled(self.pull_from, self.env.now, self.pull_bytes)
+        self.next = self.then
+        return self.due
+
+    def _compute(self, now: float):
+        """Start computing at ``now`` (the pull's end, which may be later: ``early``)."""
+        worker, batch = self.worker, self.batch
+        worker.phase = "compute"
+        steps = self.steps = self.steady_steps or self.strategy.local_steps(self.index)
+        compute_s = self.compute_s = worker.compute_time(steps)
+        # the SGD is fixed as of the computation's start (docs/DESIGN.md section 1)
+        prepare = self.prepare
+        if prepare is not None:
+            worker.last_local = self.work = prepare(
+                self.params,
                 steps,
-                self.sampler,
-                sim.progress(),
-                self,
-                strategy.accumulates,
-                chain,
-                cached,
+                worker.sampler,
+                self.sim.progress(),
+                worker,
+                self.strategy.accumulates,
+                self.chain,
+                self.cached,
             )
-            push_bytes = self.push_bytes
-            if push_fixed_for[0] != push_bytes:
-                push_fixed_for = (push_bytes, network.fixed_time(index, push_bytes, "push"))
-            fixed = push_fixed_for[1]
-            start, end = now, now + compute_s
-            joined = fixed is not None and join
-            if joined:
-                # Nothing can slow the push (no sharing, no faults), so nothing happens at
-                # the end of the computation but this worker's books: the computation and
-                # the push are one timeout, ending at the very time the two would have
-                # (tests/test_worker.py compares every scheme with ``join`` off); the
-                # computation is recorded when the push ends (or when the run stops)
-                record.computing(now, end, steps, steps * batch)
-                due = end + fixed
-            else:
-                due = end
-            if relayed is None:
-                yield env.timeout_at(due)
-            else:  # the pull's end records it and puts ``done`` on the queue
-                done = Due(env)
-                relay.schedule(now, relayed, done, due)
-                yield done
-            if joined:
-                record.settle(end)
-                self.phase = "push"
-                start = end
-            else:
-                computed(start, env.now, steps, steps * batch)
+            self.params = self.chain = None
+        push_bytes = self.push_bytes = worker.push_bytes
+        if self.push_fixed_for[0] != push_bytes:
+            fixed = self.network.fixed_time(self.index, push_bytes, "push")
+            self.push_fixed_for = (push_bytes, fixed)
+        fixed = self.fixed = self.push_fixed_for[1]
+        self.since, end = now, now + compute_s
+        if fixed is not None and self.join:
+            # Nothing can slow the push (no sharing, no faults), so nothing happens at the end
+            # of the computation but this worker's books: the computation and the push are one
+            # timeout, ending at the very time the two would have (tests/test_worker.py
+            # compares every scheme with ``join`` off); the computation is recorded when the
+            # push ends (or when the run stops)
+            self.record.computing(now, end, steps, steps * batch)
+            self.end, self.next = end, self._pushed_joined
+            return end + fixed
+        self.next = self._computed
+        return end
 
-                self.phase = "push"
-                start = env.now
-                if fixed is None:
-                    event, whole = network.begin(index, push_bytes, "push")
-                    yield event
-                    if not whole:
-                        yield network.flow(index, push_bytes, "push")
-                else:
-                    yield env.timeout(fixed)
-            if sim.apply_s:  # the PS handles one push at a time
-                sim.ps_free_at = max(env.now, sim.ps_free_at) + sim.apply_s
-                yield env.timeout(sim.ps_free_at - env.now)
-            push_s = pushed(start, env.now, push_bytes)
-            update = Update(
-                index,
-                seq,
-                None,
-                work,
-                version,
-                steps,
-                steps * batch,
-                pull_s,
-                compute_s,
-                push_s,
-                push_bytes,
-            )
-            seq += 1
-            sim.pushed(update)
-            strategy.receive(update)
-            # freed now, while in the cache: kept until the next iteration rebinds it, it is
-            # a cold object to free at 10,000 workers (8.3 -> 8.0 us an iteration, measured)
-            del update
+    def _computed(self):
+        now, steps = self.env.now, self.steps
+        self.record.computed(self.since, now, steps, steps * self.batch)
+        self.worker.phase = "push"
+        self.since, self.next = now, self._pushed
+        if self.fixed is not None:
+            return now + self.fixed
+        event, whole = self.network.begin(self.index, self.push_bytes, "push")
+        if not whole:
+            self.next = self._push_flow
+        return event
+
+    def _push_flow(self):
+        self.next = self._pushed
+        return self.network.flow(self.index, self.push_bytes, "push")
+
+    def _pushed_joined(self):
+        self.record.settle(self.end)
+        self.worker.phase = "push"
+        self.since = self.end
+        return self._pushed()
+
+    def _pushed(self):
+        sim = self.sim
+        if sim.apply_s:  # the PS handles one push at a time
+            now = self.env.now
+            sim.ps_free_at = max(now, sim.ps_free_at) + sim.apply_s
+            self.next = self._applied
+            return now + (sim.ps_free_at - now)  # (as ``env.timeout`` adds its delay)
+        return self._applied()
+
+    def _applied(self):
+        push_bytes, steps = self.push_bytes, self.steps
+        push_s = self.record.pushed(self.since, self.env.now, push_bytes)
+        update = Update(
+            self.index,
+            self.seq,
+            None,
+            self.work,
+            self.version,
+            steps,
+            steps * self.batch,
+            self.pull_s,
+            self.compute_s,
+            push_s,
+            push_bytes,
+        )
+        self.seq += 1
+        self.work = None
+        self.sim.pushed(update)
+        self.strategy.receive(update)
+        return self._gate()

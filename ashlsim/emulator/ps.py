@@ -68,6 +68,8 @@ class RemoteWorker(Worker):
     done by the real process (``_iterate``) and the machine behind it a real one (``crash``
     kills it, ``restart`` starts a new one)."""
 
+    in_process = True  # its own ``_iterate``: a process that waits for a real one
+
     def __init__(self, *args):
         self.compression = None  # (spec, ratio) of its compressor now
         self.wire_compression = None  # ... to send with the next work, when it changed

@@ -103,7 +103,7 @@ class Strategy:
     # workers may compute on their own model instead of pulling (``reads_cache``)
     cached_reads: bool = False
     # ``local_steps`` and every worker's compressor stay as ``start`` set them: a worker's
-    # iteration is then known in full when its pull starts (``cluster.Worker.relays_pull``).
+    # iteration is then known in full when its pull starts (``cluster.worker.Iterations``).
     # Read from the class that sets it, never inherited: a subclass may vary either.
     steady: bool = False
 
