@@ -1,9 +1,9 @@
 """The runner: builds the simulated cluster for a scenario, runs it, and observes it.
 
-``run(scenario)`` is the whole story: load and split the data, draw the cluster, start one SimPy
-process per worker plus an observer that evaluates the global model every ``eval.every_s``
-simulated seconds (host time only; docs/DESIGN.md section 1), stop on the first stop condition, and return a
-``Result``.
+``run(scenario)`` is the whole story: load and split the data, draw the cluster, start every
+worker's iterations on SimPy's event queue (``cluster.worker.Iterations``) plus an observer
+that evaluates the global model every ``eval.every_s`` simulated seconds (host time only;
+docs/DESIGN.md section 1), stop on the first stop condition, and return a ``Result``.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Simulation(RunLoop):
     def _build_network(self) -> None:
         """The links and the PS card. The software costs of ``cluster.server`` are modelled
         here: ``message_s`` adds to every transfer's latency, ``apply_s`` queues the pushes
-        at the PS (``Worker._iterate``); an engine whose costs are real leaves them out."""
+        at the PS (``cluster.worker.Iterations``); an engine whose costs are real leaves them out."""
         c, n, streams = self.scenario.cluster, self.n_workers, self.streams
         message_s = c.server.message_s if self.models_software else 0.0
         self.apply_s = c.server.apply_s if self.models_software else 0.0

@@ -98,7 +98,7 @@ class RunLoop:
             raise RuntimeError("the simulation ran out of events before it stopped") from None
 
     def _start(self) -> None:
-        """The strategy, one process per worker (and its straggler episodes), the faults, the
+        """The strategy, the workers' iterations (and their straggler episodes), the faults, the
         time limit and the observer."""
         env, s = self.env, self.scenario
         self.strategy.start()

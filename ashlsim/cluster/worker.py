@@ -1,4 +1,5 @@
-"""A worker: one SimPy process whose life is gate -> pull -> compute -> push, forever.
+"""A worker: gate -> pull -> compute -> push, forever (``Iterations``: callbacks on the event
+queue, or a SimPy process under faults).
 
 The strategy decides only who waits (``gate``), how many local steps (``local_steps``) and what the
 PS does with what arrives (``receive``); everything else is the same for every scheme.
