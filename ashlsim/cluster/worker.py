@@ -442,9 +442,14 @@ class Iterations:
             self.due = self._compute(end)  # (the step after the computation: ``next``)
             self.then, self.next = self.next, self._pulled_early
             return end
-        event, whole = self.network.begin(self.index, self.pull_bytes, "pull")
+        return self._through_card(self.pull_bytes, "pull", self._pull_flow)
+
+    def _through_card(self, nbytes, direction: str, flow_step):
+        """A transfer through a PS card that can be shared: its ``begin`` event, after which
+        ``flow_step`` joins the card unless the latency and the flow were reserved as one."""
+        event, whole = self.network.begin(self.index, nbytes, direction)
         if not whole:
-            self.next = self._pull_flow
+            self.next = flow_step
         return event
 
     def _pull_flow(self):
@@ -506,10 +511,7 @@ class Iterations:
         self.since, self.next = now, self._pushed
         if self.fixed is not None:
             return now + self.fixed
-        event, whole = self.network.begin(self.index, self.push_bytes, "push")
-        if not whole:
-            self.next = self._push_flow
-        return event
+        return self._through_card(self.push_bytes, "push", self._push_flow)
 
     def _push_flow(self):
         self.next = self._pushed
