@@ -119,8 +119,8 @@ class RunLoop:
         # Divergence shows up as inf/nan in the arrays; the observer detects it, so the
         # floating-point warnings on the way there are expected, not errors.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            with no_gc():  # 10,000 processes made while the collector rescans everything
-                self._start()  # alive cost 47 us each instead of 3 (measured)
+            with no_gc():  # 10,000 workers started while the collector rescans everything
+                self._start()  # alive cost 47 us each instead of 3 (measured, as processes)
             with _quiet_gc():  # ... and frozen with the rest of the long-lived objects
                 self._run_guarded()
             for worker in self.workers:  # computations that ended with no event of their own

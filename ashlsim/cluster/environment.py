@@ -40,8 +40,8 @@ class Environment(simpy.Environment):
     def timeout_at(self, at: float) -> Due:
         """An event that fires at exactly ``at`` (>= now), in the order of a timeout asked for
         now. ``timeout(at - now)`` fires at ``now + (at - now)``, which can round to a
-        neighbouring float: one timeout that replaces two in a row (``Worker._iterate``) must
-        end at the very float the second would have."""
+        neighbouring float: a worker's steps ask for a timeout at a time (``worker.Iterations``),
+        and one that replaces two in a row must end at the very float the second would have."""
         if at < self._now:
             raise ValueError(f"timeout_at({at}) is before now ({self._now})")
         event = Due(self)
@@ -52,7 +52,8 @@ class Environment(simpy.Environment):
 class Due:
     """A triggered event, not on the queue yet: what a timeout is once it is (``timeout_at``).
     It has what a process and ``step`` read of an event (``callbacks``, ``_ok``,
-    ``_value``), in slots: millions are made, and a ``simpy.Event`` carries a dict."""
+    ``_value``), in slots: a process makes one per timeout it asks for, and a ``simpy.Event``
+    carries a dict."""
 
     __slots__ = ("env", "callbacks", "_ok", "_value")
 

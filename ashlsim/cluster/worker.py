@@ -301,7 +301,8 @@ class Iterations:
     - on the queue (``start``): this object is itself the timeout it waits for (``step``
       calls its ``callbacks``) and ``resume`` is the callback it gives an event. No process:
       at 10,000 workers a process's generator, frame and ``Process`` are cold memory at every
-      event (an iteration 5.3-6.3 -> 3.3-3.7 us timing-only, benchmarks/README.md);
+      event (timing only, an iteration 10-30 % less on the queue; benchmarks/README.md,
+      "Fifth session");
     - in a SimPy process (``Worker._iterate``): under faults, a crash interrupts the process
       wherever it waits (``Worker.run``)."""
 
@@ -360,9 +361,8 @@ class Iterations:
         self.record = worker.stats
         self.prepare = worker.trainer.prepare if sim.model.trains else None  # timing only
         self.pull_bytes, self.batch = sim.dense_bytes, worker.sampler.batch_size
-        self.pull_fixed = sim.network.fixed_time(
-            self.index, self.pull_bytes, "pull"
-        )  # None: contended
+        # None: the pull goes through a card that can be shared
+        self.pull_fixed = sim.network.fixed_time(self.index, self.pull_bytes, "pull")
         self.cached = sim.strategy.cached_reads  # may compute on its own model, not pull
         self.join = worker.joins_compute_and_push
         self.push_fixed_for = (None, None)  # (bytes, seconds): recomputed when the size changes
