@@ -112,6 +112,7 @@ def steady(n: int, iterations: int, cache_kb: int, tmp: str) -> dict[str, float]
     row: dict[str, float] = defaultdict(float)
     row["iterations"] = its
     for function, counts in totals.items():
+        row["instructions"] += counts[col["Ir"]] / its
         row["data refs"] += (counts[col["Dr"]] + counts[col["Dw"]]) / its
         misses = (counts[col["D1mr"]] + counts[col["D1mw"]]) / its
         row["misses"] += misses
@@ -131,12 +132,13 @@ def main(argv=None) -> int:
         return 2
     kinds = [name for name, _ in KINDS] + ["other"]
     print(f"misses of a {args.cache_kb} kB data cache per worker-iteration (timing-only ASP)")
-    print(f"{'N':>6} {'iterations':>10} {'data refs':>9} {'misses':>7} "
+    print(f"{'N':>6} {'iterations':>10} {'instructions':>12} {'data refs':>9} {'misses':>7} "
           + " ".join(f"{k:>11}" for k in kinds))  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(x) for x in args.sizes.split(",")):
             row = steady(n, args.iterations, args.cache_kb, tmp)
-            print(f"{n:>6} {int(row['iterations']):>10,} {row['data refs']:>9.0f} "
+            print(f"{n:>6} {int(row['iterations']):>10,} {row['instructions']:>12.0f} "
+                  f"{row['data refs']:>9.0f} "
                   f"{row['misses']:>7.1f} " + " ".join(f"{row[k]:>11.1f}" for k in kinds),
                   flush=True)  # fmt: skip
     return 0

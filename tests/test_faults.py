@@ -52,6 +52,33 @@ def test_every_scheme_survives_every_fault(scheme, fault):
     assert FAULTS[fault]["kind"] in set(result.events["kind"])
 
 
+@pytest.mark.parametrize("model", ["softmax", "none"])
+@pytest.mark.parametrize(
+    ("speeds", "phase", "lost"),
+    [
+        ([4000, 4000, 50, 4000], "compute", 1),  # worker 2 computes 0.32 s an iteration
+        ([50, 50, 4000, 50], "gate", 0),  # worker 2 waits for BSP's round most of the time
+    ],
+)
+def test_a_crash_loses_the_push_in_flight_only_while_computing_or_pushing(
+    speeds, phase, lost, model
+):
+    """The worker's phase at the crash decides whether a push is lost (``Worker.run``):
+    computing, its push is; waiting at the barrier, nothing is."""
+    crash = {"worker": 2, "at_s": 0.2, "kind": "crash", "recover_after_s": 0.5}
+    sections = {"cluster": {"speed": speeds}, "model": {"name": model}}
+    if model == "none":  # timing only: workers on the queue without faults, a process with
+        sections["workload"] = {"param_bytes": 2.6e4}  # them, the phase on the worker
+    scenario = make(**sections, faults=[crash])
+    log = ashlsim.run(make(**sections), events=True)
+    ev = log.events
+    mine = ev[(ev["worker"] == 2) & (ev["start_s"] <= 0.2) & (ev["end_s"] > 0.2)]
+    assert list(mine["kind"]) == ["wait" if phase == "gate" else phase]  # (without the crash)
+    result = ashlsim.run(scenario)
+    assert result.lost_pushes == lost
+    assert list(result.faults["lost_push"]) == [bool(lost)]
+
+
 def test_bsp_wait_stalls_until_recovery_and_drop_goes_on_without_the_worker():
     crash = {"worker": 0, "at_s": 0.5, "kind": "crash", "recover_after_s": 1.0}
     wait = ashlsim.run(make(faults=[crash], stop={"time_s": 3.0}), events=True)

@@ -279,7 +279,7 @@ class Worker:
         if faults or self.in_process:
             self.process = self.sim.env.process(self.run())
         else:
-            Iterations(self).start()
+            Iterations(self, on_queue=True).start()
 
     def _iterate(self):
         """The iterations as a SimPy process: the steps of ``Iterations``, each timeout it
@@ -315,6 +315,7 @@ class Iterations:
         "next",
         "resume",
         # set once
+        "status",
         "worker",
         "index",
         "env",
@@ -332,7 +333,9 @@ class Iterations:
         "push_fixed_for",
         "early",
         "steady_steps",
+        "compute_fixed",
         # the iteration under way
+        "phase",
         "seq",
         "since",  # the phase under way started then
         "end",
@@ -350,7 +353,7 @@ class Iterations:
         "due",
     )
 
-    def __init__(self, worker: Worker):
+    def __init__(self, worker: Worker, on_queue: bool = False):
         sim = worker.sim
         self.callbacks, self._ok, self._value = None, True, None
         self.resume = self._resume  # bound once: given to every event it waits for
@@ -380,6 +383,25 @@ class Iterations:
             and self.prepare is None
             and steady
             and sim.scenario.cluster.stragglers is None
+        )
+        # Where the phase under way is written: only a crash reads it (``Worker.run``), and a
+        # crash needs a process; on the queue it goes to this object, not to the worker's
+        self.status = self if on_queue else worker
+        # A steady scheme never changes a worker's compressor: its push's size and (through a
+        # card nothing shares) time are those of now. With a constant jitter and nothing to
+        # change the speed (straggler episodes, faults) its compute time is too: read once,
+        # the worker's object is not touched at every iteration (cold at 10,000 workers)
+        if steady:
+            self.push_bytes = worker.push_bytes
+            self.fixed = sim.network.fixed_time(self.index, self.push_bytes, "push")
+        self.compute_fixed = (
+            worker.compute_time(self.steady_steps)
+            if steady
+            and worker.jitter.kind == "constant"
+            and type(worker).compute_time is Worker.compute_time
+            and sim.scenario.cluster.stragglers is None
+            and not sim.scenario.faults
+            else None
         )
         self.seq = 0
         self.work = self.params = self.chain = None
@@ -411,7 +433,7 @@ class Iterations:
 
     # ---- the steps ----------------------------------------------------------------------------
     def _gate(self):
-        self.worker.phase = "gate"
+        self.status.phase = "gate"
         gate = self.strategy.gate(self.index)
         if gate is None:
             return self._pull()
@@ -423,15 +445,19 @@ class Iterations:
         return self._pull()
 
     def _pull(self):
-        worker = self.worker
-        worker.phase = "pull"
-        if self.cached and self.strategy.reads_cache(self.index):
-            # a cached read: continue from its own model (the last pull plus its own updates
-            # since), no transfer
-            self.version, self.chain, self.pull_s = worker.cache_version, worker.last_local, 0.0
-            return self._compute(self.env.now)
-        self.params, self.version = self.server.snapshot()
-        worker.cache_version = self.version
+        self.status.phase = "pull"
+        if self.cached:
+            worker = self.worker
+            if self.strategy.reads_cache(self.index):
+                # a cached read: continue from its own model (the last pull plus its own
+                # updates since), no transfer
+                self.version, self.chain = worker.cache_version, worker.last_local
+                self.pull_s = 0.0
+                return self._compute(self.env.now)
+            self.params, self.version = self.server.snapshot()
+            worker.cache_version = self.version
+        else:
+            self.params, self.version = self.server.snapshot()
         self.since = now = self.env.now
         self.next = self._pulled
         if self.pull_fixed is not None:
@@ -469,9 +495,9 @@ class Iterations:
     def _compute(self, now: float):
         """Start computing at ``now`` (the pull's end, which may be later: ``early``)."""
         worker, batch = self.worker, self.batch
-        worker.phase = "compute"
+        self.status.phase = "compute"
         steps = self.steps = self.steady_steps or self.strategy.local_steps(self.index)
-        compute_s = self.compute_s = worker.compute_time(steps)
+        compute_s = self.compute_s = self.compute_fixed or worker.compute_time(steps)
         # the SGD is fixed as of the computation's start (docs/DESIGN.md section 1)
         prepare = self.prepare
         if prepare is not None:
@@ -486,11 +512,13 @@ class Iterations:
                 self.cached,
             )
             self.params = self.chain = None
-        push_bytes = self.push_bytes = worker.push_bytes
-        if self.push_fixed_for[0] != push_bytes:
-            fixed = self.network.fixed_time(self.index, push_bytes, "push")
-            self.push_fixed_for = (push_bytes, fixed)
-        fixed = self.fixed = self.push_fixed_for[1]
+        if self.steady_steps is None:  # (steady: the push's size and time were read once)
+            push_bytes = self.push_bytes = worker.push_bytes
+            if self.push_fixed_for[0] != push_bytes:
+                fixed = self.network.fixed_time(self.index, push_bytes, "push")
+                self.push_fixed_for = (push_bytes, fixed)
+            self.fixed = self.push_fixed_for[1]
+        fixed = self.fixed
         self.since, end = now, now + compute_s
         if fixed is not None and self.join:
             # Nothing can slow the push (no sharing, no faults), so nothing happens at the end
@@ -507,7 +535,7 @@ class Iterations:
     def _computed(self):
         now, steps = self.env.now, self.steps
         self.record.computed(self.since, now, steps, steps * self.batch)
-        self.worker.phase = "push"
+        self.status.phase = "push"
         self.since, self.next = now, self._pushed
         if self.fixed is not None:
             return now + self.fixed
@@ -519,7 +547,7 @@ class Iterations:
 
     def _pushed_joined(self):
         self.record.settle(self.end)
-        self.worker.phase = "push"
+        self.status.phase = "push"
         self.since = self.end
         return self._pushed()
 
