@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ScenarioError
+from .rng import Deferred
 
 DATASETS = ("digits", "breast_cancer", "synthetic", "mnist5k")
 PARTITIONS = ("iid", "dirichlet", "proportional")
@@ -371,21 +372,36 @@ class BatchSampler:
     small shard repeats samples instead of shrinking the batch (a smaller batch would compute
     faster than the worker's speed says)."""
 
-    def __init__(self, shard: np.ndarray, batch_size: int, rng: np.random.Generator):
-        self.rng = rng
+    def __init__(self, shard: np.ndarray, batch_size: int, rng: np.random.Generator | Deferred):
+        self._rng = rng  # (a ``Deferred`` is made at the first draw: timing only, never)
         self.batch_size = int(batch_size)
-        self.reshard(shard)
+        self._set(shard)
+
+    @property
+    def rng(self) -> np.random.Generator:
+        if isinstance(self._rng, Deferred):
+            self._rng = self._rng.generator()
+        return self._rng
+
+    def _set(self, shard: np.ndarray) -> None:
+        shard = np.asarray(shard)
+        if len(shard) == 0:
+            raise ValueError("a worker's shard is empty")
+        self.shard = shard
+        self._order = None  # the shard's first permutation, drawn when a batch is asked for
+        self._pos = 0
 
     def reshard(self, shard: np.ndarray) -> None:
         """Continue on a new shard (ASHL re-splits the data after profiling)."""
-        self.shard = np.asarray(shard)
-        if len(self.shard) == 0:
-            raise ValueError("a worker's shard is empty")
+        if self._order is None:  # the old shard's permutation, owed: the stream's draws stay
+            self.rng.permutation(self.shard)  # those of a permutation drawn at once
+        self._set(shard)
         self._order = self.rng.permutation(self.shard)
-        self._pos = 0
 
     def next(self) -> np.ndarray:
         """Indices of the next mini-batch."""
+        if self._order is None:
+            self._order = self.rng.permutation(self.shard)
         size = self.batch_size
         if len(self.shard) < size:
             return self._cycled()

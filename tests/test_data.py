@@ -70,6 +70,44 @@ def test_a_batch_is_always_the_batch_even_from_a_small_shard():
     assert sampler.next().tolist() == [1] * 8
 
 
+@pytest.mark.parametrize("first", ["batch", "reshard"])
+@pytest.mark.parametrize("shard_size", [3, 40])
+def test_a_deferred_stream_gives_the_batches_of_one_made_at_once(first, shard_size):
+    """A sampler on a ``Deferred`` stream draws its first permutation at the first batch (a
+    timing-only run never does), and a reshard before any batch draws the one it owes: the
+    batches are those of a sampler whose stream was made at once and drew at construction."""
+    from ashlsim.rng import Deferred, Streams
+
+    streams = Streams(3)
+    eager = BatchSampler(np.arange(shard_size), 8, streams.get("batches", 1))
+    eager._order = eager.rng.permutation(eager.shard)  # drawn at construction, as it was
+    lazy = BatchSampler(np.arange(shard_size), 8, streams.deferred("batches", 1))
+    assert isinstance(lazy._rng, Deferred)
+    for sampler in (eager, lazy):
+        if first == "reshard":
+            sampler.reshard(np.arange(100, 100 + shard_size))
+    batches = [np.concatenate([s.next() for _ in range(7)]) for s in (eager, lazy)]
+    assert batches[0].tolist() == batches[1].tolist()
+    assert eager.rng.random() == lazy.rng.random()  # the streams are at the same draw
+
+
+def test_a_timing_only_run_with_a_constant_jitter_makes_no_per_worker_stream():
+    from conftest import make
+
+    from ashlsim import Simulation
+    from ashlsim.rng import Deferred
+
+    timing = make(model={"name": "none"}, workload={"param_bytes": 1e4}, stop={"time_s": 0.5})
+    sim = Simulation(timing)
+    sim.run()
+    assert all(isinstance(w.sampler._rng, Deferred) for w in sim.workers)
+    assert all(isinstance(w._rng_jitter, Deferred) for w in sim.workers)
+    trained = Simulation(make(stop={"time_s": 0.5}))  # SGD draws batches; jitter still constant
+    trained.run()
+    assert not any(isinstance(w.sampler._rng, Deferred) for w in trained.workers)
+    assert all(isinstance(w._rng_jitter, Deferred) for w in trained.workers)
+
+
 def test_many_workers_on_a_small_dataset_compute_full_batches():
     """64 workers on digits: shards of ~22 samples, batch 32. Compute time is batch/speed."""
     from conftest import make

@@ -15,6 +15,7 @@ import simpy
 from simpy.events import NORMAL, URGENT
 
 from ..compression import identity, message_bytes
+from ..rng import Deferred
 
 
 @dataclass(slots=True, eq=False)
@@ -150,7 +151,7 @@ class Worker:
         "speed",
         "batch_s",
         "jitter",
-        "rng_jitter",
+        "_rng_jitter",
         "sampler",
         "trainer",
         "sim",
@@ -181,7 +182,7 @@ class Worker:
         self.speed = float(speed)
         self.batch_s = sampler.batch_size / self.speed  # a batch at full speed (hot path)
         self.jitter = jitter
-        self.rng_jitter = rng_jitter
+        self._rng_jitter = rng_jitter  # a Generator, or a ``rng.Deferred`` made when drawn from
         self.sampler = sampler
         self.trainer = trainer  # a training.NullTrainer in timing-only mode
         self.sim = sim
@@ -214,6 +215,13 @@ class Worker:
         size = self.sim.model_size
         self.compress_state = compressor.init(size)
         self.push_bytes = message_bytes(self.sim.workload, size, ratio, segments)
+
+    @property
+    def rng_jitter(self) -> np.random.Generator:
+        """The worker's jitter stream (a constant jitter never draws from it)."""
+        if isinstance(self._rng_jitter, Deferred):
+            self._rng_jitter = self._rng_jitter.generator()
+        return self._rng_jitter
 
     def compute_time(self, steps: int) -> float:
         """Seconds for ``steps`` local iterations: batch / speed * jitter each, * slowdown."""
