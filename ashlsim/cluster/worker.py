@@ -454,18 +454,15 @@ class Iterations:
 
     def _pull(self):
         self.status.phase = "pull"
-        if self.cached:
-            worker = self.worker
-            if self.strategy.reads_cache(self.index):
-                # a cached read: continue from its own model (the last pull plus its own
-                # updates since), no transfer
-                self.version, self.chain = worker.cache_version, worker.last_local
-                self.pull_s = 0.0
-                return self._compute(self.env.now)
-            self.params, self.version = self.server.snapshot()
+        worker = self.worker
+        if self.cached and self.strategy.reads_cache(self.index):
+            # a cached read: continue from its own model (the last pull plus its own updates
+            # since), no transfer
+            self.version, self.chain, self.pull_s = worker.cache_version, worker.last_local, 0.0
+            return self._compute(self.env.now)
+        self.params, self.version = self.server.snapshot()
+        if self.cached:  # (only a cached read reads it)
             worker.cache_version = self.version
-        else:
-            self.params, self.version = self.server.snapshot()
         self.since = now = self.env.now
         self.next = self._pulled
         if self.pull_fixed is not None:
