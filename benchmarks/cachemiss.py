@@ -136,6 +136,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cache-kb", type=int, default=1024)
     parser.add_argument("--iterations", type=int, default=120_000)
     parser.add_argument("--scheme", default="asp")
+    parser.add_argument(
+        "--keep", metavar="DIR", help="keep cachegrind's files there (N.diff: per function)"
+    )
     parser.add_argument("--model", default="none-free", help="a scaling.py model: none-free, none")
     args = parser.parse_args(argv)
     missing = [t for t in ("valgrind", "cg_diff") if shutil.which(t) is None]
@@ -147,13 +150,17 @@ def main(argv=None) -> int:
           f"({args.scheme}, {args.model})")  # fmt: skip
     print(f"{'N':>6} {'iterations':>10} {'instructions':>12} {'data refs':>9} {'misses':>7} "
           + " ".join(f"{k:>11}" for k in kinds))  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
+        os.makedirs(tmp, exist_ok=True)
         for n in (int(x) for x in args.sizes.split(",")):
             row = steady(n, args.scheme, args.model, args.iterations, args.cache_kb, tmp)
             print(f"{n:>6} {int(row['iterations']):>10,} {row['instructions']:>12.0f} "
                   f"{row['data refs']:>9.0f} "
                   f"{row['misses']:>7.1f} " + " ".join(f"{row[k]:>11.1f}" for k in kinds),
                   flush=True)  # fmt: skip
+    if args.keep:
+        print(f"per function: cg_annotate --sort=D1mr {args.keep}/N.diff")
     return 0
 
 

@@ -195,3 +195,30 @@ def test_batched_maths_equals_the_per_worker_path(strategy, momentum):
     batched, alone = results
     assert batched.server.version == alone.server.version > 10
     np.testing.assert_allclose(batched.server.params, alone.server.params, rtol=1e-9, atol=1e-12)
+
+
+def test_a_run_collects_young_objects_in_batches_that_grow_with_the_cluster():
+    """During a run the young generation is collected every max(50,000, 100 N) allocations
+    (``runloop.gc_threshold``), and the collector's settings are restored after it."""
+    import gc
+
+    from conftest import make
+
+    from ashlsim import Simulation
+
+    before = gc.get_threshold()
+    for workers, expected in ((4, 50_000), (800, 80_000)):
+        sim = Simulation(
+            make(
+                cluster={"workers": workers, "speed": 4000.0},
+                model={"name": "none"},
+                workload={"param_bytes": 1e3},
+                data={"name": "synthetic", "n_samples": 40 * workers},
+                stop={"time_s": 0.05},
+            )
+        )
+        seen: list[int] = []
+        sim.progress_callback = lambda now, seen=seen: seen.append(gc.get_threshold()[0])
+        sim.run()
+        assert seen and set(seen) == {expected}
+        assert gc.get_threshold() == before
