@@ -18,6 +18,7 @@ CPython functions they happen in:
   of their entries);
 - ``interpreter``: the bytecode loop and attribute reads: the workers' objects and values;
 - ``memory``: allocation and freeing (an old object freed is a cold line too);
+- ``gc``: the cycle collector's scans (``benchmarks/gctime.py`` times them);
 - ``numpy`` and ``other``.
 """
 
@@ -46,6 +47,7 @@ print(sum(w.stats.iterations for w in sim.workers))
 """
 
 KINDS = [
+    ("gc", re.compile(r"gc_collect|visit_|IS_GC|traverse|_PyTuple_MaybeUntrack")),
     ("heap", re.compile(r"heap|siftup|siftdown|[Rr]ichCompare|richcompare")),
     ("memory", re.compile(r"Malloc|Free|alloc|dealloc|UnTrack|NewReference|FromDouble|_New")),
     ("numpy", re.compile(r"aligned|strided|bincount|simd|_cast_|arr_")),
