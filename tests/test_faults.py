@@ -60,7 +60,7 @@ def test_every_scheme_survives_every_fault(scheme, fault):
         ([50, 50, 4000, 50], "gate", 0),  # worker 2 waits for BSP's round most of the time
     ],
 )
-def test_a_crash_loses_the_push_in_flight_only_while_computing_or_pushing(
+def test_a_crash_loses_the_push_in_flight_while_computing_not_while_waiting(
     speeds, phase, lost, model
 ):
     """The worker's phase at the crash decides whether a push is lost (``Worker.run``):
