@@ -15,6 +15,11 @@ with N too (N=10,000 trains on a 98 MB set, N=16 on a 1 MB one); ``sim/bare`` is
 simulator's cost over it. ``simpy`` rows: N bare SimPy processes, each waiting two timeouts per
 iteration (what a timing-only ASP iteration through an uncontended card schedules): the floor of
 any engine that gives every worker a SimPy process.
+
+One run a row: at 10,000 workers the cost is memory latency, which a shared VM's neighbours
+change from one minute to the next (the floor itself grew 1.5x in a quiet stretch and 1.7-2x in
+busy ones, benchmarks/README.md, "Sixth session"). Compare two versions of the code by
+alternating them in one sitting, not with two runs of this script.
 """
 
 from __future__ import annotations
