@@ -37,14 +37,16 @@ class Environment(simpy.Environment):
             exc.__cause__ = event._value
             raise exc
 
-    def timeout_at(self, at: float) -> Due:
-        """An event that fires at exactly ``at`` (>= now), in the order of a timeout asked for
-        now. ``timeout(at - now)`` fires at ``now + (at - now)``, which can round to a
-        neighbouring float: a worker's steps ask for a timeout at a time (``worker.Iterations``),
-        and one that replaces two in a row must end at the very float the second would have."""
+    def timeout_at(self, at: float, kind: type[Due] | None = None) -> Due:
+        """An event (a ``Due``, or of the subclass ``kind``) that fires at exactly ``at``
+        (>= now), in the order of a timeout asked for now. ``timeout(at - now)`` fires at
+        ``now + (at - now)``, which can round to a neighbouring float: a worker's steps ask for
+        a timeout at a time (``worker.Iterations``), and one that replaces two in a row must end
+        at the very float the second would have. The network asks for ``now + delay``, the
+        time of ``timeout(delay)``: a slotted event instead of SimPy's (``network``)."""
         if at < self._now:
             raise ValueError(f"timeout_at({at}) is before now ({self._now})")
-        event = Due(self)
+        event = Due(self) if kind is None else kind(self)
         heapq.heappush(self._queue, (at, NORMAL, next(self._eid), event))
         return event
 

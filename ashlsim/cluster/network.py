@@ -15,6 +15,8 @@ import math
 import numpy as np
 import simpy
 
+from .environment import Due
+
 
 class _Flow:
     __slots__ = ("cap", "done", "where", "key", "stamp", "remaining", "since", "timed", "seq")
@@ -27,6 +29,13 @@ class _Flow:
         self.stamp = 0  # bumped on every move: heap entries with an old stamp are stale
         self.remaining = 0.0  # K: bytes left at ``since``
         self.since = 0.0
+
+
+class _TimedDone(Due):
+    """A timed flow's timeout, and the flow it ends (``SharedCapacity._timed_done``): a slotted
+    event at the very time ``env.timeout`` would have set (``now + delay``), in its order."""
+
+    __slots__ = ("flow",)
 
 
 class SharedCapacity:
@@ -105,7 +114,7 @@ class SharedCapacity:
         ):  # fits at its cap: no sharing
             if timed:
                 flow.timed = True
-                flow.done = done = env.timeout(nbytes / cap)
+                flow.done = done = env.timeout_at(env.now + nbytes / cap, _TimedDone)
                 done.flow = flow
                 done.callbacks.append(self._timed_done_cb)
             else:
@@ -138,7 +147,8 @@ class SharedCapacity:
             return None
         flow = _Flow(float(cap), None)
         flow.timed, flow.remaining = True, float(nbytes)
-        flow.done = timeout = self.env.timeout(delay + nbytes / cap)
+        now = self.env.now
+        flow.done = timeout = self.env.timeout_at(now + (delay + nbytes / cap), _TimedDone)
         timeout.flow = flow
         timeout.callbacks.append(self._timed_done_cb)
         self._seq += 1
@@ -300,7 +310,8 @@ class SharedCapacity:
         if math.isinf(at):
             self._wakeup, self._wakeup_at = None, math.inf
             return
-        wakeup = self.env.timeout(max(at - self.env.now, 0.0))
+        now = self.env.now  # (at the time ``timeout`` would put it: ``now + delay``)
+        wakeup = self.env.timeout_at(now + max(at - now, 0.0))
         wakeup.callbacks.append(self._on_wakeup)
         self._wakeup, self._wakeup_at = wakeup, at
 
@@ -433,7 +444,7 @@ class Network:
                     return flow.done, True
             shared.expect(bandwidth)
             self._active[worker] = (shared, None, bandwidth)  # joining after the latency
-        return self.env.timeout(latency), False
+        return self.env.timeout_at(self.env.now + latency), False
 
     def flow(self, worker: int, nbytes: float, direction: str) -> simpy.Event:
         """Start moving ``nbytes`` through the PS card now (the link latency already waited);
