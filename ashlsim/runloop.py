@@ -195,7 +195,7 @@ def gc_threshold(workers: int) -> int:
 
 
 @contextlib.contextmanager
-def _quiet_gc(threshold: int = 50_000):
+def _quiet_gc(threshold: int):
     """Keep Python's cycle collector from rescanning the simulation's long-lived objects (the
     workers, their processes, the data) every few hundred allocations: a cost that grows with
     the cluster. The objects alive at the start are frozen out of collection, and young

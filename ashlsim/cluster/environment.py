@@ -42,13 +42,18 @@ class Environment(simpy.Environment):
         (>= now), in the order of a timeout asked for now. ``timeout(at - now)`` fires at
         ``now + (at - now)``, which can round to a neighbouring float: a worker's steps ask for
         a timeout at a time (``worker.Iterations``), and one that replaces two in a row must end
-        at the very float the second would have. The network asks for ``now + delay``, the
-        time of ``timeout(delay)``: a slotted event instead of SimPy's (``network``)."""
+        at the very float the second would have."""
         if at < self._now:
             raise ValueError(f"timeout_at({at}) is before now ({self._now})")
         event = Due(self) if kind is None else kind(self)
         heapq.heappush(self._queue, (at, NORMAL, next(self._eid), event))
         return event
+
+    def due(self, delay: float, kind: type[Due] | None = None) -> Due:
+        """``timeout(delay)`` as a slotted ``Due`` (or ``kind``): the same time, ``now +
+        delay``, and the same order, without the dict a ``simpy.Timeout`` carries (the
+        network makes one for most transfers and wakeups)."""
+        return self.timeout_at(self._now + delay, kind)
 
 
 class Due:

@@ -32,8 +32,8 @@ class _Flow:
 
 
 class _TimedDone(Due):
-    """A timed flow's timeout, and the flow it ends (``SharedCapacity._timed_done``): a slotted
-    event at the very time ``env.timeout`` would have set (``now + delay``), in its order."""
+    """A timed flow's timeout (``Environment.due``), and the flow it ends
+    (``SharedCapacity._timed_done``)."""
 
     __slots__ = ("flow",)
 
@@ -114,9 +114,7 @@ class SharedCapacity:
         ):  # fits at its cap: no sharing
             if timed:
                 flow.timed = True
-                flow.done = done = env.timeout_at(env.now + nbytes / cap, _TimedDone)
-                done.flow = flow
-                done.callbacks.append(self._timed_done_cb)
+                self._time(flow, nbytes / cap)
             else:
                 flow.done = env.event()
             self._to_k(flow, float(nbytes))
@@ -147,10 +145,7 @@ class SharedCapacity:
             return None
         flow = _Flow(float(cap), None)
         flow.timed, flow.remaining = True, float(nbytes)
-        now = self.env.now
-        flow.done = timeout = self.env.timeout_at(now + (delay + nbytes / cap), _TimedDone)
-        timeout.flow = flow
-        timeout.callbacks.append(self._timed_done_cb)
+        self._time(flow, delay + nbytes / cap)
         self._seq += 1
         heapq.heappush(self._reserved, (self.env.now + delay, self._seq, flow))
         self._reserved_caps += flow.cap
@@ -310,8 +305,7 @@ class SharedCapacity:
         if math.isinf(at):
             self._wakeup, self._wakeup_at = None, math.inf
             return
-        now = self.env.now  # (at the time ``timeout`` would put it: ``now + delay``)
-        wakeup = self.env.timeout_at(now + max(at - now, 0.0))
+        wakeup = self.env.due(max(at - self.env.now, 0.0))
         wakeup.callbacks.append(self._on_wakeup)
         self._wakeup, self._wakeup_at = wakeup, at
 
@@ -348,6 +342,12 @@ class SharedCapacity:
             self._settle()
         if len(self._capped_caps) > 2 * self._count + 64:
             self._compact()
+
+    def _time(self, flow: _Flow, seconds: float) -> None:
+        """``flow`` finishes by a timeout ``seconds`` from now (``_timed_done``)."""
+        flow.done = done = self.env.due(seconds, _TimedDone)
+        done.flow = flow
+        done.callbacks.append(self._timed_done_cb)
 
     def _compact(self) -> None:
         """Drop the stale entries of every heap. Lazy deletion only pops them when they come to
@@ -444,7 +444,7 @@ class Network:
                     return flow.done, True
             shared.expect(bandwidth)
             self._active[worker] = (shared, None, bandwidth)  # joining after the latency
-        return self.env.timeout_at(self.env.now + latency), False
+        return self.env.due(latency), False
 
     def flow(self, worker: int, nbytes: float, direction: str) -> simpy.Event:
         """Start moving ``nbytes`` through the PS card now (the link latency already waited);
