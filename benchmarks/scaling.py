@@ -2,7 +2,7 @@
 timing-only throughput at 1,024 workers.
 
     python benchmarks/scaling.py [--sizes 16,64,256,1024] [--iterations 30000]
-                                 [--models softmax,none,none-free,simpy]
+                                 [--models softmax,none,none-free,simpy] [--repeat 1]
 
 Each configuration runs in a fresh process (so its peak memory is its own). Except in the
 ``none-free`` rows, the network is under contention: a 100 kB virtual model through a PS card a
@@ -16,10 +16,13 @@ simulator's cost over it. ``simpy`` rows: N bare SimPy processes, each waiting t
 iteration (what a timing-only ASP iteration through an uncontended card schedules): the floor of
 any engine that gives every worker a SimPy process.
 
-One run a row: at 10,000 workers the cost is memory latency, which a shared VM's neighbours
-change from one minute to the next (the floor itself grew 1.5x in a quiet stretch and 1.7-2x in
-busy ones, benchmarks/README.md, "Sixth session"). Compare two versions of the code by
-alternating them in one sitting, not with two runs of this script.
+At 10,000 workers the cost is memory latency, which a shared VM's neighbours change from one
+minute to the next (the floor itself grew 1.5x in a quiet stretch and 1.7-2x in busy ones,
+benchmarks/README.md, "Sixth session"). ``--repeat R`` runs every row R times, in rounds over
+all the rows (so each row sees each stretch of the VM), and prints medians with their range;
+with the ``simpy`` row it also prints each row's growth over the floor's, from those medians.
+Compare two versions of the code by alternating them in one sitting, not with two runs of this
+script.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ import argparse
 import multiprocessing as mp
 import os
 import resource
+import statistics
 import time
+from queue import Empty
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -141,7 +146,13 @@ def run_isolated(*args):
     queue = ctx.Queue()
     proc = ctx.Process(target=measure, args=(*args, queue))
     proc.start()
-    out = queue.get()
+    while True:  # (a run that fails ends its process without an answer: say so, not wait)
+        try:
+            out = queue.get(timeout=1.0)
+            break
+        except Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"the run {args} failed (its traceback is above)") from None
     proc.join()
     return out
 
@@ -162,36 +173,91 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=30000, help="worker-iterations per run")
     parser.add_argument("--schemes", default="bsp,asp")
     parser.add_argument("--models", default="softmax,none,none-free")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each row, in rounds over all rows: medians"
+    )
     args = parser.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",")]
-    print(f"{'model':9} {'scheme':9} {'N':>5} {'iterations':>10} {'host s':>7} "
-          f"{'us/iter':>8} {'vs N=' + str(sizes[0]):>8} {'bare us':>8} {'sim/bare':>8} "
-          f"{'peak MB':>8} {'end MB':>7}")  # fmt: skip
-    for model in args.models.split(","):
-        schemes = ["asp"] if model == "simpy" else args.schemes.split(",")
-        for scheme in schemes:
-            base = None
+    rows = [
+        (model, scheme)
+        for model in args.models.split(",")
+        for scheme in (["asp"] if model == "simpy" else args.schemes.split(","))
+    ]
+    plan: dict[tuple[str, str, int], float] = {}  # simulated seconds of each run
+    runs: dict[tuple[str, str, int], list] = {}
+    for model, scheme in rows:
+        for n in sizes:
+            # at least 40 iterations per worker, so per-worker start-up costs are amortised
+            target = max(args.iterations, 40 * n)
+            time_s = calibrate(n, scheme, model, target)
+            out = run_isolated(n, scheme, model, time_s)
+            for _ in range(3):  # a scheme whose pace changes (ADACOMM's local steps shrink)
+                if out[0] >= 0.7 * target:  # is off the probe's extrapolation: longer
+                    break
+                time_s *= 1.2 * target / max(out[0], 1)
+                out = run_isolated(n, scheme, model, time_s)
+            plan[model, scheme, n], runs[model, scheme, n] = time_s, [out]
+            if args.repeat == 1:
+                report(runs, model, scheme, n, sizes[0])
+    for _ in range(args.repeat - 1):  # rounds, so that every row sees each stretch of the VM
+        for key, time_s in plan.items():
+            model, scheme, n = key
+            runs[key].append(run_isolated(n, scheme, model, time_s))
+    if args.repeat > 1:
+        print(f"median of {args.repeat} runs a row, in rounds over the rows; (range)")
+        for model, scheme in rows:
             for n in sizes:
-                # at least 40 iterations per worker, so per-worker start-up costs are amortised
-                target = max(args.iterations, 40 * n)
-                time_s = calibrate(n, scheme, model, target)
-                its, host, peak, end, bare = run_isolated(n, scheme, model, time_s)
-                for _ in range(3):  # a scheme whose pace changes (ADACOMM's local steps shrink)
-                    if its >= 0.7 * target:  # is off the probe's extrapolation: longer
-                        break
-                    time_s *= 1.2 * target / max(its, 1)
-                    its, host, peak, end, bare = run_isolated(n, scheme, model, time_s)
-                per = host / its * 1e6
-                base = base or per
-                print(
-                    f"{model:9} {scheme:9} {n:>5} {its:>10,} {host:>7.2f} {per:>8.1f} "
-                    f"{per / base:>8.2f} {bare:>8.1f} {per / bare:>8.2f} {peak:>8.0f} {end:>7.0f}",
-                    flush=True,
-                )
+                report(runs, model, scheme, n, sizes[0])
+        floor_note(runs, rows, sizes)
     print("model none: timing-only (no SGD) under PS contention; none-free: timing-only with an")
     print("uncontended PS; simpy: bare SimPy processes, two timeouts an iteration (the floor).")
     print("Throughput in worker-iterations per host second = 1e6 / us-per-iter.")
     return 0
+
+
+def header(sizes) -> None:
+    print(f"{'model':9} {'scheme':9} {'N':>5} {'iterations':>10} {'host s':>7} "
+          f"{'us/iter':>8} {'vs N=' + str(sizes[0]):>8} {'bare us':>8} {'sim/bare':>8} "
+          f"{'peak MB':>8} {'end MB':>7}  (range of us/iter)")  # fmt: skip
+
+
+def per_iteration(outs) -> list[float]:
+    """Microseconds per worker-iteration of each run of a row."""
+    return [host / its * 1e6 for its, host, *_ in outs]
+
+
+def report(runs, model, scheme, n, first) -> None:
+    """One line: the median run of (model, scheme, n), and its cost over that at N=``first``."""
+    outs = runs[model, scheme, n]
+    if (model, scheme, n) == next(iter(runs)):
+        header([first])
+    pers = per_iteration(outs)
+    per = statistics.median(pers)
+    base = statistics.median(per_iteration(runs[model, scheme, first]))
+    its, host, _, end, bare = sorted(outs, key=lambda o: o[1] / o[0])[len(outs) // 2]
+    peak = max(o[2] for o in outs)
+    spread = f"  ({min(pers):.1f}-{max(pers):.1f})" if len(outs) > 1 else ""
+    print(
+        f"{model:9} {scheme:9} {n:>5} {its:>10,} {host:>7.2f} {per:>8.1f} "
+        f"{per / base:>8.2f} {bare:>8.1f} {per / bare:>8.2f} {peak:>8.0f} {end:>7.0f}{spread}",
+        flush=True,
+    )
+
+
+def floor_note(runs, rows, sizes) -> None:
+    """Each row's growth over the floor's (the simpy row), from medians of the same rounds."""
+    if ("simpy", "asp") not in rows or len(sizes) < 2:
+        return
+
+    def growth(model, scheme, n):
+        med = [statistics.median(per_iteration(runs[model, scheme, m])) for m in (sizes[0], n)]
+        return med[1] / med[0]
+
+    for n in sizes[1:]:
+        floor = growth("simpy", "asp", n)
+        print(f"growth to N={n} over the SimPy floor's ({floor:.2f}): " + ", ".join(
+            f"{m} {s} {growth(m, s, n) / floor:.2f}" for m, s in rows if m != "simpy"
+        ))  # fmt: skip
 
 
 if __name__ == "__main__":
