@@ -73,6 +73,14 @@ def test_infinite_capacity_is_one_timeout_per_transfer():
     assert times == pytest.approx([11.0, 6.0])
 
 
+def test_a_transfer_through_an_unlimited_card_takes_its_link_time():
+    env = Environment()
+    shared = SharedCapacity(env, math.inf)
+    done = shared.transfer(100, 8.0)
+    env.run()
+    assert done.processed and env.now == 12.5 and shared.active == 0
+
+
 def test_shared_capacity_conserves_bytes():
     """Total bytes / capacity is a lower bound on the makespan, met when all flows overlap."""
     rng = np.random.default_rng(3)
@@ -222,6 +230,29 @@ def test_reserved_transfers_match_latency_then_water_filling(flows, capacity, un
     assert fast == pytest.approx(plain, rel=1e-9, abs=1e-9)
 
 
+def test_a_reservation_counts_every_transfer_announced_to_join_by_hand():
+    # Card 10 B/s, links 4 B/s. Workers 1 and 2 (latency 0.5) ask at t=0: both announced to join
+    # at 0.5. Worker 0 (latency 0.2, the shortest: it may reserve) asks at 0.35 to start at
+    # 0.55, when the two already run: 4 + 4 + 4 > 10, so it must not be reserved at its cap.
+    # 0.5-0.55: workers 1 and 2 alone at 4 B/s (0.2 B each). From 0.55 three share 10/3 B/s:
+    # 1 and 2 have 1.8 B left -> 0.55 + 0.54 = 1.09; worker 0 has then 0.2 B left, alone at its
+    # cap of 4 -> 1.14. Counting one announced transfer instead of both would reserve it: 1.05.
+    starts, sizes, caps, latencies = [0.35, 0.0, 0.0], [2.0] * 3, [4.0] * 3, [0.2, 0.5, 0.5]
+    times = finish_times(starts, sizes, caps, 10.0, latency=latencies)
+    assert times == pytest.approx([1.14, 1.09, 1.09], rel=1e-12)
+    assert times == pytest.approx(_reference_finish(starts, sizes, caps, latencies, 10.0))
+
+
+def test_a_reservation_counts_those_still_reserved_after_one_started():
+    # Card 10 B/s, links 4 B/s, one latency (0.2 s) for all, so each may be reserved. A asks at
+    # 0 and B at 0.1: 4 + 4 fit, both reserved. C asks at 0.25, when A has started and B not
+    # yet: 4 (A) + 4 (B, reserved) + 4 > 10, so C must share the card, not run at its cap.
+    starts, sizes, caps, latencies = [0.0, 0.1, 0.25], [4.0] * 3, [4.0] * 3, [0.2] * 3
+    times = finish_times(starts, sizes, caps, 10.0, latency=latencies)
+    assert times == pytest.approx(_reference_finish(starts, sizes, caps, latencies, 10.0))
+    assert times[2] > 0.45 + 4 / 4 + 0.01  # (at its cap it would end at 1.45)
+
+
 def test_books_stay_small_over_many_transfers():
     """Finished flows leave the heaps (lazy deletion is compacted): memory does not grow with
     the number of transfers made."""
@@ -294,6 +325,39 @@ def test_faults_on_flows_match_plain_water_filling(flows, changes, capacity):
     assert [t for t in fast if t is not None] == pytest.approx(
         [t for t in plain if t is not None], rel=1e-9, abs=1e-9
     )
+
+
+@pytest.mark.parametrize("fault", ["outage", "crash"])
+def test_faults_reach_transfers_that_waited_a_latency_by_hand(fault):
+    # Card 10 B/s, links 8 B/s, latency 0.1 s; two workers push 8 B at t=0. With faults nothing
+    # is reserved: both join the card at 0.1 and share 5 B/s; at 0.5 each has 6 B left. Then
+    # worker 0's link goes down (back at 1.5), or worker 0 crashes: worker 1 alone at 8 B/s ends
+    # at 0.5 + 6/8 = 1.25; worker 0 resumes alone at 1.5 -> 2.25, or never ends. A transfer
+    # reserved as one timeout would not see the fault (it cannot be stalled nor cancelled).
+    env = Environment()
+    links, latency = np.array([8.0, 8.0]), np.array([0.1, 0.1])
+    net = Network(env, links, latency, links, latency, 10.0, 10.0, faulty=True)
+    done = [None, None]
+
+    def push(i):
+        yield from net.move(i, 8.0, "push")
+        done[i] = env.now
+
+    def fail():
+        yield env.timeout(0.5)
+        if fault == "crash":
+            net.drop(0)
+            return
+        net.set_link(0, False)
+        yield env.timeout(1.0)
+        net.set_link(0, True)
+
+    for i in (0, 1):
+        env.process(push(i))
+    env.process(fail())
+    env.run(until=10.0)
+    assert done == pytest.approx([2.25 if fault == "outage" else None, 1.25])
+    assert net.ingress.active == 0
 
 
 def test_the_shared_card_splits_max_min_fairly_by_hand():
