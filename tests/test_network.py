@@ -81,6 +81,27 @@ def test_a_transfer_through_an_unlimited_card_takes_its_link_time():
     assert done.processed and env.now == 12.5 and shared.active == 0
 
 
+def test_a_transfer_of_no_bytes_ends_at_once_and_leaves_no_flow():
+    env = Environment()
+    shared = SharedCapacity(env, 100.0)
+    flow = shared.start(0, 10.0, True)
+    env.run()
+    assert flow.done.processed and env.now == 0.0 and shared.active == 0
+
+
+def test_each_direction_has_its_own_links_and_card():
+    # Uplinks 1 B/s with 0.5 s latency, downlinks 4 B/s with 0.1 s: a push of 8 B takes
+    # 0.5 + 8 = 8.5 s, a pull 0.1 + 2 = 2.1 s. An unlimited ingress makes a push one timeout;
+    # an egress of 8 B/s, which three downlinks of 4 B/s can fill, makes a pull a shared flow.
+    env = Environment()
+    up, down = np.full(3, 1.0), np.full(3, 4.0)
+    net = Network(env, up, np.full(3, 0.5), down, np.full(3, 0.1), math.inf, 8.0)
+    assert net.uncontended_time(0, 8.0, "push") == 8.5
+    assert net.uncontended_time(0, 8.0, "pull") == 2.1
+    assert net.fixed_time(0, 8.0, "push") == 8.5
+    assert net.fixed_time(0, 8.0, "pull") is None  # 3 x 4 B/s through 8: it can be shared
+
+
 def test_shared_capacity_conserves_bytes():
     """Total bytes / capacity is a lower bound on the makespan, met when all flows overlap."""
     rng = np.random.default_rng(3)
