@@ -145,6 +145,34 @@ def test_history_and_worker_columns(small):
     assert (busy <= result.elapsed_s + 1e-9).all()
 
 
+@pytest.mark.parametrize("scheme", ["bsp", "asp"])
+def test_the_books_are_the_sums_of_the_event_log(scheme):
+    """Each worker's seconds computing, moving bytes and waiting are the sums of its phases in
+    the event log, its bytes those of its pulls and pushes, and the cluster's byte totals the
+    sums over the workers (a shared card: transfers of every length)."""
+    scenario = make(
+        cluster={"server": {"ingress": 2e6, "egress": 2e6}},
+        workload={"param_bytes": 1e5},
+        strategy={"name": scheme},
+    )
+    sim = Simulation(scenario, events=True)
+    result = sim.run()
+    ev = result.events.assign(seconds=lambda e: e["end_s"] - e["start_s"])
+    kinds = ["compute", "pull", "push", "wait"]
+    spent = ev.pivot_table("seconds", "worker", "kind", aggfunc="sum").reindex(columns=kinds)
+    spent = spent.fillna(0.0)
+    counts = ev.pivot_table("seconds", "worker", "kind", aggfunc="count").reindex(columns=kinds)
+    counts = counts.fillna(0).astype(int)
+    w = result.workers
+    assert (counts["push"] > 3).all() and ((spent["wait"] > 0).any() or scheme == "asp")
+    assert w["compute_s"].to_numpy() == pytest.approx(spent["compute"], rel=1e-12)
+    assert w["comm_s"].to_numpy() == pytest.approx(spent["pull"] + spent["push"], rel=1e-12)
+    assert w["wait_s"].to_numpy() == pytest.approx(spent["wait"], rel=1e-12)
+    assert (w["bytes_down"] == counts["pull"] * sim.dense_bytes).all()
+    assert (w["bytes_up"] == counts["push"] * sim.dense_bytes).all()  # (no compression)
+    assert (sim.bytes_up, sim.bytes_down) == (w["bytes_up"].sum(), w["bytes_down"].sum())
+
+
 def test_contention_slows_a_round():
     free = make(
         cluster={"server": {"ingress": None, "egress": None}}, workload={"param_bytes": 1e6}

@@ -79,6 +79,57 @@ def test_a_crash_loses_the_push_in_flight_while_computing_not_while_waiting(
     assert list(result.faults["lost_push"]) == [bool(lost)]
 
 
+def _inside(events, worker, kind, after):
+    """The middle of ``worker``'s first ``kind`` phase that starts after ``after``."""
+    rows = events[(events["worker"] == worker) & (events["kind"] == kind)]
+    row = rows[rows["start_s"] > after].iloc[0]
+    return (row["start_s"] + row["end_s"]) / 2
+
+
+def test_two_crashes_lose_two_pushes_and_add_up_their_downtime():
+    # ASP, worker 2 computes 0.32 s an iteration: each crash in a computation loses its push
+    sections = {"cluster": {"speed": [4000, 4000, 50, 4000]}, "strategy": {"name": "asp"}}
+    first = {"worker": 2, "at_s": 0.2, "kind": "crash", "recover_after_s": 0.5}
+    once = ashlsim.run(make(**sections, faults=[first]), events=True)
+    second = {**first, "at_s": _inside(once.events, 2, "compute", 0.7), "recover_after_s": 0.25}
+    result = ashlsim.run(make(**sections, faults=[first, second]))
+    assert result.lost_pushes == 2 and list(result.faults["lost_push"]) == [True, True]
+    assert result.workers["down_s"].tolist() == pytest.approx([0.0, 0.0, 0.75, 0.0])
+
+
+@pytest.mark.parametrize("model", ["softmax", "none"])
+def test_a_crash_during_a_push_loses_it(model):
+    # a 1 MB push through worker 2's 1 MB/s uplink: it pushes for a second each iteration
+    sections = {
+        "cluster": {"uplink": {"bandwidth": [1e7, 1e7, 1e6, 1e7], "latency": 0.001}},
+        "workload": {"param_bytes": 1e6},
+        "model": {"name": model},
+        "strategy": {"name": "asp"},
+    }
+    plain = ashlsim.run(make(**sections), events=True)
+    at = _inside(plain.events, 2, "push", 0.0)
+    crash = {"worker": 2, "at_s": at, "kind": "crash", "recover_after_s": 0.3}
+    result = ashlsim.run(make(**sections, faults=[crash]))
+    assert result.lost_pushes == 1 and list(result.faults["lost_push"]) == [True]
+
+
+def test_a_restarted_worker_starts_a_fresh_compression_residual():
+    """A crash loses the machine's memory: its error-feedback residual restarts from zero."""
+    sections = {"strategy": {"name": "asp", "compression": {"name": "topk", "ratio": 0.05,
+                                                            "error_feedback": True}}}  # fmt: skip
+    # back at 0.7; stopped at 0.705, before its next push (a pull, then 16 ms computing)
+    crash = {"worker": 2, "at_s": 0.5, "kind": "crash", "recover_after_s": 0.2}
+    sim = Simulation(make(**sections, faults=[crash], stop={"time_s": 0.705}))
+    sim.run()
+    worker = sim.workers[2]
+    residual = worker.compress_state
+    before = Simulation(make(**sections, stop={"time_s": 0.5}))
+    before.run()
+    assert np.any(before.workers[2].compress_state != 0)  # it had one
+    assert type(residual) is type(worker.compressor.init(sim.model_size))
+    assert not np.any(residual)
+
+
 def test_bsp_wait_stalls_until_recovery_and_drop_goes_on_without_the_worker():
     crash = {"worker": 0, "at_s": 0.5, "kind": "crash", "recover_after_s": 1.0}
     wait = ashlsim.run(make(faults=[crash], stop={"time_s": 3.0}), events=True)
