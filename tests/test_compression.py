@@ -145,6 +145,19 @@ def test_any_scheme_pushes_the_compressed_size(scheme):
     assert (w["bytes_up"] == w["pushes"] * per_push).all()
 
 
+def test_a_run_with_topk_per_layer_charges_each_tensors_k():
+    compression = {"name": "topk", "ratio": 0.013, "scope": "layer"}
+    scenario = make(model={"name": "mlp", "hidden": [7]}, strategy={"name": "asp",
+                    "compression": compression})  # fmt: skip
+    sim = ashlsim.Simulation(scenario)
+    result = sim.run()
+    workload, size, segments = scenario.workload, sim.model_size, sim.model.segments
+    per_push = message_bytes(workload, size, 0.013, segments)
+    assert per_push != message_bytes(workload, size, 0.013)  # per tensor, K is more here
+    w = result.workers
+    assert (w["pushes"] > 0).all() and (w["bytes_up"] == w["pushes"] * per_push).all()
+
+
 def test_topk_at_full_ratio_changes_nothing_in_a_run():
     plain = ashlsim.run(make(strategy={"name": "asp"}))
     full = ashlsim.run(make(strategy={"name": "asp", "compression": {"name": "topk"}}))

@@ -173,6 +173,18 @@ def test_the_books_are_the_sums_of_the_event_log(scheme):
     assert (sim.bytes_up, sim.bytes_down) == (w["bytes_up"].sum(), w["bytes_down"].sum())
 
 
+@pytest.mark.parametrize("scheme", ["asp", "adacomm"])  # local steps fixed, and changing
+def test_pushes_take_the_uplink_and_pulls_the_downlink(scheme):
+    up, down = {"bandwidth": 1e6, "latency": 0.003}, {"bandwidth": 1e7, "latency": 0.001}
+    sim = Simulation(make(cluster={"uplink": up, "downlink": down}, strategy={"name": scheme}),
+                     events=True)  # fmt: skip
+    ev = sim.run().events
+    seconds = ev["end_s"] - ev["start_s"]
+    nbytes = sim.dense_bytes
+    assert seconds[ev["kind"] == "push"].to_numpy() == pytest.approx(0.003 + nbytes / 1e6)
+    assert seconds[ev["kind"] == "pull"].to_numpy() == pytest.approx(0.001 + nbytes / 1e7)
+
+
 def test_contention_slows_a_round():
     free = make(
         cluster={"server": {"ingress": None, "egress": None}}, workload={"param_bytes": 1e6}
