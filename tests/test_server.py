@@ -6,7 +6,7 @@ from conftest import make
 
 from ashlsim import Simulation
 from ashlsim.cluster import ParameterServer, Update
-from ashlsim.cluster.server import Pending
+from ashlsim.cluster.server import Pending, StalenessLog
 from ashlsim.compression import identity
 
 
@@ -177,3 +177,18 @@ def test_a_local_model_is_made_only_for_the_cached_read_that_continues_from_it()
             expected = work.params + work.local_delta
             np.testing.assert_array_equal(work.local_model(), expected)
             assert work.local_model() is work.local_out  # made once
+
+
+def test_the_staleness_log_reads_as_its_rows():
+    """Flat in an int64 array, it has the length, rows, equality and array of a list of rows."""
+    rows = [(0, 0, 0), (3, 2, 96), (1, 5, 2**40)]
+    log = StalenessLog()
+    for row in rows:
+        log.extend(row)
+    assert len(log) == 3 and list(log) == rows and log == rows and log != rows[:2]
+    table = np.asarray(log)
+    assert table.dtype == np.int64 and table.tolist() == [list(r) for r in rows]
+    table[0, 0] = 7  # a copy: the log is unchanged
+    assert list(log) == rows
+    assert np.asarray(log, dtype=float).dtype == float
+    assert len(StalenessLog()) == 0 and np.asarray(StalenessLog()).shape == (0, 3)
