@@ -36,6 +36,44 @@ def test_a_straggler_episode_slows_by_exactly_its_factor():
     np.testing.assert_allclose(later["end_s"] - later["start_s"], 3 * 16 / 4000.0, rtol=1e-12)
 
 
+def test_straggler_episodes_come_and_go_from_the_workers_own_stream():
+    """Episodes at random intervals (the worker's ``stragglers`` stream), each 0.05 s at factor
+    3: the log has each episode, and a computation takes 3x inside one, 3 x 2 = 6x inside one
+    and a slowdown fault, 2x in the fault alone and 1x after, exactly."""
+    stragglers = {"interval_s": {"dist": "exponential", "mean": 0.1}, "duration_s": 0.05,
+                  "factor": 3.0}  # fmt: skip
+    fault = {"worker": 0, "at_s": 0.6, "kind": "slowdown", "factor": 2.0, "duration_s": 0.3}
+    scenario = make(cluster={"workers": 1, "speed": [4000.0], "stragglers": stragglers},
+                    faults=[fault], stop={"time_s": 1.2})  # fmt: skip
+    result = Simulation(scenario, events=True).run()
+    ev = result.events
+    episodes = ev[ev["kind"] == "straggle"]
+    assert len(episodes) >= 4
+    np.testing.assert_allclose(episodes["end_s"] - episodes["start_s"], 0.05, rtol=1e-9)
+    assert not np.allclose(np.diff(episodes["start_s"]), np.diff(episodes["start_s"])[0])
+    base, checked = 16 / 4000.0, []
+    for row in ev[ev["kind"] == "compute"].itertuples():
+        inside = ((episodes["start_s"] <= row.start_s) & (row.start_s < episodes["end_s"])).any()
+        slow = 0.6 <= row.start_s < 0.9
+        ends = [*episodes["start_s"], *episodes["end_s"], 0.6, 0.9]
+        if any(row.start_s < t < row.end_s for t in ends):
+            continue  # (an episode or the fault began or ended during it: fixed at its start)
+        expected = base * (3.0 if inside else 1.0) * (2.0 if slow else 1.0)
+        assert row.end_s - row.start_s == pytest.approx(expected, rel=1e-9), row
+        checked.append(expected / base)
+    assert sorted(set(checked)) == [1.0, 2.0, 3.0, 6.0] and len(checked) > 100
+    again = Simulation(scenario, events=True).run().events
+    assert again[again["kind"] == "straggle"].equals(episodes)
+    other = Simulation(scenario.with_overrides({"seed": 1}), events=True).run().events
+    assert not np.array_equal(other[other["kind"] == "straggle"]["start_s"], episodes["start_s"])
+    two = make(cluster={"workers": 2, "speed": [4000.0] * 2, "stragglers": stragglers})
+    ev2 = Simulation(two, events=True).run().events
+    starts = [
+        ev2.query("kind == 'straggle' and worker == @w")["start_s"].to_numpy() for w in (0, 1)
+    ]
+    assert len(starts[0]) and len(starts[1]) and not np.array_equal(*starts)  # a stream each
+
+
 @pytest.mark.parametrize("scheme", ["bsp", "asp", "ssp", "local_sgd", "ashl", "adsp", "adacomm"])
 def test_compute_time_is_steps_times_batch_over_speed(scheme):
     """Without jitter, a worker's compute seconds are exactly iterations * batch / speed."""
