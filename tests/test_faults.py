@@ -233,3 +233,24 @@ def test_a_fault_for_a_worker_that_does_not_exist_is_refused():
     with pytest.raises(ScenarioError) as info:
         make(faults=[{"worker": 0, "at_s": 1.0, "kind": "meteor"}])
     assert info.value.field == "faults[0].kind"
+
+
+def test_the_fault_table_and_the_log_hold_each_fault_from_start_to_end():
+    faults = [
+        {"worker": 1, "at_s": 0.2, "kind": "crash", "recover_after_s": 0.3},
+        {"worker": 2, "at_s": 0.4, "kind": "slowdown", "factor": 2.0, "duration_s": 0.25},
+        {"worker": 3, "at_s": 0.5, "kind": "link_down", "duration_s": 0.35},
+        {"worker": 0, "at_s": 0.6, "kind": "crash"},  # never back: no end
+    ]
+    result = ashlsim.run(make(faults=faults, strategy={"name": "asp"}), events=True)
+    table = result.faults.sort_values("start_s")
+    assert table[["worker", "kind"]].values.tolist() == [
+        [1, "crash"], [2, "slowdown"], [3, "link_down"], [0, "crash"]]  # fmt: skip
+    assert table["start_s"].tolist() == pytest.approx([0.2, 0.4, 0.5, 0.6])
+    assert table["end_s"].tolist() == pytest.approx([0.5, 0.65, 0.85, np.inf])
+    logged = result.events[result.events["kind"].isin(["crash", "slowdown", "link_down"])]
+    logged = logged.sort_values("start_s")
+    assert logged[["worker", "kind"]].values.tolist() == table[["worker", "kind"]].values.tolist()
+    assert logged["start_s"].tolist() == pytest.approx([0.2, 0.4, 0.5, 0.6])
+    # (in the log a crash never recovered from lasts to the end of the run)
+    assert logged["end_s"].tolist() == pytest.approx([0.5, 0.65, 0.85, result.elapsed_s])
