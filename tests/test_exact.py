@@ -342,3 +342,13 @@ def test_the_slowest_clock_jumps_when_the_slowest_worker_leaves():
     assert gate.min_clock == 2 and held.triggered
     gate.join(0)
     assert gate.clocks[0] == 2 and gate.min_clock == 2
+
+
+def test_a_run_stops_at_the_first_evaluation_that_reaches_the_target_exactly():
+    """Reaching the target means accuracy >= target: a target equal to an evaluation's accuracy
+    stops the run at that evaluation."""
+    history = ashlsim.run(make(stop={"time_s": 2.0})).history
+    row = history[history["accuracy"] > history["accuracy"].iloc[0]].iloc[0]
+    result = ashlsim.run(make(stop={"time_s": 2.0, "target_accuracy": float(row["accuracy"])}))
+    assert result.stop_reason == "target_accuracy"
+    assert result.elapsed_s == row["time_s"] == result.time_to_accuracy()
