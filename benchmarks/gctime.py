@@ -12,11 +12,12 @@ run's host seconds. ``default`` is ``runloop.gc_threshold(N)``, what a run uses.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from scaling import run_in_process  # noqa: E402  (benchmarks/, the script's folder)
 
 
 def measure(n, scheme, model, time_s, threshold, queue):
@@ -60,19 +61,13 @@ def main(argv=None) -> int:
     parser.add_argument("--thresholds", default="50000,default")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    ctx = mp.get_context("spawn")
     print(f"{args.model} {args.scheme}, {args.workers} workers, {args.time_s} simulated s")
     print(f"{'threshold':>10} {'collections':>14} {'gc host s':>9} {'freed':>6} {'run host s':>10}")
     for _ in range(args.repeat):
         for threshold in args.thresholds.split(","):
-            queue = ctx.Queue()
-            proc = ctx.Process(
-                target=measure,
-                args=(args.workers, args.scheme, args.model, args.time_s, threshold, queue),
+            used, counts, spent, freed, host = run_in_process(
+                measure, args.workers, args.scheme, args.model, args.time_s, threshold
             )
-            proc.start()
-            used, counts, spent, freed, host = queue.get()
-            proc.join()
             print(
                 f"{used:>10,} {str(counts):>14} {spent:>9.2f} {freed:>6} {host:>10.2f}",
                 flush=True,

@@ -142,9 +142,16 @@ def resident_mb() -> float:
 
 
 def run_isolated(*args):
+    """``measure(*args)`` in a fresh process."""
+    return run_in_process(measure, *args)
+
+
+def run_in_process(target, *args):
+    """What ``target(*args, queue)`` puts on ``queue``, run in a fresh process (its peak
+    memory and its collector are its own)."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=measure, args=(*args, queue))
+    proc = ctx.Process(target=target, args=(*args, queue))
     proc.start()
     while True:  # (a run that fails ends its process without an answer: say so, not wait)
         try:
@@ -185,6 +192,8 @@ def main(argv=None) -> int:
     ]
     plan: dict[tuple[str, str, int], float] = {}  # simulated seconds of each run
     runs: dict[tuple[str, str, int], list] = {}
+    if args.repeat == 1:
+        header(sizes[0])
     for model, scheme in rows:
         for n in sizes:
             # at least 40 iterations per worker, so per-worker start-up costs are amortised
@@ -205,6 +214,7 @@ def main(argv=None) -> int:
             runs[key].append(run_isolated(n, scheme, model, time_s))
     if args.repeat > 1:
         print(f"median of {args.repeat} runs a row, in rounds over the rows; (range)")
+        header(sizes[0])
         for model, scheme in rows:
             for n in sizes:
                 report(runs, model, scheme, n, sizes[0])
@@ -215,9 +225,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def header(sizes) -> None:
+def header(first: int) -> None:
     print(f"{'model':9} {'scheme':9} {'N':>5} {'iterations':>10} {'host s':>7} "
-          f"{'us/iter':>8} {'vs N=' + str(sizes[0]):>8} {'bare us':>8} {'sim/bare':>8} "
+          f"{'us/iter':>8} {'vs N=' + str(first):>8} {'bare us':>8} {'sim/bare':>8} "
           f"{'peak MB':>8} {'end MB':>7}  (range of us/iter)")  # fmt: skip
 
 
@@ -226,15 +236,19 @@ def per_iteration(outs) -> list[float]:
     return [host / its * 1e6 for its, host, *_ in outs]
 
 
+def median_cost(runs, model, scheme, n) -> float:
+    """The median microseconds per worker-iteration of (model, scheme, n)'s runs."""
+    return statistics.median(per_iteration(runs[model, scheme, n]))
+
+
 def report(runs, model, scheme, n, first) -> None:
     """One line: the median run of (model, scheme, n), and its cost over that at N=``first``."""
     outs = runs[model, scheme, n]
-    if (model, scheme, n) == next(iter(runs)):
-        header([first])
     pers = per_iteration(outs)
     per = statistics.median(pers)
-    base = statistics.median(per_iteration(runs[model, scheme, first]))
-    its, host, _, end, bare = sorted(outs, key=lambda o: o[1] / o[0])[len(outs) // 2]
+    base = median_cost(runs, model, scheme, first)
+    middle = sorted(range(len(outs)), key=pers.__getitem__)[len(outs) // 2]
+    its, host, _, end, bare = outs[middle]
     peak = max(o[2] for o in outs)
     spread = f"  ({min(pers):.1f}-{max(pers):.1f})" if len(outs) > 1 else ""
     print(
@@ -250,8 +264,7 @@ def floor_note(runs, rows, sizes) -> None:
         return
 
     def growth(model, scheme, n):
-        med = [statistics.median(per_iteration(runs[model, scheme, m])) for m in (sizes[0], n)]
-        return med[1] / med[0]
+        return median_cost(runs, model, scheme, n) / median_cost(runs, model, scheme, sizes[0])
 
     for n in sizes[1:]:
         floor = growth("simpy", "asp", n)
