@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from .compare import DEFAULT_STRATEGIES, MAIN_RECIPE, MAIN_STRATEGIES
+from .compare import DEFAULT_SEEDS, DEFAULT_TUNE_SEEDS, MAIN_RECIPE, MAIN_STRATEGIES, ROBUSTNESS
 from .errors import ScenarioError
-from .progress import CountProgress, RunProgress
+from .progress import FinishedProgress, RunProgress
 from .scenario import Scenario, load_scenario
 from .strategies import STRATEGIES
 from .yamlio import loads
@@ -32,13 +32,23 @@ def _parse_sets(items: list[str]) -> dict[str, object]:
     return overrides
 
 
-def resolve_scenario(path: str | None, strategy: str | None, sets: list[str]) -> Scenario:
-    """The scenario a command line describes: a file (or the default) plus overrides."""
-    from .compare import parse_strategy_label
+def resolve_scenario(
+    path: str | None, strategy: str | None, sets: list[str], recipe: str | None = None
+) -> Scenario:
+    """The scenario a command line describes: a file (or the default), the recipe's settings
+    for the scheme (``--recipe``: the scheme ``--strategy`` names as the recipe's label,
+    else the scenario's own), then the overrides."""
+    from .compare import entry_overrides, load_recipe, parse_strategy_label
 
     scenario = load_scenario(path) if path else Scenario()
     overrides = _parse_sets(sets or [])
-    if strategy:  # a name, or name(param=value, ...) as in compare
+    if recipe:
+        fragments = load_recipe(recipe)
+        label = strategy or scenario.strategy.name
+        if label not in fragments:
+            raise ScenarioError("--strategy", label, f"one of the {recipe} recipe's {list(fragments)}")
+        scenario = scenario.with_overrides(entry_overrides(label, fragments[label]))
+    elif strategy:  # a name, or name(param=value, ...) as in compare
         overrides = {**parse_strategy_label(strategy), **overrides}
     return scenario.with_overrides(overrides) if overrides else scenario
 
@@ -106,7 +116,7 @@ def _run_one(args, engine, options) -> int:
 
     if args.seed is not None and args.seed < 0:
         raise ScenarioError("--seed", args.seed, "an integer >= 0")
-    scenario = resolve_scenario(args.scenario, args.strategy, args.set)
+    scenario = resolve_scenario(args.scenario, args.strategy, args.set, args.recipe)
     check_output(args.out)
     bar = RunProgress(scenario.stop.time_s, f"{scenario.name}/{scenario.strategy.name}",
                       quiet=args.no_progress)  # fmt: skip
@@ -289,55 +299,46 @@ def _cmd_compare(args) -> int:
 
     from .compare import (
         compare,
-        load_recipe,
-        recipe_entries,
+        plan_entries,
         resolve_entries,
         split_top_level,
         throughput_verdict,
-        tune_grid,
         verdict,
         write_comparison,
     )
 
     scenario = resolve_scenario(args.scenario, None, args.set)
     seeds = _int_list("--seeds", args.seeds)
+    if args.workers is not None and args.workers < 1:
+        raise ScenarioError("--workers", args.workers, "an integer >= 1")
     check_output(args.out)
-    if not args.recipe and not args.strategies:  # the main job: a fair comparison, as is
-        args.recipe, args.strategies = MAIN_RECIPE, ",".join(MAIN_STRATEGIES)
-    if args.recipe:
-        wanted = split_top_level(args.strategies) if args.strategies else None
-        strategies = recipe_entries(load_recipe(args.recipe), wanted, "--strategies")
-    else:
-        strategies = resolve_entries(args.strategies or ",".join(DEFAULT_STRATEGIES))
-        strategies = [{label: overrides} for label, overrides in strategies]
+    strategies = split_top_level(args.strategies) if args.strategies else None
+    entries, recipe = plan_entries(strategies, args.recipe)
+    labels = [label for label, _ in resolve_entries(entries)]
     tune = _parse_tune(args.tune)
     tune_seeds = _int_list("--tune-seeds", args.tune_seeds)
-    labels = list(strategies) if isinstance(strategies, dict) else [
-        next(iter(e)) for e in strategies]  # fmt: skip
     if not args.quiet:
-        how = f"the {args.recipe} recipe" if args.recipe else "their own parameters"
+        how = f"the {recipe} recipe" if recipe else "their own parameters"
         if tune:
             how += f", tuning {', '.join(tune)} on seeds {args.tune_seeds}"
         print(f"Comparing {', '.join(labels)} on {scenario.name} ({scenario.cluster.workers} "
               f"workers) under {how}; seeds {args.seeds}.")  # fmt: skip
 
-    per_label = len(seeds) + (len(tune_seeds) * len(tune_grid(tune)) if tune else 0)
-    bar = CountProgress(len(labels) * per_label, "compare", quiet=args.quiet)
-
-    def progress(label, seed):
-        bar(f"{label} seed {seed}")
+    bar = FinishedProgress("compare", quiet=args.quiet)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         table, history = compare(
             scenario,
-            strategies,
+            entries,
             seeds,
+            recipe=recipe,
             return_history=True,
             tune=tune,
             tune_seeds=tune_seeds,
-            progress=progress,
-            recipe=args.recipe,
+            progress=bar,
+            workers=args.workers,
+            robustness=args.robustness,
         )
     bar.close()
     for warning in caught:
@@ -361,10 +362,10 @@ def _cmd_compare(args) -> int:
         "final_accuracy_mean",
     ]
     print(summary[shown].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-    print(verdict(summary, scenario.stop.target_accuracy))
+    print(verdict(summary, scenario.stop.target_accuracy, table))
     print(
-        f"wrote {args.out}/: history.csv summary.csv runs.csv{extra} "
-        f"accuracy(_logtime).{args.format} loss.{args.format}"
+        f"wrote {args.out}/: history.csv summary.csv runs.csv robustness.csv{extra} "
+        f"accuracy(_logtime).{args.format} loss.{args.format} scenarios/"
     )
     return 0
 
@@ -447,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def one_run_args(p, out):  # run and emulate
         scenario_args(p)
+        p.add_argument(
+            "--recipe",
+            help="the scheme's settings from a recipe (authors, plain, or a YAML path), as "
+            "compare --recipe gives them; --strategy names the recipe's label",
+        )
         p.add_argument("--out", default=out, help=f"output folder (default: {out})")
         p.add_argument("--seed", type=int, help="override the scenario's seed")
         p.add_argument("--events", action="store_true", help="also write events.csv (Gantt data)")
@@ -497,8 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--strategies",
         help="schemes, comma-separated, each NAME or NAME(param=value, ...) with a NAME among "
-        f"{schemes} (default: {','.join(DEFAULT_STRATEGIES)}; with --recipe: the recipe's "
-        "labels to run)",
+        f"{schemes} (default: {','.join(MAIN_STRATEGIES)} under the {MAIN_RECIPE} recipe; "
+        "with --recipe: the recipe's labels to run)",
     )
     p.add_argument(
         "--recipe", help="each scheme's own settings: authors, plain, or a recipe YAML path"
@@ -510,11 +516,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY.PATH=[V1,V2,...]",
         help="pick each scheme's best value on the tuning seeds (repeatable: a grid)",
     )
-    p.add_argument("--tune-seeds", default="1000,1001,1002", help="seeds used only for tuning")
     p.add_argument(
-        "--seeds", default="0,1,2,3,4,5",
+        "--tune-seeds", default=",".join(map(str, DEFAULT_TUNE_SEEDS)),
+        help="seeds used only for tuning",
+    )  # fmt: skip
+    p.add_argument(
+        "--seeds", default=",".join(map(str, DEFAULT_SEEDS)),
         help="comma-separated seeds (default: 0-5, the fewest for 95%% intervals)",
     )  # fmt: skip
+    p.add_argument(
+        "--robustness", default="quick", choices=ROBUSTNESS,
+        help="check the verdict under split seeds, a finer evaluation grid, the other "
+        "recipes (quick, the default), and tuned learning rates (full)",
+    )  # fmt: skip
+    p.add_argument("--workers", type=int, help="processes running the runs (default: every core)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="figure format")
     p.add_argument("--out", default="ashlsim-compare", help="output folder")

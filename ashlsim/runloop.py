@@ -13,6 +13,7 @@ import time
 import numpy as np
 import simpy
 
+from .cluster.server import VersionTrail
 from .dist import PerWorker
 from .errors import ScenarioError
 from .faults import inject_fault, straggler
@@ -47,13 +48,52 @@ class RunLoop:
         self.eval_host_s += time.perf_counter() - started
         return record
 
+    def _watch_target(self) -> None:
+        """Keep every version's parameters between evaluations while the target is not
+        reached, so that its crossing is located to the version that made it (``_reached``)."""
+        self.target_crossing = None
+        if self.model.trains and self.scenario.stop.target_accuracy is not None:
+            per_version = self.model.size * np.dtype(self.model.dtype).itemsize
+            self.server.trail = VersionTrail(lambda: self.env.now, TRAIL_BYTES // per_version)
+
+    def _reached(self, record: dict) -> bool:
+        """Whether ``record`` (the evaluation just made) reached the target; the first time,
+        locate the crossing: the first version applied since the previous evaluation whose
+        test accuracy reaches the target. The global model changes only when a version is
+        applied, so its time is exact (resolution 0) unless the trail had to be thinned; then
+        it lies between the kept version before it and itself (the resolution)."""
+        target, trail = self.scenario.stop.target_accuracy, self.server.trail
+        if target is None or record["accuracy"] < target:
+            if trail is not None:
+                trail.clear()  # (evaluate flushed: every applied version is computed)
+            return False
+        if self.target_crossing is not None:
+            return True
+        started = time.perf_counter()
+        found = (record["time_s"], record["updates"])
+        below = self.history[-2]["time_s"] if len(self.history) > 1 else 0.0
+        for time_s, pushes, params in trail.versions() if trail is not None else ():
+            if self.model.evaluate(params, self.data.X_test, self.data.y_test)[1] >= target:
+                found = (time_s, pushes)
+                break
+            below = time_s
+        thinned = trail is not None and trail.thinned
+        self.target_crossing = {
+            "time_to_target_s": found[0],
+            "updates_to_target": found[1],
+            "time_to_target_resolution_s": found[0] - below if thinned else 0.0,
+        }
+        self.server.trail = None
+        self.eval_host_s += time.perf_counter() - started
+        return True
+
     def _observer(self):
-        stop, every = self.scenario.stop, self.scenario.eval.every_s
+        every = self.scenario.eval.every_s
         while True:
             record = self.evaluate()
             if self.model.trains and not math.isfinite(record["loss"]):
                 self.stop("diverged")
-            elif stop.target_accuracy is not None and record["accuracy"] >= stop.target_accuracy:
+            elif self._reached(record):
                 self.stop("target_accuracy")
             else:
                 self.strategy.observe(record)
@@ -112,6 +152,7 @@ class RunLoop:
             env.process(inject_fault(self, spec))
         if s.stop.time_s is not None:
             env.timeout(s.stop.time_s).callbacks.append(lambda _: self.stop("time_limit"))
+        self._watch_target()
         env.process(self._observer())
 
     def run(self) -> Result:
@@ -133,8 +174,12 @@ class RunLoop:
                 record = self.evaluate()
                 if self.model.trains and not math.isfinite(record["loss"]):
                     self.stop_reason = "diverged"
+                else:
+                    self._reached(record)
         return Result.from_simulation(self)
 
+
+TRAIL_BYTES = 64 << 20  # parameters kept to locate the target's crossing (``_watch_target``)
 
 # The run guard (``Simulation._run_guarded``): a run whose events come faster than this per
 # simulated second, and would need more than MAX_EVENTS, cannot finish in any sensible time.

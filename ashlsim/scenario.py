@@ -96,30 +96,36 @@ class WorkloadSpec:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str = spec("mlp", choice(*MODELS))
-    hidden: tuple[int, ...] = spec((64,), int_tuple(1), "hidden layer widths (mlp)")
+    hidden: tuple[int, ...] = spec((32,), int_tuple(1), "hidden layer widths (mlp)")
     dtype: str = spec("float32", choice("float32", "float64"))
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    name: str = spec("digits", choice(*DATASETS))
+    name: str = spec("teacher", choice(*DATASETS))
     partition: str = spec("iid", choice(*PARTITIONS))
     alpha: float = spec(0.5, real(0, exclusive_min=True), "Dirichlet concentration")
     weights: tuple[float, ...] | None = spec(None, real_tuple(optional=True), "proportional")
     test_fraction: float = spec(0.2, real(0, 0.9, exclusive_min=True))
-    n_samples: int = spec(5000, integer(20), "synthetic")
-    n_features: int = spec(20, integer(2), "synthetic")
-    n_classes: int = spec(2, integer(2), "synthetic")
+    n_samples: int = spec(20000, integer(20), "synthetic, teacher")
+    n_features: int = spec(16, integer(2), "synthetic, teacher")
+    n_classes: int = spec(3, integer(2), "synthetic, teacher")
     n_informative: int | None = spec(None, integer(2, optional=True), "synthetic")
     class_sep: float = spec(1.0, real(0, exclusive_min=True), "synthetic")
+    teacher_hidden: int = spec(8, integer(1), "teacher: hidden units of the teacher network")
+    teacher_gain: float = spec(
+        1.8, real(0, exclusive_min=True), "teacher: std of its hidden pre-activations"
+    )
+    task_seed: int = spec(0, integer(0), "teacher: the task's seed (a run's seed splits it)")
 
 
 @dataclass(frozen=True)
 class TrainingSpec:
     """The worker optimizer: mini-batch SGD with optional momentum, Nesterov and weight decay
-    (PyTorch's ``torch.optim.SGD`` conventions), and a learning-rate schedule over the run
-    (``stop.time_s``, else ``stop.epochs``). The PS side has its own optimizer, set per scheme
-    (``strategy.server_optimizer``)."""
+    (PyTorch's ``torch.optim.SGD`` conventions), and a learning-rate schedule on the training's
+    own clock: epochs of the training set applied at the PS (samples in applied pushes over the
+    training-set size), as published recipes state them, never a share of ``stop.time_s``. The
+    PS side has its own optimizer, set per scheme (``strategy.server_optimizer``)."""
 
     batch_size: int = spec(32, integer(1), "samples per local step")
     lr: float = spec(0.05, real(0, exclusive_min=True), "worker learning rate")
@@ -127,29 +133,67 @@ class TrainingSpec:
     nesterov: bool = spec(False, boolean, "Nesterov momentum (needs momentum > 0)")
     weight_decay: float = spec(0.0, real(0), "L2 penalty added to the gradient")
     lr_schedule: str = spec(
-        "constant", choice("constant", "cosine", "step"), "lr over the run (stop.time_s)"
+        "constant", choice("constant", "cosine", "step"), "lr after the warm-up (epochs applied)"
     )
-    warmup: float = spec(0.0, real(0, 1), "fraction of the run with a linear warm-up from 0")
-    step_milestones: tuple[float, ...] = spec(
-        (0.5, 0.75), real_tuple(), "step: fractions of the run where lr is multiplied"
+    warmup_epochs: float = spec(0.0, real(0), "epochs of a linear warm-up from 0")
+    warmup_share: float | None = spec(
+        None, real(0, 1, optional=True), "the warm-up as a share of schedule_epochs instead"
+    )
+    schedule_epochs: float | None = spec(
+        80.0,
+        real(0, exclusive_min=True, optional=True),
+        "cosine: the schedule's length in epochs; its lr reaches 0 there and the run stops",
+    )
+    step_milestones: tuple[float, ...] | None = spec(
+        None, real_tuple(optional=True), "step: epochs at which lr is multiplied by step_gamma"
     )
     step_gamma: float = spec(0.1, real(0, 1, exclusive_min=True), "step: lr multiplier")
 
     def __post_init__(self):
         if self.nesterov and not self.momentum:
             raise ScenarioError("training.nesterov", True, "false when training.momentum is 0")
+        if self.lr_schedule == "cosine" and self.schedule_epochs is None:
+            raise ScenarioError(
+                "training.schedule_epochs", None, "a number of epochs for a cosine schedule"
+            )
+        if self.warmup_share is not None:
+            if self.warmup_epochs:
+                raise ScenarioError(
+                    "training.warmup_share", self.warmup_share, "null when warmup_epochs is set"
+                )
+            if self.schedule_epochs is None:
+                raise ScenarioError(
+                    "training.schedule_epochs", None, "a number of epochs for warmup_share"
+                )
+        if self.schedule_epochs is not None and self.schedule_epochs <= self.warmup:
+            raise ScenarioError(
+                "training.schedule_epochs",
+                self.schedule_epochs,
+                f"more than the warm-up's {self.warmup:g} epochs",
+            )
+        if self.lr_schedule == "step" and self.step_milestones is None:
+            raise ScenarioError(
+                "training.step_milestones", None, "a list of epochs for a step schedule"
+            )
+
+    @property
+    def warmup(self) -> float:
+        """The warm-up's length in epochs."""
+        if self.warmup_share is not None:
+            return self.warmup_share * self.schedule_epochs
+        return self.warmup_epochs
 
 
 @dataclass(frozen=True)
 class StopSpec:
-    time_s: float | None = spec(120.0, real(0, exclusive_min=True, optional=True), "simulated s")
+    time_s: float | None = spec(300.0, real(0, exclusive_min=True, optional=True), "simulated s")
     target_accuracy: float | None = spec(0.95, real(0, 1, optional=True))
     epochs: float | None = spec(None, real(0, exclusive_min=True, optional=True))
 
 
 @dataclass(frozen=True)
 class EvalSpec:
-    every_s: float = spec(0.25, real(0, exclusive_min=True), "simulated s between evaluations")
+    every_s: float = spec(1.0, real(0, exclusive_min=True), "simulated s between evaluations")
     max_samples: int = spec(2000, integer(1), "training samples used for the training loss")
     events: bool = spec(False, boolean, "record pull/compute/push/wait intervals")
 
@@ -353,5 +397,6 @@ def resolve_paths(data, base: Path):
 
 
 def default_scenario() -> Scenario:
-    """The built-in default: 8 heterogeneous workers training an MLP on digits (the default scheme)."""
+    """The built-in default: 8 heterogeneous workers training an MLP on the teacher task (the
+    default scheme)."""
     return Scenario()

@@ -67,12 +67,12 @@ class SimPort:
     def restart_schedule(self) -> None:
         """The learning-rate schedule starts afresh from now."""
         sim = self._sim
-        sim.schedule_origin = (sim.env.now, sim.samples)
+        sim.schedule_origin = sim.server.applied_samples
 
     def lr_factor(self) -> float:
         """The worker learning rate now over its base value (1 without a model)."""
         trainer = self._sim.trainer  # a NullTrainer's factor is 1
-        return trainer.learning_rate(self._sim.progress()) / trainer.lr
+        return trainer.learning_rate(self._sim.schedule_clock()) / trainer.lr
 
     def reshard(self, weights) -> None:
         """Re-split the training data across workers in proportion to ``weights``."""

@@ -78,7 +78,7 @@ class NullTrainer:
 
     lr = 1.0
 
-    def learning_rate(self, progress: float) -> float:
+    def learning_rate(self, epochs: float) -> float:
         return 1.0
 
     def prepare(
@@ -86,7 +86,7 @@ class NullTrainer:
         params,
         steps,
         sampler,
-        progress,
+        epochs,
         owner,
         accumulate=False,
         chain=None,
@@ -98,20 +98,21 @@ class NullTrainer:
 STACK_BYTES = 4 << 20  # working set of one stacked computation (see ``LocalTrainer._chunk``)
 
 
-def schedule_factor(training, progress: float) -> float:
-    """The learning-rate multiplier at ``progress`` in [0, 1] of the run (``training`` is a
-    ``TrainingSpec``): a linear warm-up over the first ``warmup`` of the run, then ``constant``,
-    ``cosine`` (from 1 to 0 over the rest of the run: a warm-up + cosine, as in the authors' recipe) or
-    ``step`` (times ``step_gamma`` at each of ``step_milestones``)."""
-    progress = min(max(progress, 0.0), 1.0)
+def schedule_factor(training, epochs: float) -> float:
+    """The learning-rate multiplier after ``epochs`` of the training set applied at the PS (the
+    training's own clock; ``training`` is a ``TrainingSpec``): a linear warm-up from 0 over the
+    first ``warmup_epochs`` (or ``warmup_share`` of ``schedule_epochs``), then ``constant`` (1), ``cosine`` (from 1 to 0 between the warm-up's
+    end and ``schedule_epochs``, then 0: the schedule is over) or ``step`` (times
+    ``step_gamma`` at each of ``step_milestones``)."""
+    epochs = max(epochs, 0.0)
     warmup = training.warmup
-    if warmup > 0 and progress < warmup:
-        return progress / warmup
+    if epochs < warmup:
+        return epochs / warmup
     if training.lr_schedule == "cosine":
-        rest = (progress - warmup) / (1.0 - warmup) if warmup < 1 else 1.0
+        rest = min((epochs - warmup) / (training.schedule_epochs - warmup), 1.0)
         return 0.5 * (1.0 + math.cos(math.pi * rest))
     if training.lr_schedule == "step":
-        return training.step_gamma ** sum(progress >= m for m in training.step_milestones)
+        return training.step_gamma ** sum(epochs >= m for m in training.step_milestones)
     return 1.0
 
 
@@ -127,9 +128,9 @@ class LocalTrainer:
         self.plain = not self.momentum and not self.weight_decay
         self.stacked = True  # batch several workers' steps together when they arrive together
 
-    def learning_rate(self, progress: float) -> float:
-        """The worker learning rate at ``progress`` in [0, 1] of the run."""
-        return self.lr * schedule_factor(self.training, progress)
+    def learning_rate(self, epochs: float) -> float:
+        """The worker learning rate after ``epochs`` applied (``schedule_factor``)."""
+        return self.lr * schedule_factor(self.training, epochs)
 
     def _direction(self, grad, velocity, local):
         """SGD's step direction from ``grad`` (PyTorch's convention: decay, then momentum
@@ -146,7 +147,7 @@ class LocalTrainer:
         params,
         steps: int,
         sampler: BatchSampler,
-        progress: float,
+        epochs: float,
         owner,
         accumulate=False,
         chain=None,
@@ -158,7 +159,7 @@ class LocalTrainer:
         ``chain``: start from the local model that work leaves (``params`` is None);
         ``keep_local``: keep this work's local model for a later ``chain``."""
         batches = [sampler.next() for _ in range(steps)]
-        lr = self.learning_rate(progress)
+        lr = self.learning_rate(epochs)
         work = Work(
             params, batches, lr, owner, owner.velocity, owner.optimizer_resets, owner.compressor
         )

@@ -80,6 +80,7 @@ class ParameterServer:
         self._queued = 0  # pushes in ``_queue``
         self._known = 0  # the version of ``_params``
         self._handles: dict[int, Pending] = {}  # versions pulled before they were computed
+        self.trail: VersionTrail | None = None  # every version's parameters, while watched
         self.set_optimizer()
 
     def set_optimizer(self, lr: float = 1.0, momentum: float = 0.0, nesterov: bool = False):
@@ -136,6 +137,8 @@ class ParameterServer:
         samples_at.append(self.applied_samples)
         self.applied_pushes += len(updates)
         self.version += 1
+        if self.trail is not None:
+            self.trail.applied(self.applied_pushes)
         if self.materialize is None:  # timing-only mode: no maths
             self._known = self.version
             return
@@ -187,6 +190,8 @@ class ParameterServer:
                     total = scale * total
                 self._params = self._params + total.astype(self._params.dtype, copy=False)
         self._known += 1
+        if self.trail is not None:
+            self.trail.computed(self._params)
 
     def _momentum_step(self, scale: float, merged: np.ndarray) -> np.ndarray:
         if scale != 1.0:
@@ -196,6 +201,56 @@ class ParameterServer:
         self.velocity = v
         step = merged + self.momentum * v if self.nesterov else v
         return self.lr * step
+
+
+class VersionTrail:
+    """The parameters of every version applied since the last ``clear``, with the simulated
+    time and push count at which each was applied: what locates the moment the global model
+    first reached a target between two evaluations (``runloop.RunLoop``). Parameters are never
+    written in place (``ParameterServer``), so the trail keeps references, not copies. At most
+    ``capacity`` versions are kept: beyond, every other one is dropped (the newest stays), and
+    ``thinned`` says so: the crossing is then located to the gap between kept versions."""
+
+    def __init__(self, clock, capacity: int):
+        self.clock, self.capacity = clock, max(4, int(capacity))
+        self.clear()
+
+    def clear(self) -> None:
+        self.times: list[float] = []
+        self.pushes: list[int] = []
+        self.params: list[np.ndarray] = []
+        self._kept: list[bool] = []  # per applied version: kept, or dropped by thinning
+        self._next = 0  # the next computed version's index in ``_kept``
+        self.thinned = False
+
+    def applied(self, pushes: int) -> None:
+        self.times.append(self.clock())
+        self.pushes.append(pushes)
+        self._kept.append(True)
+        if len(self.times) > self.capacity:
+            self._thin()
+
+    def computed(self, params: np.ndarray) -> None:
+        if self._next < len(self._kept):  # (versions applied before the trail began: none)
+            if self._kept[self._next]:
+                self.params.append(params)
+            self._next += 1
+
+    def _thin(self) -> None:
+        """Drop every other kept version, the newest kept (its parameters may be pending)."""
+        self.thinned = True
+        keep = [i % 2 == (len(self.times) - 1) % 2 for i in range(len(self.times))]
+        self.times = [t for t, k in zip(self.times, keep, strict=True) if k]
+        self.pushes = [n for n, k in zip(self.pushes, keep, strict=True) if k]
+        computed = len(self.params)
+        self.params = [p for p, k in zip(self.params, keep[:computed], strict=True) if k]
+        index = [i for i, kept in enumerate(self._kept) if kept]
+        for position, i in enumerate(index):
+            self._kept[i] = keep[position]
+
+    def versions(self):
+        """``(time_s, pushes, params)`` of each kept version, oldest first (all computed)."""
+        return zip(self.times, self.pushes, self.params, strict=True)
 
 
 def _ready(update) -> bool:

@@ -510,7 +510,7 @@ class Iterations:
                 self.params,
                 steps,
                 worker.sampler,
-                self.sim.progress(),
+                self.sim.schedule_clock(),
                 worker,
                 self.strategy.accumulates,
                 self.chain,

@@ -142,7 +142,7 @@ class RemoteWorker(Worker):
                 "seq": seq,
                 "params": params,
                 "batches": [self.sampler.next() for _ in range(steps)] if trains else None,
-                "lr": sim.trainer.learning_rate(sim.progress()),
+                "lr": sim.trainer.learning_rate(sim.schedule_clock()),
                 "compute_s": compute_s,
                 "accumulate": strategy.accumulates,
                 "keep_local": cached,

@@ -19,12 +19,12 @@ def softmax_cross_entropy(logits: np.ndarray, y: np.ndarray):
         rows = np.arange(len(y))
         loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, y]))
         probs[rows, y] -= 1.0
-    else:
-        picked = np.take_along_axis(shifted, y[..., None], axis=-1)[..., 0]
+    else:  # rows of the flattened stack (the same values as take/put_along_axis, faster)
+        classes = logits.shape[-1]
+        rows, labels = np.arange(y.size), y.reshape(-1)
+        picked = shifted.reshape(-1, classes)[rows, labels].reshape(y.shape)
         loss = np.mean(np.log(total[..., 0]) - picked, axis=-1)
-        np.put_along_axis(
-            probs, y[..., None], np.take_along_axis(probs, y[..., None], axis=-1) - 1.0, axis=-1
-        )
+        probs.reshape(-1, classes)[rows, labels] -= 1.0  # (probs is new and contiguous)
     probs /= y.shape[-1]
     return loss, probs
 
