@@ -272,7 +272,10 @@ def compare(
     (``check_verdict``), in ``attrs["robustness"]``.
     ``attrs["scenarios"]`` holds each scheme's resolved scenario (a dict), which
     ``ashlsim run`` reproduces a row from. ``workers``: processes running the runs at once
-    (None: every core); the results do not depend on it. With ``return_history`` also the
+    (None: every core); the results do not depend on it. The processes are started afresh
+    (``spawn``): a script that asks for more than one runs ``compare`` under ``if __name__ ==
+    "__main__":``, and a scheme registered at run time (``register_strategy``) rather than by
+    an entry point is known to its own process only. With ``return_history`` also the
     tidy history of all runs (``strategy`` and ``seed`` added). ``progress(label, seed)`` is
     called as runs finish (``Runner.run``). Without tuning, schemes of different per-sample step sizes
     compared at one learning rate raise a warning (``step_size_warning``).
@@ -778,8 +781,9 @@ def verdict(summary: pd.DataFrame, target: float | None = None, table=None) -> s
     if table is not None:
         if table.attrs.get("robustness"):
             lines.append(robustness_text(table.attrs["robustness"]))
-        for note in table.attrs.get("tuning_edges", []):
-            lines.append(f"  Tuned at the edge of its grid: {note}: widen the grid.")
+        if table.attrs.get("tuning_edges"):
+            edges = "; ".join(table.attrs["tuning_edges"])
+            lines.append(f"  Tuned at the edge of the grid (widen it): {edges}.")
     return "\n".join(lines)
 
 

@@ -32,9 +32,10 @@ def main() -> None:
     for name, scenario in {"digits_mlp": heterogeneous(args.quick),
                            "paper_setup": paper_setup(args.quick)}.items():  # fmt: skip
         with Timer() as timer:
-            bar = progress(len(VARIANTS) * len(seeds), name)
+            bar = progress(name)
             table, history = compare(scenario, list(VARIANTS.values()), seeds,
-                                     return_history=True, recipe="plain", progress=bar)  # fmt: skip
+                                     return_history=True, progress=bar, robustness="none",
+                                     workers=None)  # fmt: skip
             bar.close()
             names = {v: k for k, v in VARIANTS.items()}
             table["strategy"] = table["strategy"].map(names)

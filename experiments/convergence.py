@@ -36,9 +36,10 @@ def main() -> None:
     }
     for name, scenario in tasks.items():
         with Timer() as timer:
-            bar = progress(len(CORE + ADAPTIVE) * len(seeds), name)
+            bar = progress(name)
             table, history = compare(
-                scenario, CORE + ADAPTIVE, seeds, return_history=True, recipe="plain", progress=bar
+                scenario, CORE + ADAPTIVE, seeds, return_history=True, progress=bar,
+                robustness="none", workers=None,
             )
             bar.close()
             summary = write_comparison(scenario, table, history, out / name)

@@ -29,6 +29,7 @@ VARIANTS = [
     ("ashl", "reset_optimizer: true", {"strategy.reset_optimizer": True}),
     ("ashl", "error_feedback: true", {"strategy.error_feedback": True}),
     ("ashl", "loss_preset: 0.5", {"strategy.loss_preset": 0.5}),
+    ("ashl", "switch: never (AHL to the end)", {"strategy.switch": "never"}),
     ("adsp", "default (authors' variant, period 60 s)", {}),
     ("adsp", "period_s: 5", {"strategy.period_s": 5.0}),
     ("adsp", "variant: paper", {"strategy": {"name": "adsp", "variant": "paper"}}),
@@ -59,7 +60,7 @@ def main() -> None:
         entries[f"{scheme}: {label}"] = {**fragment, **overrides}
     seeds = list(range(args.seeds))
     with Timer() as timer:
-        table = compare(base, entries, seeds, recipe="authors")
+        table = compare(base, entries, seeds, recipe="authors", robustness="none", workers=None)
     table.to_csv(out / "runs.csv", index=False)
     summary = summarize(table)
     summary.to_csv(out / "summary.csv", index=False)

@@ -33,9 +33,9 @@ def main() -> None:
     out = output("network_bound", args)
     s = scenario(args.quick)
     with Timer() as timer:
-        bar = progress(len(CORE + ADAPTIVE) * args.seeds, "network_bound")
+        bar = progress("network_bound")
         table, history = compare(s, CORE + ADAPTIVE, list(range(args.seeds)), return_history=True,
-                                 recipe="plain", progress=bar)  # fmt: skip
+                                 progress=bar, robustness="none", workers=None)  # fmt: skip
         bar.close()
         summary = write_comparison(s, table, history, out)
     print("plain SGD, one lr for all, untuned")

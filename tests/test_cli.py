@@ -141,10 +141,13 @@ def test_figure_functions_draw_on_given_axes():
 
 def test_the_main_job_compares_the_schemes_with_a_verdict(tmp_path, capsys):
     """``ashlsim compare`` with nothing named: five schemes under the authors' recipe, 6 seeds,
-    a verdict with intervals (shortened here to 3 simulated seconds)."""
-    assert main(["compare", "--set", "stop.time_s=3", "--quiet", "--out", str(tmp_path)]) == 0
+    a verdict with intervals and its checks (shortened here: 75 % within 4 simulated s)."""
+    argv = ["--set", "stop.time_s=4", "--set", "stop.target_accuracy=0.75"]
+    assert main(["compare", *argv, "--quiet", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "Fastest to 95% accuracy" in out and "Too few seeds" not in out
+    assert "Fastest to 75% accuracy" in out and "Too few seeds" not in out
+    assert "Holds under: seeds 0-2 only" in out or "Flips to" in out
+    assert len(pd.read_csv(tmp_path / "robustness.csv")) == 4  # 2 halves, a finer grid, plain
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert list(dict.fromkeys(runs["strategy"])) == ["bsp", "asp", "ssp", "local_sgd", "ashl"]
     assert sorted(runs["seed"].unique()) == [0, 1, 2, 3, 4, 5]

@@ -125,7 +125,7 @@ def test_summary_reports_medians_intervals_and_significance():
 
 def test_untuned_averaging_against_whole_pushes_warns():
     sc = make(stop={"time_s": 0.3})
-    with pytest.warns(UserWarning, match="per-sample step sizes differ by about 4x"):
+    with pytest.warns(UserWarning, match="steps per sample differ by about 4x"):
         compare(sc, ["bsp", "asp"])
     import warnings
 

@@ -256,11 +256,11 @@ def test_a_timing_only_run_builds_no_synthetic_set_and_runs_the_same(monkeypatch
         engine, "load_dataset", lambda spec, rng, dtype, features: real(spec, rng, dtype)
     )
     full = Simulation(scenario)
-    assert full.data.X_train.shape == (2400, 20)
+    assert full.data.X_train.shape == (2400, 16)
     a, b = lean.run(), full.run()
     pd.testing.assert_frame_equal(a.history, b.history)
     pd.testing.assert_frame_equal(a.workers, b.workers)
     assert a.workers["iterations"].sum() > 100
     # a label skew reads the labels: the set is built
     skewed = Simulation(scenario.with_overrides({"data.partition": "dirichlet"}))
-    assert skewed.data.X_train.shape == (2400, 20)
+    assert skewed.data.X_train.shape == (2400, 16)

@@ -150,19 +150,20 @@ def _training(**kw):
 
 
 def test_schedules_warmup_cosine_and_step():
-    cos = _training(lr_schedule="cosine", warmup=0.2)
+    """In epochs applied (more in tests/test_verdicts.py)."""
+    cos = _training(lr_schedule="cosine", warmup_epochs=2.0, schedule_epochs=10.0)
     assert schedule_factor(cos, 0.0) == 0.0
-    assert schedule_factor(cos, 0.1) == pytest.approx(0.5)
-    assert schedule_factor(cos, 0.2) == pytest.approx(1.0)
-    assert schedule_factor(cos, 0.6) == pytest.approx(0.5)  # half way through the cosine
-    assert schedule_factor(cos, 1.0) == pytest.approx(0.0, abs=1e-12)
-    step = _training(lr_schedule="step", step_milestones=[0.5, 0.75], step_gamma=0.1)
-    assert [schedule_factor(step, p) for p in (0.49, 0.5, 0.8)] == pytest.approx([1, 0.1, 0.01])
+    assert schedule_factor(cos, 1.0) == pytest.approx(0.5)
+    assert schedule_factor(cos, 2.0) == pytest.approx(1.0)
+    assert schedule_factor(cos, 6.0) == pytest.approx(0.5)  # half way through the cosine
+    assert schedule_factor(cos, 10.0) == pytest.approx(0.0, abs=1e-12)
+    step = _training(lr_schedule="step", step_milestones=[5.0, 7.5], step_gamma=0.1)
+    assert [schedule_factor(step, p) for p in (4.9, 5.0, 8.0)] == pytest.approx([1, 0.1, 0.01])
     const = _training()
-    assert schedule_factor(const, 0.7) == 1.0
-    plain_cos = _training(lr_schedule="cosine")
-    assert schedule_factor(plain_cos, 0.5) == pytest.approx(0.5)
-    assert schedule_factor(plain_cos, 1 / 3) == pytest.approx(0.5 * (1 + math.cos(math.pi / 3)))
+    assert schedule_factor(const, 7.0) == 1.0
+    plain_cos = _training(lr_schedule="cosine", schedule_epochs=3.0)
+    assert schedule_factor(plain_cos, 1.5) == pytest.approx(0.5)
+    assert schedule_factor(plain_cos, 1.0) == pytest.approx(0.5 * (1 + math.cos(math.pi / 3)))
 
 
 def test_nesterov_needs_momentum():

@@ -19,9 +19,13 @@ def test_default_matches_the_documented_one():
     s = Scenario()
     assert s.cluster.workers == 8
     assert s.cluster.speed.to_spec() == {"dist": "lognormal", "mean": 2000.0, "sigma": 0.6}
-    assert s.model.name == "mlp" and s.model.hidden == (64,)
+    assert s.model.name == "mlp" and s.model.hidden == (32,)
+    assert (s.data.name, s.data.n_samples, s.data.n_features, s.data.n_classes) == (
+        "teacher", 20000, 16, 3)  # fmt: skip
+    assert (s.data.teacher_hidden, s.data.teacher_gain, s.data.task_seed) == (8, 1.8, 0)
+    assert s.training.schedule_epochs == 80.0 and s.training.lr_schedule == "constant"
     assert s.strategy.name == "bsp"
-    assert (s.stop.time_s, s.stop.target_accuracy) == (120.0, 0.95)
+    assert (s.stop.time_s, s.stop.target_accuracy, s.eval.every_s) == (300.0, 0.95, 1.0)
 
 
 def test_per_worker_lists_and_speeds_alias():

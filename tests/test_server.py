@@ -78,7 +78,7 @@ SCENARIOS = {
     "asp_momentum": {"strategy": {"name": "asp"}, "training": {"momentum": 0.9}},
     "ssp_momentum_cosine": {
         "strategy": {"name": "ssp", "staleness": 1, "local_steps": 2},
-        "training": {"momentum": 0.5, "lr_schedule": "cosine"},
+        "training": {"momentum": 0.5, "lr_schedule": "cosine", "schedule_epochs": 3.0},
     },
     "ashl_momentum": {
         "strategy": {"name": "ashl", "profile_iters": 2, "switch": "epochs", "switch_epochs": 1.0},

@@ -271,7 +271,8 @@ def test_tuning_neighbours_and_edges_are_checked(monkeypatch):
         "bsp: training.lr = 0.01, the grid's smallest", "asp: training.lr = 0.1, the grid's largest"]
     text = verdict(summarize(table), 0.95, table)
     assert "Flips to bsp under: asp at training.lr = 0.05 (seeds 0-2)." in text
-    assert "Tuned at the edge of its grid: asp: training.lr = 0.1, the grid's largest" in text
+    assert ("Tuned at the edge of the grid (widen it): bsp: training.lr = 0.01, the grid's "
+            "smallest; asp: training.lr = 0.1, the grid's largest.") in text
 
 
 # ---- 5. one set of defaults, every row reproducible -------------------------------------------
