@@ -46,7 +46,9 @@ def resolve_scenario(
         fragments = load_recipe(recipe)
         label = strategy or scenario.strategy.name
         if label not in fragments:
-            raise ScenarioError("--strategy", label, f"one of the {recipe} recipe's {list(fragments)}")
+            raise ScenarioError(
+                "--strategy", label, f"one of the {recipe} recipe's {list(fragments)}"
+            )
         scenario = scenario.with_overrides(entry_overrides(label, fragments[label]))
     elif strategy:  # a name, or name(param=value, ...) as in compare
         overrides = {**parse_strategy_label(strategy), **overrides}

@@ -38,8 +38,13 @@ def main() -> None:
         with Timer() as timer:
             bar = progress(name)
             table, history = compare(
-                scenario, CORE + ADAPTIVE, seeds, return_history=True, progress=bar,
-                robustness="none", workers=None,
+                scenario,
+                CORE + ADAPTIVE,
+                seeds,
+                return_history=True,
+                progress=bar,
+                robustness="none",
+                workers=None,
             )
             bar.close()
             summary = write_comparison(scenario, table, history, out / name)

@@ -160,7 +160,7 @@ def main() -> None:
             tuning = pd.DataFrame(table.attrs["tuning"])
             chosen = tuning[tuning["chosen"]][["strategy", "training.lr"]]
             print("tuned lr:", dict(zip(chosen["strategy"], chosen["training.lr"], strict=True)))
-        print(verdict(summary, base.stop.target_accuracy))
+        print(verdict(summary, base.stop.target_accuracy, table))  # edges of the lr grid too
     reds = pd.concat(reds, ignore_index=True)
     reds.to_csv(out / "reductions.csv", index=False)
     print("\nASHL's reduction of the time to 95 % (median over seeds, 95 % interval):")

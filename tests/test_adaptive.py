@@ -26,6 +26,27 @@ def test_adsp_evens_out_commit_rates_and_nobody_waits():
     assert len(sim.strategy.trials) >= 2  # the commit rate was searched
 
 
+def test_adsp_keeps_its_commit_period_between_an_iteration_and_a_trial():
+    """The hill climb moves the period by its factor each trial, in the better direction: while
+    the loss falls faster and faster it would double for ever (a long run reached 4e16 steps
+    per commit); it stays within one trial, so that each trial sees commits."""
+    scenario = make(strategy={"name": "adsp", "search_interval_s": 5.0})
+    strategy = Simulation(scenario).strategy
+    strategy.start()
+    strategy.t_iter, strategy.t_comm = [0.01] * 4, [0.002] * 4
+    strategy.commit_s = 0.1
+    loss, periods = 10.0, []
+    for trial in range(40):  # each trial's loss falls by more than the last one's
+        strategy.observe({"time_s": 5.0 * trial, "loss": loss})
+        loss -= 0.01 * (trial + 1)
+        periods.append(strategy.commit_s)
+    assert periods[5] > periods[1]  # it did climb
+    assert max(periods) == 5.0 and strategy.local_steps(0) <= 5.0 / 0.01
+    strategy.t_iter = [10.0] * 4  # an iteration longer than a trial: one iteration, one commit
+    strategy.observe({"time_s": 5.0 * 41, "loss": loss - 1})
+    assert strategy.commit_s == 10.002 and strategy.local_steps(0) == 1
+
+
 def test_adacomm_shrinks_tau_by_its_formula_as_the_loss_falls():
     scenario = make(strategy={"name": "adacomm", "tau_0": 12, "interval_s": 0.5},
                     eval={"every_s": 0.25, "max_samples": 1437}, stop={"time_s": 4.0})  # fmt: skip

@@ -89,8 +89,13 @@ def test_under_the_authors_recipe_ashl_beats_bsp_ssp_and_local_sgd():
     recipe = load_recipe("authors")
     scenario = paper_setup(quick=True).with_overrides({"eval.every_s": 0.5})
     labels = ["ashl", "bsp", "ssp", "local_sgd"]
-    table = compare(scenario, {k: recipe[k] for k in labels}, list(range(5)), recipe="authors",
-                    robustness="none")
+    table = compare(
+        scenario,
+        {k: recipe[k] for k in labels},
+        list(range(5)),
+        recipe="authors",
+        robustness="none",
+    )
     assert table["time_to_target_s"].notna().all()
     times = table.pivot(index="seed", columns="strategy", values="time_to_target_s")
     for baseline in labels[1:]:

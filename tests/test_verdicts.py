@@ -78,7 +78,8 @@ def test_the_clock_is_samples_applied_at_the_ps():
         trainer, seen = sim.workers[0].trainer, []
         prepare = trainer.prepare
 
-        def recording(params, steps, sampler, epochs, owner, *rest, sim=sim, prepare=prepare):
+        def recording(params, steps, sampler, epochs, owner, *rest, sim=sim, prepare=prepare,
+                      seen=seen):  # fmt: skip
             seen.append((epochs, sim.server.applied_samples / sim.data.n_train))
             return prepare(params, steps, sampler, epochs, owner, *rest)
 
@@ -144,8 +145,10 @@ def test_a_thinned_trail_states_its_resolution(monkeypatch):
     assert thinned.time_to_target_resolution_s > 0.0
     assert exact.time_to_target_resolution_s == 0.0
     located = thinned.time_to_target_s
-    assert exact.time_to_target_s <= located <= exact.time_to_target_s + (
-        thinned.time_to_target_resolution_s
+    assert (
+        exact.time_to_target_s
+        <= located
+        <= exact.time_to_target_s + (thinned.time_to_target_resolution_s)
     )
 
 
@@ -264,15 +267,23 @@ def test_tuning_neighbours_and_edges_are_checked(monkeypatch):
                     tune={"training.lr": [0.01, 0.05, 0.1]}, tune_seeds=[100, 101])  # fmt: skip
     checks = {c["check"]: c for c in table.attrs["robustness"]}
     assert checks["asp at training.lr = 0.05"] == {
-        "check": "asp at training.lr = 0.05", "seeds": "0-2", "fastest": "bsp", "holds": False}
+        "check": "asp at training.lr = 0.05",
+        "seeds": "0-2",
+        "fastest": "bsp",
+        "holds": False,
+    }
     assert checks["bsp at training.lr = 0.05"]["holds"]
     assert "bsp at training.lr = 0.1" not in checks  # bsp chose 0.01: one neighbour only
     assert table.attrs["tuning_edges"] == [
-        "bsp: training.lr = 0.01, the grid's smallest", "asp: training.lr = 0.1, the grid's largest"]
+        "bsp: training.lr = 0.01, the grid's smallest",
+        "asp: training.lr = 0.1, the grid's largest",
+    ]
     text = verdict(summarize(table), 0.95, table)
     assert "Flips to bsp under: asp at training.lr = 0.05 (seeds 0-2)." in text
-    assert ("Tuned at the edge of the grid (widen it): bsp: training.lr = 0.01, the grid's "
-            "smallest; asp: training.lr = 0.1, the grid's largest.") in text
+    assert (
+        "Tuned at the edge of the grid (widen it): bsp: training.lr = 0.01, the grid's "
+        "smallest; asp: training.lr = 0.1, the grid's largest."
+    ) in text
 
 
 # ---- 5. one set of defaults, every row reproducible -------------------------------------------
@@ -344,8 +355,12 @@ def test_one_scheme_with_too_few_runs_means_no_difference_is_called():
 
 
 def test_the_throughput_verdict_judges_overlap_by_the_intervals():
-    rows = [{"strategy": "best", "updates": u, "elapsed_s": 1.0} for u in (90, 95, 100, 100, 105, 110)]
-    rows += [{"strategy": "other", "updates": u, "elapsed_s": 1.0} for u in (80, 80, 80, 80, 90, 95)]
+    rows = [
+        {"strategy": "best", "updates": u, "elapsed_s": 1.0} for u in (90, 95, 100, 100, 105, 110)
+    ]
+    rows += [
+        {"strategy": "other", "updates": u, "elapsed_s": 1.0} for u in (80, 80, 80, 80, 90, 95)
+    ]
     table = pd.DataFrame(rows).assign(seed=0, time_to_target_s=math.nan, final_accuracy=math.nan,
                                       bytes_up=0, bytes_down=0, mean_idle_share=0.0)  # fmt: skip
     text = throughput_verdict(summarize(table))

@@ -40,7 +40,8 @@ class ADSP(Strategy):
     common ``commit_s``; the first commit of each worker is a one-step probe, then the slowest
     worker gets ``min_commit_steps``. The rate is tuned online by a hill climb: every
     ``search_interval_s`` the loss decrease per second is compared with the last trial and
-    ``commit_s`` moves by ``search_factor`` in the better direction. The PS applies
+    ``commit_s`` moves by ``search_factor`` in the better direction, between one iteration
+    with its commit and one trial's length. The PS applies
     ``w += delta / N`` (``average``; a commit carries many steps, and N whole commits diverge
     where their mean does not).
 
@@ -177,7 +178,12 @@ class ADSP(Strategy):
         measured = [
             ti + tc for ti, tc in zip(self.t_iter, self.t_comm, strict=True) if not math.isnan(ti)
         ]
-        self.commit_s = max(max(measured), commit_s * p.search_factor**self._direction)
+        # at least one iteration and its commit; at most a trial, whose slope measures nothing
+        # if no commit lands in it (unbounded, a long run's period grew to 1e16 steps)
+        longest = max(p.search_interval_s, max(measured))
+        self.commit_s = min(
+            longest, max(max(measured), commit_s * p.search_factor**self._direction)
+        )
         self._trial = (now, loss, self.commit_s)
 
 
