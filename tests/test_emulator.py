@@ -175,9 +175,11 @@ def test_workers_started_by_hand_join_through_the_address():
         def start_them():  # as a user would on other machines, with the printed commands
             while len(lines) < 3:
                 time.sleep(0.01)
-            for line in lines:
-                command = line.split(": ", 1)[1].split()
-                started.append(subprocess.Popen([sys.executable, *command[1:]]))
+            for line in lines:  # KEY=... python -m ashlsim.emulator.worker HOST:PORT --index I
+                words = line.split(": ", 1)[1].split()
+                name, value = words[0].split("=", 1)
+                started.append(subprocess.Popen([sys.executable, *words[2:]],
+                                                env={**os.environ, name: value}))  # fmt: skip
 
         threading.Thread(target=start_them, daemon=True).start()
         result = emulation.run()

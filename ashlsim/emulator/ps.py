@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
 import selectors
 import signal
 import socket
@@ -40,6 +39,18 @@ from . import wire
 
 STARTUP_TIMEOUT_S = 120.0  # every worker connected and ready (imports, data) within this
 POLL_S = 0.002  # at most this long between two looks at the sockets while events are due
+HANDSHAKE_S = 5.0  # a connection proves it holds the run's key within this, or is closed
+MAX_PENDING = 64  # connections in their handshake at once; a new one closes the oldest
+STALL_S = 10.0  # a worker that stops half-way through a message for this long has failed
+
+
+class Pending:
+    """A connection in its handshake: the nonce sent, the reply so far, the deadline."""
+
+    __slots__ = ("conn", "nonce", "reply", "deadline")
+
+    def __init__(self, conn, nonce: bytes, deadline: float):
+        self.conn, self.nonce, self.reply, self.deadline = conn, nonce, b"", deadline
 
 
 class EmulationError(RuntimeError):
@@ -202,7 +213,10 @@ class Emulation(Simulation):
     """One run of a scenario on real processes (module docstring). ``listen``: the address
     workers connect to (``host:port``, port 0: any free one). ``spawn``: start the N worker
     processes here; False: wait for N workers started by hand, e.g. on other machines
-    (``python -m ashlsim.emulator.worker HOST:PORT --index I --token T``)."""
+    (``python -m ashlsim.emulator.worker HOST:PORT --index I`` with the run's key in
+    ``ASHLSIM_EMULATOR_KEY``). Connections are accepted concurrently: each must prove it holds
+    the run's key within ``HANDSHAKE_S`` (``wire``), so a stranger costs a connection slot,
+    never a stall, a crash or a wrong result."""
 
     engine = "emulator"
     models_software = False  # its software costs are real
@@ -232,7 +246,9 @@ class Emulation(Simulation):
         # (time_s, pushes, seconds) of each application (``EmuPort.apply``); not ``apply_s``,
         # the modelled cost the simulator's workers read
         self.applications: list[tuple] = []
-        self.token = secrets.token_hex(8)
+        self.key = wire.new_key()  # the run's secret (hex); workers prove they hold it
+        self._pending: dict[socket.socket, Pending] = {}  # connections in their handshake
+        self.refused = 0  # connections that did not prove they hold the key
         self.spawning = spawn
         self.announce = announce  # fn(line): how to start the workers by hand (spawn=False)
         self._listener = _listen(listen)  # first: a bad address leaves nothing behind
@@ -257,9 +273,10 @@ class Emulation(Simulation):
         log = self._logs.get(index)
         if log is None:  # one file per worker, kept for the tail of its output
             log = self._logs[index] = tempfile.TemporaryFile()  # noqa: SIM115
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # the key goes in the child's environment, which other users cannot read (argv they can)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **{wire.KEY_ENV: self.key})
         command = [sys.executable, "-m", "ashlsim.emulator.worker", self.address]
-        command += ["--index", str(index), "--token", self.token, "--parent", str(os.getpid())]
+        command += ["--index", str(index), "--parent", str(os.getpid())]
         worker.os_process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env
         )
@@ -274,8 +291,8 @@ class Emulation(Simulation):
                 self.spawn(index)
             elif self.announce is not None:
                 self.announce(
-                    f"start worker {index}: python -m ashlsim.emulator.worker {self.address} "
-                    f"--index {index} --token {self.token}"
+                    f"start worker {index}: {wire.KEY_ENV}={self.key} python -m "
+                    f"ashlsim.emulator.worker {self.address} --index {index}"
                 )
         deadline = time.monotonic() + (STARTUP_TIMEOUT_S if self.spawning else 3600.0)
         while not all(w.conn is not None and w.back is None for w in self.workers):
@@ -289,32 +306,94 @@ class Emulation(Simulation):
             self._check_alive()
             for key, _ in self._selector.select(min(left, 0.2)):
                 self._readable(key, starting=True)
+            self._expire_handshakes()
         self.t0 = time.perf_counter()
         self.started = True
 
     def _accept(self) -> None:
-        conn, _ = self._listener.accept()
-        conn.settimeout(10.0)
+        """Open a handshake with a new connection (never blocks: its reply is read when it
+        arrives, ``_handshake``)."""
         try:
-            kind, index, token, pid = wire.recv(conn)
-        except (wire.Closed, OSError, ValueError, TypeError):
-            conn.close()  # not one of ours
+            conn, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
             return
-        valid = kind == "hello" and token == self.token and 0 <= index < self.n_workers
-        if not valid or self.workers[index].conn is not None:
+        if len(self._pending) >= MAX_PENDING:  # make room: the oldest goes (a worker of ours
+            oldest = min(self._pending.values(), key=lambda p: p.deadline)  # answers in ms)
+            self._end_handshake(oldest)
+            oldest.conn.close()
+            self.refused += 1
+        conn.setblocking(False)
+        nonce, opening = wire.challenge()
+        try:
+            if conn.send(opening) != len(opening):
+                raise OSError("short send")
+        except OSError:
             conn.close()
             return
-        conn.settimeout(None)
+        pending = Pending(conn, nonce, time.monotonic() + HANDSHAKE_S)
+        self._pending[conn] = pending
+        self._selector.register(conn, selectors.EVENT_READ, pending)
+
+    def _handshake(self, pending: Pending) -> None:
+        """Read a handshake's reply; once whole, admit the worker it proves to be, or close."""
+        conn = pending.conn
+        try:
+            chunk = conn.recv(wire.REPLY_BYTES - len(pending.reply))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        pending.reply += chunk
+        if chunk and len(pending.reply) < wire.REPLY_BYTES:
+            return
+        self._end_handshake(pending)
+        proved = wire.check_reply(bytes.fromhex(self.key), pending.nonce, pending.reply)
+        index = None if proved is None else proved[0]
+        if index is None or not 0 <= index < self.n_workers or self.workers[index].conn:
+            conn.close()
+            self.refused += 1
+            return
+        conn.setblocking(True)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         worker = self.workers[index]
-        worker.conn, worker.reader, worker.pid = conn, wire.Reader(conn), pid
+        try:
+            conn.sendall(proved[1])  # our proof: the worker checks the PS too
+            wire.send(conn, ("setup", self.scenario.to_dict(), self.seed))
+        except OSError:
+            conn.close()
+            return
+        limit = wire.frame_limit(self.model.size, self.model.dtype.itemsize)
+        worker.conn, worker.reader = conn, wire.Reader(conn, limit, time.monotonic)
         worker.back = worker.back or self.env.event()  # ready once it says so
-        wire.send(conn, ("setup", self.scenario.to_dict(), self.seed))
         self._selector.register(conn, selectors.EVENT_READ, (index, worker.life))
+
+    def _end_handshake(self, pending: Pending) -> None:
+        self._selector.unregister(pending.conn)
+        del self._pending[pending.conn]
+
+    def _expire_handshakes(self) -> None:
+        """Close the connections that did not prove themselves in time; fail on a worker that
+        stopped half-way through a message."""
+        now = time.monotonic()
+        for pending in [p for p in self._pending.values() if p.deadline < now]:
+            self._end_handshake(pending)
+            pending.conn.close()
+            self.refused += 1
+        for worker in self.workers:
+            reader = worker.reader
+            if reader is not None and reader.partial_since is not None:
+                if now - reader.partial_since > STALL_S:
+                    raise EmulationError(
+                        f"worker {worker.index} stopped half-way through a message for "
+                        f"{STALL_S:.0f} s" + self._tails([worker.index])
+                    )
 
     def _readable(self, key, starting: bool = False) -> None:
         if key.data is None:
             self._accept()
+            return
+        if isinstance(key.data, Pending):
+            self._handshake(key.data)
             return
         index, life = key.data
         worker = self.workers[index]
@@ -340,7 +419,8 @@ class Emulation(Simulation):
         if life != worker.life:  # sent before a crash: lost with it
             return
         kind = message[0]
-        if kind == "ready":
+        if kind == "ready" and message[1] == index:
+            worker.pid = message[2]
             back, worker.back = worker.back, None
             if worker.life:  # a restart: it needs its compressor again
                 worker._restarted()
@@ -413,6 +493,9 @@ class Emulation(Simulation):
                     process.kill()
                     process.wait()
             self.disconnect(worker)
+        for pending in list(self._pending.values()):
+            self._end_handshake(pending)
+            pending.conn.close()
         self._selector.close()
         self._listener.close()
         for log in self._logs.values():
@@ -430,6 +513,7 @@ class Emulation(Simulation):
                 if wait > 0:
                     for key, _ in selector.select(min(wait, 0.2)):
                         self._readable(key)
+                    self._expire_handshakes()
                     polled = clock()
                     if not math.isfinite(wait):
                         self._check_alive()
@@ -486,6 +570,7 @@ def _listen(address: str) -> socket.socket:
             "listen", address, f"an address this machine can bind ({exc.strerror})"
         ) from None
     sock.listen(64)
+    sock.setblocking(False)  # accept never waits (a connection may be gone by then)
     return sock
 
 

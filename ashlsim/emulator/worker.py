@@ -1,9 +1,10 @@
 """A worker process of the emulator: real NumPy SGD on the pulled parameters, padded to the
 compute time the scenario sampled, then a real push.
 
-It connects to the parameter server (``python -m ashlsim.emulator.worker HOST:PORT --index I
---token T``; the PS starts it so, or a user does on another machine), receives the scenario and
-seed, builds the same data and model the simulator would (from the seed: no data is shipped),
+It connects to the parameter server (``python -m ashlsim.emulator.worker HOST:PORT --index I``
+with the run's key in ``ASHLSIM_EMULATOR_KEY``; the PS starts it so, or a user does on another
+machine), proves it holds the key and checks that the PS does too (``wire``), receives the
+scenario and seed, builds the same data and model the simulator would (from the seed: no data is shipped),
 and then serves *work*: the PS sends the parameters (or "your own model", a cached read), the
 mini-batch indices, the learning rate and the compute time; the worker computes the delta,
 compresses it with its own compressor and residual, waits out the rest of the compute time
@@ -36,6 +37,9 @@ from ..scenario import Scenario
 from ..training import LocalTrainer, Work
 from . import wire
 
+HANDSHAKE_S = 30.0  # the PS answers the handshake and sends the set-up within this
+CONNECT_S = 60.0  # how long a worker tries again when the PS is too busy to start a handshake
+
 
 class RemoteTrainee:
     """The worker's learning state: model, data, optimizer buffer, compressor, local model.
@@ -47,6 +51,9 @@ class RemoteTrainee:
         s = scenario
         self.data = load_dataset(s.data, self.streams.get("data"), np.dtype(s.model.dtype))
         self.model = build_model(s.model, self.data.n_features, self.data.n_classes)
+        # the largest message it may be sent: the model's values (a virtual one's, timing only)
+        self.model_values = self.model.size if self.model is not None else 0
+        self.itemsize = np.dtype(s.model.dtype).itemsize
         self.trainer = (
             None if self.model is None else LocalTrainer(self.model, self.data, s.training)
         )
@@ -102,17 +109,22 @@ class RemoteTrainee:
         return message
 
 
-def serve(sock: socket.socket, index: int, token: str) -> None:
-    """The worker's life on one connection: hello, set-up, then work until told to stop."""
-    wire.send(sock, ("hello", index, token, os.getpid()))
-    kind, scenario, seed = wire.recv(sock)
-    if kind != "setup":
-        raise wire.Closed(f"expected setup, got {kind!r}")
+def serve(sock: socket.socket, index: int, key: bytes) -> None:
+    """The worker's life on one connection: the handshake (each side proves it holds the run's
+    key), set-up, then work until told to stop."""
+    sock.settimeout(HANDSHAKE_S)
+    wire.authenticate(sock, key, index)
+    message = wire.recv(sock, wire.SETUP_LIMIT)
+    if message[0] != "setup":
+        raise wire.Closed(f"expected setup, got {message[0]!r}")
+    _, scenario, seed = message
+    sock.settimeout(None)
     trainee = RemoteTrainee(Scenario.from_dict(scenario), seed, index)
-    wire.send(sock, ("ready", index))
+    limit = wire.frame_limit(trainee.model_values, trainee.itemsize)
+    wire.send(sock, ("ready", index, os.getpid()))
     clock = time.perf_counter
     while True:
-        message = wire.recv(sock)
+        message = wire.recv(sock, limit)
         if message[0] != "work":  # "stop"
             return
         job = message[1]
@@ -146,9 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ashlsim.emulator.worker")
     parser.add_argument("address", help="the parameter server's HOST:PORT")
     parser.add_argument("--index", type=int, required=True, help="this worker's index")
-    parser.add_argument("--token", default="", help="the run's token (printed by the PS)")
     parser.add_argument("--parent", type=int, help="exit when this process id is gone")
     args = parser.parse_args(argv)
+    try:
+        key = bytes.fromhex(os.environ.get(wire.KEY_ENV, ""))
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        parser.error(f"set {wire.KEY_ENV} to the run's key (the parameter server prints it)")
     if args.parent is not None:
         _die_with_parent()
         if os.getppid() != args.parent:  # the parent died before we could ask
@@ -157,15 +174,23 @@ def main(argv: list[str] | None = None) -> int:
         host, port = wire.parse_address(args.address)
     except ValueError as exc:
         parser.error(str(exc))
-    try:
-        sock = socket.create_connection((host, port), timeout=30)
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with blas_threads(None):
-            serve(sock, args.index, args.token)
-    except (wire.Closed, ConnectionError, KeyboardInterrupt):
-        return 0  # the PS went away or the user interrupted: nothing left to do
-    return 0
+    deadline = time.monotonic() + CONNECT_S
+    while True:
+        try:
+            sock = socket.create_connection((host, port), timeout=30)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with sock, blas_threads(None):
+                serve(sock, args.index, key)
+            return 0
+        except wire.Refused:  # the PS had no room for our handshake (strangers): again
+            if time.monotonic() > deadline:
+                return 0
+            time.sleep(0.2)
+        except wire.Impostor as exc:
+            print(f"ashlsim worker {args.index}: {exc}", file=sys.stderr)
+            return 1
+        except (wire.Closed, ConnectionError, KeyboardInterrupt):
+            return 0  # the PS went away or the user interrupted: nothing left to do
 
 
 if __name__ == "__main__":
