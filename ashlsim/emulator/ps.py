@@ -381,12 +381,12 @@ class Emulation(Simulation):
             self.refused += 1
         for worker in self.workers:
             reader = worker.reader
-            if reader is not None and reader.partial_since is not None:
-                if now - reader.partial_since > STALL_S:
-                    raise EmulationError(
-                        f"worker {worker.index} stopped half-way through a message for "
-                        f"{STALL_S:.0f} s" + self._tails([worker.index])
-                    )
+            since = None if reader is None else reader.partial_since
+            if since is not None and now - since > STALL_S:
+                raise EmulationError(
+                    f"worker {worker.index} stopped half-way through a message for "
+                    f"{STALL_S:.0f} s" + self._tails([worker.index])
+                )
 
     def _readable(self, key, starting: bool = False) -> None:
         if key.data is None:
