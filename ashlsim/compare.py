@@ -269,16 +269,15 @@ def compare(
     lower median final loss, then the first in grid order), and is evaluated on ``seeds`` at
     it; ``attrs["tuning"]`` holds every candidate's score (``tuning.csv``). ``robustness``
     (``none``, ``quick`` or ``full``): how far to check the verdict under changes
-    (``check_verdict``), in ``attrs["robustness"]``.
-    ``attrs["scenarios"]`` holds each scheme's resolved scenario (a dict), which
+    (``plan_checks``, ``judge_checks``), in ``attrs["robustness"]``. ``attrs["scenarios"]`` holds each scheme's resolved scenario (a dict), which
     ``ashlsim run`` reproduces a row from. ``workers``: processes running the runs at once
     (None: every core); the results do not depend on it. The processes are started afresh
     (``spawn``): a script that asks for more than one runs ``compare`` under ``if __name__ ==
     "__main__":``, and a scheme registered at run time (``register_strategy``) rather than by
     an entry point is known to its own process only. With ``return_history`` also the
     tidy history of all runs (``strategy`` and ``seed`` added). ``progress(label, seed)`` is
-    called as runs finish (``Runner.run``). Without tuning, schemes of different per-sample step sizes
-    compared at one learning rate raise a warning (``step_size_warning``).
+    called as runs finish (``Runner.run``). Without tuning, schemes of different per-sample
+    step sizes compared at one learning rate raise a warning (``step_size_warning``).
     """
     scenario = Scenario() if scenario is None else scenario
     entries, recipe = plan_entries(strategies, recipe)
@@ -306,7 +305,7 @@ def compare(
     if recipe is not None:
         table.attrs["recipe"] = recipe
     table.attrs["scenarios"] = {label: sc.to_dict() for label, sc in resolved.items()}
-    table.attrs["robustness"] = judge_checks(checks, table, outcomes[len(main) :], seeds)
+    table.attrs["robustness"] = judge_checks(checks, table, outcomes[len(main) :])
     if return_history:
         return table, history
     return table
@@ -403,7 +402,8 @@ def tune_grid(tune: dict[str, list]) -> list[dict]:
 def tune_each(resolved, tune, tune_seeds, eval_seeds, runner=None):
     """Each scheme's best candidate of ``tune`` on ``tune_seeds`` (see ``compare``): the
     smallest median time to target (a seed that never reached it counts as never), ties
-    broken by the lower median final loss, then by the grid's order (the first wins)."""
+    broken by the lower median final loss (a diverged run's counts as infinite), then by the
+    grid's order (the first wins)."""
     tune_seeds = [int(s) for s in tune_seeds]
     if not tune_seeds:
         raise ScenarioError("tune_seeds", tune_seeds, "at least one seed")
@@ -429,7 +429,9 @@ def tune_each(resolved, tune, tune_seeds, eval_seeds, runner=None):
             summaries = [next(outcomes)[0] for _ in tune_seeds]
             times = [s["time_to_target_s"] for s in summaries]
             median = median_interval(times)[0]
-            score = (median, float(np.nanmedian([s["final_loss"] for s in summaries])), k)
+            losses = [s["final_loss"] for s in summaries]  # a diverged run's (nan) is the worst
+            loss = float(np.median([v if math.isfinite(v) else math.inf for v in losses]))
+            score = (median, loss, k)
             scored.append(score)
             rows.append(
                 {
@@ -529,7 +531,7 @@ def plan_checks(
     return checks
 
 
-def judge_checks(checks: list[Check], table: pd.DataFrame, outcomes, seeds) -> list[dict]:
+def judge_checks(checks: list[Check], table: pd.DataFrame, outcomes) -> list[dict]:
     """Whether the verdict of ``table`` holds under each check, ``outcomes`` being the runs of
     the checks' jobs in order: one record per check, ``{check, seeds, fastest, holds}``. The
     verdict's *leading group* is its fastest scheme and every scheme not significantly slower;
