@@ -136,13 +136,48 @@ def test_the_crossing_is_the_first_update_at_the_target_between_two_evaluations(
     assert coarse.updates_to_target == int(hit["updates"].iloc[0])
 
 
+def test_the_trail_thins_to_every_other_version_keeping_the_newest():
+    from ashlsim.cluster.server import VersionTrail
+
+    clock = iter(range(100)).__next__
+    trail = VersionTrail(clock, capacity=4)
+    for version in range(1, 6):  # the fifth overflows: 1, 3, 5 stay
+        trail.applied(version, 10 * version)
+    assert list(trail.kept) == [1, 3, 5] and trail.thinned
+    trail.applied(6, 60)
+    trail.applied(7, 70)  # five again: 1, 5, 7 (every other of 1, 3, 5, 6, 7, the newest kept)
+    assert list(trail.kept) == [1, 5, 7]
+    for version in range(1, 8):  # computed later, in order: only the kept ones are held
+        trail.computed(version, np.full(2, version))
+    assert [(t, n, p.tolist()) for t, n, p in trail.versions()] == [
+        (0, 10, [1, 1]), (4, 50, [5, 5]), (6, 70, [7, 7])]  # fmt: skip
+    trail.clear()
+    assert not trail.kept and not trail.thinned
+
+
 def test_a_thinned_trail_states_its_resolution(monkeypatch):
+    """Over its capacity the trail keeps every other version: the crossing is then a kept
+    version, and the resolution the gap to the kept version before it."""
+    from ashlsim.cluster.server import VersionTrail
+
+    kept = []
+    versions = VersionTrail.versions
+
+    def recording(trail):
+        kept.append(list(trail.times))
+        return versions(trail)
+
+    monkeypatch.setattr(VersionTrail, "versions", recording)
     monkeypatch.setattr("ashlsim.runloop.TRAIL_BYTES", 4 * 8 * 650)  # 4 versions of 650 values
     base = make(strategy={"name": "asp"}, stop={"time_s": 3.0, "target_accuracy": 0.9})
     thinned = ashlsim.run(base.with_overrides({"eval.every_s": 0.5}))
     monkeypatch.undo()
     exact = ashlsim.run(base.with_overrides({"eval.every_s": 0.5}))
-    assert thinned.time_to_target_resolution_s > 0.0
+    times = kept[-1]
+    assert len(times) <= 4 and thinned.time_to_target_s in times
+    at = times.index(thinned.time_to_target_s)
+    assert at > 0  # (here the crossing is not the bracket's first kept version)
+    assert thinned.time_to_target_resolution_s == thinned.time_to_target_s - times[at - 1] > 0
     assert exact.time_to_target_resolution_s == 0.0
     located = thinned.time_to_target_s
     assert (
@@ -244,6 +279,31 @@ def test_the_verdict_says_what_it_holds_under_and_what_flips_it(monkeypatch):
     assert "Flips to ssp under: the plain recipe (seeds 0-2)." in text
 
 
+def test_a_check_holds_when_its_fastest_is_not_significantly_slower_than_the_verdicts(
+    monkeypatch,
+):
+    """asp leads and ssp is not significantly slower: ssp fastest under the plain recipe is
+    within the verdict (it holds); bsp fastest there would flip it."""
+
+    def times(sc, seed, plain_best="ssp"):
+        base = {"bsp": 50.0, "asp": 10.0 + seed % 2 * 4, "ssp": 12.0 + seed % 3, "local_sgd": 45.0,
+                "ashl": 30.0}  # fmt: skip
+        if sc.training.lr_schedule == "constant" and sc.strategy.name == plain_best:
+            return 1.0
+        return base[sc.strategy.name]
+
+    _fake_runs(monkeypatch, times)
+    table = compare(ashlsim.Scenario(), robustness="quick")
+    summary = summarize(table).set_index("strategy")
+    assert summary.loc["ssp", "overlaps_best"] and not summary.loc["bsp", "overlaps_best"]
+    plain = {c["check"]: c for c in table.attrs["robustness"]}["the plain recipe"]
+    assert plain["fastest"] == "ssp" and plain["holds"]
+    _fake_runs(monkeypatch, lambda sc, seed: times(sc, seed, plain_best="bsp"))
+    table = compare(ashlsim.Scenario(), robustness="quick")
+    plain = {c["check"]: c for c in table.attrs["robustness"]}["the plain recipe"]
+    assert plain["fastest"] == "bsp" and not plain["holds"]
+
+
 def test_robustness_checks_rerun_half_the_seeds_with_the_finer_grid(monkeypatch):
     made = _fake_runs(monkeypatch, lambda sc, seed: 1.0)
     compare(ashlsim.Scenario(), ["bsp", "asp"], seeds=[0, 1, 2, 3], robustness="quick")
@@ -260,10 +320,12 @@ def test_tuning_neighbours_and_edges_are_checked(monkeypatch):
     def times(sc, seed):
         if sc.strategy.name == "asp":
             return {0.01: 9.0, 0.05: 3.0, 0.1: 1.0}[sc.training.lr]
+        if sc.strategy.name == "ssp":  # chooses the middle value: both neighbours are checked
+            return {0.01: 5.0, 0.05: 2.2, 0.1: 6.0}[sc.training.lr]
         return {0.01: 2.0, 0.05: 2.5, 0.1: 2.8}[sc.training.lr]
 
     _fake_runs(monkeypatch, times)
-    table = compare(make(), ["bsp", "asp"], seeds=DEFAULT_SEEDS, robustness="quick",
+    table = compare(make(), ["bsp", "asp", "ssp"], seeds=DEFAULT_SEEDS, robustness="quick",
                     tune={"training.lr": [0.01, 0.05, 0.1]}, tune_seeds=[100, 101])  # fmt: skip
     checks = {c["check"]: c for c in table.attrs["robustness"]}
     assert checks["asp at training.lr = 0.05"] == {
@@ -274,6 +336,7 @@ def test_tuning_neighbours_and_edges_are_checked(monkeypatch):
     }
     assert checks["bsp at training.lr = 0.05"]["holds"]
     assert "bsp at training.lr = 0.1" not in checks  # bsp chose 0.01: one neighbour only
+    assert checks["ssp at training.lr = 0.01"]["holds"] and checks["ssp at training.lr = 0.1"]
     assert table.attrs["tuning_edges"] == [
         "bsp: training.lr = 0.01, the grid's smallest",
         "asp: training.lr = 0.1, the grid's largest",

@@ -138,7 +138,7 @@ class ParameterServer:
         self.applied_pushes += len(updates)
         self.version += 1
         if self.trail is not None:
-            self.trail.applied(self.applied_pushes)
+            self.trail.applied(self.version, self.applied_pushes)
         if self.materialize is None:  # timing-only mode: no maths
             self._known = self.version
             return
@@ -191,7 +191,7 @@ class ParameterServer:
                 self._params = self._params + total.astype(self._params.dtype, copy=False)
         self._known += 1
         if self.trail is not None:
-            self.trail.computed(self._params)
+            self.trail.computed(self._known, self._params)
 
     def _momentum_step(self, scale: float, merged: np.ndarray) -> np.ndarray:
         if scale != 1.0:
@@ -216,41 +216,28 @@ class VersionTrail:
         self.clear()
 
     def clear(self) -> None:
-        self.times: list[float] = []
-        self.pushes: list[int] = []
-        self.params: list[np.ndarray] = []
-        self._kept: list[bool] = []  # per applied version: kept, or dropped by thinning
-        self._next = 0  # the next computed version's index in ``_kept``
+        self.kept: dict[int, list] = {}  # version -> [time_s, pushes, params (None: pending)]
         self.thinned = False
 
-    def applied(self, pushes: int) -> None:
-        self.times.append(self.clock())
-        self.pushes.append(pushes)
-        self._kept.append(True)
-        if len(self.times) > self.capacity:
-            self._thin()
+    def applied(self, version: int, pushes: int) -> None:
+        self.kept[version] = [self.clock(), pushes, None]
+        if len(self.kept) > self.capacity:  # every other one goes, the newest stays
+            items = list(self.kept.items())
+            self.kept = dict(items[(len(items) - 1) % 2 :: 2])
+            self.thinned = True
 
-    def computed(self, params: np.ndarray) -> None:
-        if self._next < len(self._kept):  # (versions applied before the trail began: none)
-            if self._kept[self._next]:
-                self.params.append(params)
-            self._next += 1
+    def computed(self, version: int, params: np.ndarray) -> None:
+        entry = self.kept.get(version)
+        if entry is not None:
+            entry[2] = params
 
-    def _thin(self) -> None:
-        """Drop every other kept version, the newest kept (its parameters may be pending)."""
-        self.thinned = True
-        keep = [i % 2 == (len(self.times) - 1) % 2 for i in range(len(self.times))]
-        self.times = [t for t, k in zip(self.times, keep, strict=True) if k]
-        self.pushes = [n for n, k in zip(self.pushes, keep, strict=True) if k]
-        computed = len(self.params)
-        self.params = [p for p, k in zip(self.params, keep[:computed], strict=True) if k]
-        index = [i for i, kept in enumerate(self._kept) if kept]
-        for position, i in enumerate(index):
-            self._kept[i] = keep[position]
+    @property
+    def times(self) -> list[float]:
+        return [entry[0] for entry in self.kept.values()]
 
     def versions(self):
         """``(time_s, pushes, params)`` of each kept version, oldest first (all computed)."""
-        return zip(self.times, self.pushes, self.params, strict=True)
+        return (tuple(entry) for entry in self.kept.values())
 
 
 def _ready(update) -> bool:
