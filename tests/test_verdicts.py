@@ -73,7 +73,13 @@ def test_schedules_refuse_what_they_cannot_mean(training, field):
 def test_the_clock_is_samples_applied_at_the_ps():
     """Every scheme's clock reads ``applied samples / training-set size``: a worker's lr at
     its computation's start is the schedule at that clock (checked against the PS's count)."""
-    for strategy in ({"name": "bsp"}, {"name": "asp"}, {"name": "local_sgd", "local_steps": 3}):
+    strategies = [
+        {"name": "bsp"},
+        {"name": "asp"},
+        {"name": "local_sgd", "local_steps": 3},
+        {"name": "bsp", "backup_workers": 1},
+    ]  # its late pushes arrive, never applied
+    for strategy in strategies:
         sim = Simulation(make(strategy=strategy, training=SCHEDULED["training"]))
         trainer, seen = sim.workers[0].trainer, []
         prepare = trainer.prepare
@@ -87,6 +93,7 @@ def test_the_clock_is_samples_applied_at_the_ps():
         sim.run()
         assert len(seen) > 50 and all(e == pytest.approx(c) for e, c in seen)
         assert seen[-1][0] > 1.0
+    assert sim.samples > sim.server.applied_samples  # (the backups: arrived is not applied)
 
 
 def test_the_budget_changes_nothing_before_it_is_reached():
@@ -153,6 +160,19 @@ def test_the_trail_thins_to_every_other_version_keeping_the_newest():
         (0, 10, [1, 1]), (4, 50, [5, 5]), (6, 70, [7, 7])]  # fmt: skip
     trail.clear()
     assert not trail.kept and not trail.thinned
+
+
+def test_a_version_exactly_at_the_target_reaches_it():
+    """Reaching means accuracy >= target: a version whose accuracy equals the target is the
+    crossing, not the next one above it."""
+    base = make(strategy={"name": "bsp"}, stop={"time_s": 3.0, "target_accuracy": None})
+    every = ashlsim.run(base.with_overrides({"eval.every_s": 0.001})).history
+    every = every.drop_duplicates("version").reset_index(drop=True)
+    record = every["accuracy"].cummax().shift(fill_value=0.0)
+    new_best = every[(every["accuracy"] > record) & (every.index > 10)].iloc[1]
+    target = float(new_best["accuracy"])
+    coarse = ashlsim.run(base.with_overrides({"eval.every_s": 0.5, "stop.target_accuracy": target}))
+    assert coarse.updates_to_target == new_best["updates"]
 
 
 def test_a_thinned_trail_states_its_resolution(monkeypatch):
