@@ -10,6 +10,7 @@ Writes results/ashl_ablation/<scenario>/: runs.csv, summary.csv, accuracy.png, l
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import numpy as np
 from _common import Timer, arguments, heterogeneous, output, paper_setup, print_summary, progress
 
 from ashlsim import compare
@@ -44,15 +45,27 @@ def main() -> None:
         fig, (ax_t, ax_b) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
         y = range(len(summary))
         med, low, high = (summary[f"time_to_target_s_{k}"] for k in ("median", "low", "high"))
-        ax_t.barh(y, med, xerr=[med - low, (high - med).clip(upper=med.max())], color="C0")
-        ax_b.barh(y, summary["bytes_up_mean"] / 1e6, xerr=summary["bytes_up_std"] / 1e6,
+        # a median or an end of the interval that never reached it is drawn to the budget,
+        # hatched (at least that long)
+        budget = scenario.stop.time_s
+        never = ~np.isfinite(med)
+        shown = med.where(~never, budget)
+        ax_t.barh(y, shown, color="C0", hatch=["//" if n else "" for n in never])
+        ax_t.errorbar(shown, list(y), xerr=[shown - low.clip(upper=budget),
+                      high.clip(upper=budget) - shown], fmt="none", color="k")  # fmt: skip
+        for i in (i for i, n in enumerate(never) if n):
+            ax_t.text(budget, i, " median beyond the budget", va="center", fontsize=8)
+        scale, unit = (1e9, "GB") if summary["bytes_up_mean"].max() > 1e10 else (1e6, "MB")
+        ax_b.barh(y, summary["bytes_up_mean"] / scale, xerr=summary["bytes_up_std"] / scale,
                   color="C1")  # fmt: skip
         for ax in (ax_t, ax_b):
             ax.set_yticks(list(y), summary["strategy"])
             ax.invert_yaxis()
             ax.grid(alpha=0.3, axis="x")
         ax_t.set(xlabel="time to target accuracy (simulated s): median, 95 % interval")
-        ax_b.set(xlabel="bytes pushed until the run stopped (MB)")
+        if never.any():
+            ax_t.set_xlim(0, budget * 1.35)
+        ax_b.set(xlabel=f"bytes pushed until the run stopped ({unit})")
         fig.suptitle(f"ASHL ablation, {name}: {args.seeds} seeds, plain SGD")
         fig.savefig(out / name / "bars.png", dpi=120)
         plt.close(fig)
