@@ -120,6 +120,10 @@ def _run_one(args, engine, options) -> int:
         raise ScenarioError("--seed", args.seed, "an integer >= 0")
     scenario = resolve_scenario(args.scenario, args.strategy, args.set, args.recipe)
     check_output(args.out)
+    for name in ("history.csv", "workers.csv", "scenario.yaml", "run.json", "curve.png"):
+        target = Path(args.out) / name  # a run writes these: refused now, not after the run
+        if target.is_symlink() or (target.exists() and not target.is_file()):
+            raise ScenarioError("--out", str(target), "a file or nothing (not a folder or a link)")
     bar = RunProgress(scenario.stop.time_s, f"{scenario.name}/{scenario.strategy.name}",
                       quiet=args.no_progress)  # fmt: skip
     try:

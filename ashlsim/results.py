@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -206,21 +207,34 @@ class Result:
         """Write history.csv, workers.csv, scenario.yaml (and events, the scheme's own tables,
         stage changes, faults when there are any) into a folder. ``scenario.yaml`` records the seed the run
         used, so running it again reproduces the run. The files are written aside first and then
-        moved in, and files of an earlier run that this one does not write are removed (other
-        files in the folder are left alone): the folder holds one whole run."""
+        moved in, and a file of an earlier run that this one does not write is removed only if
+        it is, byte for byte, what that run wrote (the manifest records each file's SHA-256;
+        anything else in the folder, or a file edited since, is left alone): the folder holds
+        one whole run. A target that is a folder or a link is refused before anything moves."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".ashlsim-", dir=out))
         try:
             written = self._write(staging)
-            manifest = out / MANIFEST
-            earlier = manifest.read_text().split() if manifest.exists() else []
-            for name in {*earlier, *ALWAYS_STALE} - set(written):
-                if "/" not in name:
-                    (out / name).unlink(missing_ok=True)
+            for name in [*written, *ALWAYS_STALE]:
+                target = out / name
+                if target.is_symlink() or (target.exists() and not target.is_file()):
+                    from .errors import ScenarioError
+
+                    raise ScenarioError(
+                        "--out", str(target), "a file or nothing (not a folder or a link)"
+                    )
+            digests = {name: _digest(staging / name) for name in written}
+            for name, digest in _read_manifest(out / MANIFEST).items():
+                path = out / name
+                if name not in digests and path.is_file() and _digest(path) == digest:
+                    path.unlink()
+            for name in set(ALWAYS_STALE) - set(written):  # the command line draws them anew
+                (out / name).unlink(missing_ok=True)
             for name in written:
                 os.replace(staging / name, out / name)
-            manifest.write_text("\n".join([*written, *ALWAYS_STALE]) + "\n")
+            lines = [f"{digest}  {name}" for name, digest in digests.items()]
+            (out / MANIFEST).write_text("\n".join(lines) + "\n")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return out
@@ -281,3 +295,25 @@ class Result:
             final_params=np.load(params) if params.exists() else None,
             **facts,
         )
+
+
+MANIFEST_LIMIT = 1 << 20  # bytes of a manifest read; a longer one is not ours
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_manifest(path: Path) -> dict[str, str]:
+    """``name -> SHA-256`` of the files an earlier run wrote, from its manifest: only plain file
+    names (no folder, no path out of the folder, not hidden) with a well-formed digest; anything
+    else, or a manifest that is not a small regular file, names nothing."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > MANIFEST_LIMIT:
+        return {}
+    out = {}
+    for line in path.read_text(errors="replace").splitlines():
+        digest, _, name = line.partition("  ")
+        plain = name and Path(name).name == name and not name.startswith(".")
+        if plain and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest):
+            out[name] = digest
+    return out

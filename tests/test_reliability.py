@@ -354,3 +354,60 @@ def test_a_scenario_with_faults_survives_to_dict_and_back():
     s = Scenario().with_overrides({"faults": faults})
     assert Scenario.from_dict(s.to_dict()) == s
     assert s.with_overrides({"cluster.workers": 4}).faults == s.faults
+
+
+def _run_into(out, *extra):
+    from ashlsim.cli import main
+
+    argv = ["run", "--set", "stop.time_s=0.5", "--out", str(out), "--no-progress", *extra]
+    return main(argv)
+
+
+def test_a_forged_manifest_deletes_nothing_of_the_users(tmp_path):
+    """The manifest names what an earlier run wrote, with each file's SHA-256: a name it lists
+    that is not byte for byte that file, a path out of the folder, or a folder, is left alone."""
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "precious.txt").write_text("mine")
+    (tmp_path / "outside.csv").write_text("mine too")
+    (out / "sub").mkdir()
+    (out / ".ashlsim-run").write_text(
+        "precious.txt\n"
+        + "0" * 64
+        + "  precious.txt\n"
+        + "0" * 64
+        + "  ../outside.csv\n"
+        + "..\n"
+        + "0" * 64
+        + "  sub\n"
+    )
+    assert _run_into(out) == 0
+    assert (out / "precious.txt").read_text() == "mine"
+    assert (tmp_path / "outside.csv").read_text() == "mine too"
+    assert (out / "sub").is_dir() and (out / "history.csv").is_file()
+
+
+def test_a_stale_file_goes_only_if_it_is_what_the_earlier_run_wrote(tmp_path):
+    out = tmp_path / "o"
+    assert _run_into(out, "--events") == 0 and (out / "events.csv").is_file()
+    assert _run_into(out) == 0 and not (out / "events.csv").exists()  # stale: removed
+    assert _run_into(out, "--events") == 0
+    (out / "events.csv").write_text("edited by hand")
+    assert _run_into(out) == 0
+    assert (out / "events.csv").read_text() == "edited by hand"  # edited: left alone
+
+
+def test_a_folder_where_a_run_writes_a_file_is_refused_before_the_run(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert _run_into(out) == 0
+    before = (out / "history.csv").read_bytes()
+    (out / "workers.csv").unlink()
+    (out / "workers.csv").mkdir()
+    assert _run_into(out, "--seed", "3") == 2
+    err = capsys.readouterr().err
+    assert "workers.csv" in err and "Traceback" not in err
+    assert (out / "history.csv").read_bytes() == before  # the earlier run is untouched
+    result = ashlsim.run(ashlsim.Scenario().with_overrides({"stop.time_s": 0.5}))
+    with pytest.raises(ScenarioError, match="workers.csv"):
+        result.save(out)
+    assert (out / "history.csv").read_bytes() == before
