@@ -384,6 +384,10 @@ def _parse_tune(items: list[str]) -> dict[str, list]:
         values = loads(raw, "--tune") if sep else None
         if not key.strip() or not isinstance(values, list) or not values:
             raise ScenarioError("--tune", item, "KEY.PATH=[v1,v2,...], e.g. training.lr=[0.01,0.1]")
+        if key.strip() in tune:
+            raise ScenarioError(
+                "--tune", item, f"each key once (give all of {key.strip()}'s values in one list)"
+            )
         tune[key.strip()] = values
     return tune
 

@@ -92,7 +92,7 @@ def _flatten(fragment: dict, prefix: str = "") -> dict[str, object]:
     flat = {}
     for key, value in fragment.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and "dist" not in value:
+        if isinstance(value, dict) and "dist" not in value:  # merged key by key ({}: nothing)
             flat.update(_flatten(value, path + "."))
         else:
             flat[path] = value
@@ -395,6 +395,10 @@ def tune_grid(tune: dict[str, list]) -> list[dict]:
     for key, values in tune.items():
         if not isinstance(values, (list, tuple)) or not values:
             raise ScenarioError(f"tune.{key}", values, "a non-empty list of values")
+        if key == "strategy" or key == "strategy.name":
+            raise ScenarioError(
+                f"tune.{key}", values, "a scheme's parameter: the schemes are --strategies"
+            )
     keys = list(tune)
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*tune.values())]
 

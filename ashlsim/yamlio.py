@@ -66,11 +66,25 @@ def loads(text: str, source: str = "value"):
         raise ScenarioError(source, _short(text), f"valid YAML ({_first_line(exc)})") from None
 
 
+MAX_FILE_BYTES = 64 << 20  # a scenario, recipe or sweep file longer than this is not one
+
+
 def load_file(path: str | Path, what: str = "scenario"):
-    """Read and parse a YAML file: unreadable, binary or malformed files are ScenarioErrors."""
+    """Read and parse a YAML file: unreadable, binary, malformed or oversized files, and
+    anything that is not a regular file (a FIFO or a device would block or never end), are
+    ScenarioErrors."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        if path.exists() and not path.is_file():
+            raise ScenarioError(
+                what, str(path), "a regular YAML file (not a device, pipe or folder)"
+            )
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise ScenarioError(
+                what, str(path), f"a YAML file of at most {MAX_FILE_BYTES >> 20} MB"
+            )
     except OSError as exc:
         raise ScenarioError(what, str(path), f"a readable YAML file ({exc.strerror})") from None
     except ValueError:  # e.g. a NUL byte in the name

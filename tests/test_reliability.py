@@ -2,6 +2,7 @@
 silently read with another meaning."""
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -411,3 +412,35 @@ def test_a_folder_where_a_run_writes_a_file_is_refused_before_the_run(tmp_path, 
     with pytest.raises(ScenarioError, match="workers.csv"):
         result.save(out)
     assert (out / "history.csv").read_bytes() == before
+
+
+def test_a_recipe_fragment_merges_key_by_key(tmp_path):
+    from ashlsim.compare import resolve
+
+    base = ashlsim.Scenario().with_overrides({"training.lr": 0.3})
+    resolved = resolve(base, {"asp": {"training": {}}, "bsp": {"training": {"momentum": 0.5}}})
+    assert resolved["asp"].training.lr == 0.3  # an empty section sets nothing
+    assert (resolved["bsp"].training.lr, resolved["bsp"].training.momentum) == (0.3, 0.5)
+
+
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        (
+            ["compare", "--strategies", "bsp,asp", "--tune", "strategy.name=[asp]"],
+            "tune.strategy.name",
+        ),
+        (["compare", "--tune", "training.lr=[0.1]", "--tune", "training.lr=[0.2]"], "--tune"),
+        (["compare", "--recipe", "/dev/zero"], "recipe"),
+        (["run", "/dev/zero"], "scenario"),
+        (["emulate", "--listen", "127.0.0.1:99999"], "listen"),
+    ],
+)
+def test_more_bad_input_is_one_line(argv, field, tmp_path, capsys):
+    from ashlsim.cli import main
+
+    started = time.monotonic()
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ashlsim: error: {field}") and "Traceback" not in err
+    assert time.monotonic() - started < 10 and not (tmp_path / "o").exists()
