@@ -100,6 +100,8 @@ def _cmd_calibrate(args) -> int:
         raise ScenarioError("--seconds", args.seconds, "a number of seconds > 0")
     if args.out:
         check_output(str(Path(args.out).parent or "."), "--out")
+        if Path(args.out).is_dir():  # found now, not after the emulation
+            raise ScenarioError("--out", args.out, "a YAML file to write, not a folder")
     calibrated, found = calibrate(scenario, seconds=args.seconds, seed=args.seed)
     print(found.report())
     text = calibrated.to_yaml()

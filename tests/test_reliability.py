@@ -444,3 +444,14 @@ def test_more_bad_input_is_one_line(argv, field, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"ashlsim: error: {field}") and "Traceback" not in err
     assert time.monotonic() - started < 10 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, field", [(["--seconds", "1e-9"], "--seconds"), (["--out", "."], "--out")]
+)
+def test_calibrate_refuses_a_useless_probe_and_a_folder_to_write(argv, field, capsys):
+    from ashlsim.cli import main
+
+    assert main(["calibrate", "--set", "cluster.workers=2", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ashlsim: error: {field}") and "Traceback" not in err

@@ -65,6 +65,12 @@ def calibrate(scenario, seconds: float = 5.0, seed: int = 0, **options):
     )
     result = emulate(probe, seed=seed, **options)
     costs, server = result.tables["emulation"], result.tables["server"]
+    if costs.empty or server.empty:  # nothing finished in so short a probe
+        from ..errors import ScenarioError
+
+        raise ScenarioError(
+            "--seconds", seconds, "a probe long enough for iterations to finish (e.g. 5)"
+        )
     half = costs["overhead_s"].to_numpy() / 2
     per_push = (server["apply_s"] / server["pushes"]).to_numpy()
     found = Calibration(
