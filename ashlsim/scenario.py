@@ -165,7 +165,8 @@ class TrainingSpec:
                 raise ScenarioError(
                     "training.schedule_epochs", None, "a number of epochs for warmup_share"
                 )
-        if self.schedule_epochs is not None and self.schedule_epochs <= self.warmup:
+        uses_length = self.lr_schedule == "cosine" or self.warmup_share is not None
+        if uses_length and self.schedule_epochs <= self.warmup:
             raise ScenarioError(
                 "training.schedule_epochs",
                 self.schedule_epochs,

@@ -51,6 +51,8 @@ def test_schedules_count_epochs_applied():
     share = make(training={"lr_schedule": "cosine", "warmup_share": 0.025,
                            "schedule_epochs": 200.0}).training  # fmt: skip
     assert share.warmup == 5.0 and schedule_factor(share, 2.5) == pytest.approx(0.5)
+    # a constant lr has no length: a warm-up longer than the default length is fine
+    assert make(training={"warmup_epochs": 100.0}).training.warmup == 100.0
     step = make(training={"lr_schedule": "step", "step_milestones": [3.0, 6.0]}).training
     assert [schedule_factor(step, e) for e in (2.9, 3.0, 7.0)] == pytest.approx([1, 0.1, 0.01])
 
@@ -61,7 +63,10 @@ def test_schedules_count_epochs_applied():
         ({"lr_schedule": "cosine", "schedule_epochs": None}, "training.schedule_epochs"),
         ({"lr_schedule": "step"}, "training.step_milestones"),
         ({"warmup_epochs": 1.0, "warmup_share": 0.1}, "training.warmup_share"),
-        ({"warmup_epochs": 90.0, "schedule_epochs": 80.0}, "training.schedule_epochs"),
+        (
+            {"lr_schedule": "cosine", "warmup_epochs": 90.0, "schedule_epochs": 80.0},
+            "training.schedule_epochs",
+        ),
         ({"warmup": 0.1}, "training.warmup"),  # the old share of the budget is gone
     ],
 )
