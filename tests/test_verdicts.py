@@ -525,3 +525,15 @@ def test_a_worker_crashed_before_its_first_probe_is_planned_as_the_slowest():
 
 def test_median_interval_treats_nan_as_never():
     assert median_interval([1.0, math.nan, 2.0])[2] == math.inf
+
+
+def test_a_comparison_is_the_same_in_a_pool_of_processes():
+    """Each run is seeded on its own: two processes give the runs one gives, in order."""
+    sc = make(stop={"time_s": 1.0, "target_accuracy": 0.8})
+    one, history_one = compare(sc, ["bsp", "asp"], seeds=[0, 1], robustness="none", workers=1,
+                               return_history=True)  # fmt: skip
+    two, history_two = compare(sc, ["bsp", "asp"], seeds=[0, 1], robustness="none", workers=2,
+                               return_history=True)  # fmt: skip
+    pd.testing.assert_frame_equal(one, two)
+    pd.testing.assert_frame_equal(history_one, history_two)
+    assert one["time_to_target_s"].notna().all()
