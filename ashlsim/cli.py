@@ -117,15 +117,14 @@ def _cmd_calibrate(args) -> int:
 def _run_one(args, engine, options) -> int:
     """``run`` and ``emulate``: one scenario on one engine, its files and its summary."""
     from .plots import learning_curve
+    from .results import check_target
 
     if args.seed is not None and args.seed < 0:
         raise ScenarioError("--seed", args.seed, "an integer >= 0")
     scenario = resolve_scenario(args.scenario, args.strategy, args.set, args.recipe)
     check_output(args.out)
     for name in ("history.csv", "workers.csv", "scenario.yaml", "run.json", "curve.png"):
-        target = Path(args.out) / name  # a run writes these: refused now, not after the run
-        if target.is_symlink() or (target.exists() and not target.is_file()):
-            raise ScenarioError("--out", str(target), "a file or nothing (not a folder or a link)")
+        check_target(Path(args.out) / name)  # a run writes these: refused now, not after it
     bar = RunProgress(scenario.stop.time_s, f"{scenario.name}/{scenario.strategy.name}",
                       quiet=args.no_progress)  # fmt: skip
     try:
@@ -309,7 +308,6 @@ def _cmd_compare(args) -> int:
         compare,
         plan_entries,
         resolve_entries,
-        split_top_level,
         throughput_verdict,
         verdict,
         write_comparison,
@@ -320,8 +318,7 @@ def _cmd_compare(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise ScenarioError("--workers", args.workers, "an integer >= 1")
     check_output(args.out)
-    strategies = split_top_level(args.strategies) if args.strategies else None
-    entries, recipe = plan_entries(strategies, args.recipe)
+    entries, recipe = plan_entries(args.strategies or None, args.recipe)
     labels = [label for label, _ in resolve_entries(entries)]
     tune = _parse_tune(args.tune)
     tune_seeds = _int_list("--tune-seeds", args.tune_seeds)

@@ -217,13 +217,7 @@ class Result:
         try:
             written = self._write(staging)
             for name in [*written, *ALWAYS_STALE]:
-                target = out / name
-                if target.is_symlink() or (target.exists() and not target.is_file()):
-                    from .errors import ScenarioError
-
-                    raise ScenarioError(
-                        "--out", str(target), "a file or nothing (not a folder or a link)"
-                    )
+                check_target(out / name)
             digests = {name: _digest(staging / name) for name in written}
             for name, digest in _read_manifest(out / MANIFEST).items():
                 path = out / name
@@ -295,6 +289,14 @@ class Result:
             final_params=np.load(params) if params.exists() else None,
             **facts,
         )
+
+
+def check_target(path: Path) -> None:
+    """Refuse a path a run is to write a file to that is a folder or a link (``--out``)."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        from .errors import ScenarioError
+
+        raise ScenarioError("--out", str(path), "a file or nothing (not a folder or a link)")
 
 
 MANIFEST_LIMIT = 1 << 20  # bytes of a manifest read; a longer one is not ours

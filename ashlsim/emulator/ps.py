@@ -306,7 +306,7 @@ class Emulation(Simulation):
             self._check_alive()
             for key, _ in self._selector.select(min(left, 0.2)):
                 self._readable(key, starting=True)
-            self._expire_handshakes()
+            self._check_deadlines()
         self.t0 = time.perf_counter()
         self.started = True
 
@@ -371,7 +371,7 @@ class Emulation(Simulation):
         self._selector.unregister(pending.conn)
         del self._pending[pending.conn]
 
-    def _expire_handshakes(self) -> None:
+    def _check_deadlines(self) -> None:
         """Close the connections that did not prove themselves in time; fail on a worker that
         stopped half-way through a message."""
         now = time.monotonic()
@@ -513,7 +513,7 @@ class Emulation(Simulation):
                 if wait > 0:
                     for key, _ in selector.select(min(wait, 0.2)):
                         self._readable(key)
-                    self._expire_handshakes()
+                    self._check_deadlines()
                     polled = clock()
                     if not math.isfinite(wait):
                         self._check_alive()
