@@ -279,21 +279,26 @@ class Scenario:
 
     @classmethod
     def from_dict(cls, data: dict) -> Scenario:
+        """The scenario a mapping describes (as a file has it: catalogue names allowed)."""
         from .catalogue import resolve
 
-        data = copy.deepcopy(data)
+        written = copy.deepcopy(data)
         if isinstance(data, dict):
-            data = resolve(data)  # names from the catalogue -> numbers
+            data = resolve(written)  # names from the catalogue -> numbers
         cluster = data.get("cluster")
         if isinstance(cluster, dict) and "speeds" in cluster:  # alias: one speed per worker
             if "speed" in cluster:
                 raise ScenarioError(
                     "cluster.speeds", cluster["speeds"], "speeds or speed, not both"
                 )
+            cluster = data["cluster"] = dict(cluster)
             cluster["speed"] = cluster.pop("speeds")
-        return parse_section(cls, data, "")
+        scenario = parse_section(cls, data, "")
+        object.__setattr__(scenario, "_written", written)
+        return scenario
 
     def to_dict(self) -> dict:
+        """The scenario with every number resolved (no catalogue names): what a run saves."""
         data = dump_section(self)
         # each fault with its kind's keys only, so that the dict parses again
         data["faults"] = [
@@ -302,19 +307,50 @@ class Scenario:
         ]
         return data
 
+    def written(self) -> dict:
+        """The mapping this scenario was made from, names and all; for a scenario made
+        otherwise (``Scenario(...)``), the values that differ from the defaults."""
+        written = getattr(self, "_written", None)
+        if written is None:
+            return _differences(self.to_dict(), Scenario.from_dict({}).to_dict())
+        return copy.deepcopy(written)
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def replace(self, **changes) -> Scenario:
         """A copy with top-level sections replaced (validated again)."""
-        return dataclasses.replace(self, **changes)
+        new = dataclasses.replace(self, **changes)
+        written = self.written()
+        dumped = new.to_dict()
+        for key in changes:
+            written[key] = dumped[key]
+        object.__setattr__(new, "_written", written)
+        return new
 
     def with_overrides(self, overrides: dict[str, object]) -> Scenario:
-        """A copy with dotted key paths set, e.g. ``{"cluster.workers": 4}``."""
-        data = self.to_dict()
+        """A copy with dotted key paths set, e.g. ``{"cluster.workers": 4}``. They are set in
+        the scenario as written, so a catalogue name set here (``workload.name``,
+        ``cluster.device``, ``cluster.network``) is resolved as a file's would be."""
+        data = self.written()
         for path, new in overrides.items():
             set_path(data, path, new)
         return Scenario.from_dict(data)
+
+
+def _differences(data: dict, default: dict) -> dict:
+    """The keys of ``data`` whose values differ from ``default``'s, section by section (a
+    scheme, a distribution or a list differs as a whole)."""
+    out = {}
+    for key, value in data.items():
+        base = default.get(key)
+        if value == base:
+            continue
+        nested = isinstance(value, dict) and isinstance(base, dict) and "dist" not in value
+        if nested and key != "strategy":
+            value = _differences(value, base)
+        out[key] = value
+    return out
 
 
 def set_path(data: dict, path: str, new) -> None:
@@ -400,4 +436,4 @@ def resolve_paths(data, base: Path):
 def default_scenario() -> Scenario:
     """The built-in default: 8 heterogeneous workers training an MLP on the teacher task (the
     default scheme)."""
-    return Scenario()
+    return Scenario.from_dict({})

@@ -85,6 +85,8 @@ def load_file(path: str | Path, what: str = "scenario"):
             raise ScenarioError(
                 what, str(path), f"a YAML file of at most {MAX_FILE_BYTES >> 20} MB"
             )
+    except ScenarioError:
+        raise
     except OSError as exc:
         raise ScenarioError(what, str(path), f"a readable YAML file ({exc.strerror})") from None
     except ValueError:  # e.g. a NUL byte in the name

@@ -13,6 +13,7 @@ named in ``ASHLSIM_CATALOGUE`` (separated by ``:``) or added with ``add(path)``.
 
 from __future__ import annotations
 
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -30,19 +31,75 @@ def add(path: str | Path) -> None:
 
 
 def entries() -> dict[str, dict]:
-    """The catalogue: built-in entries, then ``ASHLSIM_CATALOGUE`` files, then ``add``ed ones."""
+    """The catalogue: built-in entries, then ``ASHLSIM_CATALOGUE`` files, then ``add``ed ones;
+    every entry checked (a bad one is a ``ScenarioError`` naming its file and key)."""
     from ..yamlio import load_file, loads
 
     out = {section: {} for section in SECTIONS}
-    sources = [loads((resources.files(__package__) / "builtin.yaml").read_text(), "catalogue")]
+    sources = [("builtin", loads((resources.files(__package__) / "builtin.yaml").read_text(),
+                                 "catalogue"))]  # fmt: skip
     env = [Path(p) for p in os.environ.get("ASHLSIM_CATALOGUE", "").split(os.pathsep) if p]
-    sources += [load_file(path, "catalogue") for path in [*env, *_extra]]
-    for i, data in enumerate(sources):
+    sources += [(str(path), load_file(path, "catalogue")) for path in [*env, *_extra]]
+    for origin, data in sources:
+        if data is None:
+            continue
         if not isinstance(data, dict) or set(data) - set(SECTIONS):
-            raise ScenarioError("catalogue", f"source {i}", f"a mapping of {', '.join(SECTIONS)}")
+            raise ScenarioError(f"catalogue {origin}", _keys(data), f"a mapping of {', '.join(SECTIONS)}")
         for section in SECTIONS:
-            out[section].update(data.get(section) or {})
+            table = data.get(section) or {}
+            if not isinstance(table, dict):
+                raise ScenarioError(f"catalogue {origin}: {section}", table, "a mapping of names to entries")
+            for name, entry in table.items():
+                _check_entry(section, name, entry, f"catalogue {origin}: {section}.{name}")
+            out[section].update(table)
     return out
+
+
+def _keys(data):
+    return sorted(map(str, data)) if isinstance(data, dict) else data
+
+
+# each section's fields: required, then optional; numbers are > 0 unless ">= 0"
+FIELDS = {
+    "models": ({"params": "> 0", "flops_per_sample": "> 0"}, {"input": "text", "name": "text"}),
+    "devices": ({"fp16": "> 0", "fp32": "> 0"}, {"throughput": "rates", "name": "text"}),
+    "networks": ({"bandwidth": "> 0", "latency": ">= 0"}, {"name": "text"}),
+}
+
+
+def _check_entry(section: str, name, entry, field: str) -> None:
+    required, optional = FIELDS[section]
+    if not isinstance(name, str):
+        raise ScenarioError(field, name, "a name (text)")
+    if not isinstance(entry, dict):
+        keys = ", ".join(required)
+        raise ScenarioError(field, entry, f"a mapping with {keys}")
+    unknown = set(entry) - set(required) - set(optional)
+    if unknown:
+        raise ScenarioError(f"{field}.{sorted(map(str, unknown))[0]}", "?",
+                            f"one of {', '.join([*required, *optional])}")  # fmt: skip
+    for key, kind in {**required, **optional}.items():
+        if key not in entry:
+            if key in required:
+                raise ScenarioError(f"{field}.{key}", None, f"a number {kind} (required)")
+            continue
+        value = entry[key]
+        if kind == "text":
+            if not isinstance(value, str):
+                raise ScenarioError(f"{field}.{key}", value, "text")
+        elif kind == "rates":  # a measured throughput (samples/s) per model name
+            if not isinstance(value, dict):
+                raise ScenarioError(f"{field}.{key}", value, "a mapping of model names to samples/s")
+            for model, rate in value.items():
+                _check_number(rate, "> 0", f"{field}.{key}.{model}")
+        else:
+            _check_number(value, kind, f"{field}.{key}")
+
+
+def _check_number(value, kind: str, field: str) -> None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < 0 or (kind == "> 0" and value == 0):
+        raise ScenarioError(field, value, f"a finite number {kind}")
 
 
 def _entry(section: str, name, field: str) -> dict:
@@ -52,8 +109,28 @@ def _entry(section: str, name, field: str) -> dict:
     return table[name]
 
 
+# quantities a catalogue name gives, and the keys that would give them a second time
+GIVES = {
+    "workload.name": ("workload.flops_per_sample", "workload.param_bytes"),
+    "cluster.device": ("cluster.speed", "cluster.speeds", "cluster.flops"),
+    "cluster.network": tuple(f"cluster.{side}.{key}" for side in ("uplink", "downlink")
+                             for key in ("bandwidth", "latency")),  # fmt: skip
+}
+
+
 def resolve(data: dict) -> dict:
-    """``data`` (a scenario mapping) with catalogue names replaced by their numbers."""
+    """``data`` (a scenario mapping, as written) with catalogue names replaced by their
+    numbers. A name and an explicit number for the same quantity are an error naming both."""
+    data = _without_null_names(data)
+    for named, keys in GIVES.items():
+        if _has(data, named):
+            for key in keys:
+                if _has(data, key):
+                    name = key.replace("speeds", "speed")
+                    raise ScenarioError(
+                        name, _get(data, key),
+                        f"{name} or {named} ({_get(data, named)!r}), not both: each gives it",
+                    )  # fmt: skip
     data = dict(data)
     workload = data.get("workload")
     model_name = None
@@ -61,14 +138,38 @@ def resolve(data: dict) -> dict:
         workload = dict(workload)
         model_name = workload.pop("name")
         model = _entry("models", model_name, "workload.name")
-        workload.setdefault("flops_per_sample", float(model["flops_per_sample"]))
+        workload["flops_per_sample"] = float(model["flops_per_sample"])
         bytes_per_value = workload.get("bytes_per_value", 4)
-        workload.setdefault("param_bytes", float(model["params"]) * bytes_per_value)
-        data["workload"] = workload
+        if isinstance(bytes_per_value, int) and not isinstance(bytes_per_value, bool):
+            workload["param_bytes"] = float(model["params"]) * bytes_per_value
+        data["workload"] = workload  # (a bad bytes_per_value is the parser's to name)
     cluster = data.get("cluster")
     if isinstance(cluster, dict) and ({"device", "network"} & set(cluster)):
         data["cluster"] = _resolve_cluster(dict(cluster), data.get("workload") or {}, model_name)
     return data
+
+
+def _without_null_names(data: dict) -> dict:
+    """``data`` without names set to null (``--set workload.name=null`` removes a name)."""
+    data = dict(data)
+    for named in GIVES:
+        section, key = named.split(".")
+        if isinstance(data.get(section), dict) and key in data[section] and data[section][key] is None:
+            data[section] = {k: v for k, v in data[section].items() if k != key}
+    return data
+
+
+def _get(data, path: str):
+    node = data
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _has(data, path: str) -> bool:
+    return _get(data, path) is not None
 
 
 def _per_worker(value, n, field):
@@ -111,7 +212,7 @@ def _resolve_cluster(cluster: dict, workload: dict, model_name=None) -> dict:
         ]
     if "network" in cluster:
         network = cluster.pop("network")
-        n = cluster.get("workers", len(network) if isinstance(network, list) else 8)
+        n = cluster.setdefault("workers", len(network) if isinstance(network, list) else 8)
         links = [_entry("networks", name, "cluster.network")
                  for name in _per_worker(network, n, "cluster.network")]  # fmt: skip
         for side in ("uplink", "downlink"):
