@@ -161,6 +161,13 @@ def load_recipe(name_or_path: str) -> dict:
         data = loads(shipped.read_text(), "recipe") or {}
     if not isinstance(data, dict) or not isinstance(data.get("strategies"), dict):
         raise ScenarioError("recipe", name_or_path, "a mapping with common and strategies")
+    fragments = {"common": data.get("common"), **{
+        f"strategies.{label}": frag for label, frag in data["strategies"].items()}}  # fmt: skip
+    for where, fragment in fragments.items():
+        if fragment is not None and not isinstance(fragment, dict):
+            raise ScenarioError(
+                f"recipe {name_or_path}: {where}", fragment, "a mapping of scenario keys"
+            )
     common = _flatten(data.get("common") or {})
     return {label: {**common, **_flatten(frag or {})} for label, frag in data["strategies"].items()}
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import ScenarioError
+
 HISTORY_COLUMNS = [
     "time_s",
     "updates",
@@ -26,6 +28,11 @@ HISTORY_COLUMNS = [
     "bytes_down",
     "stage",
 ]
+WORKER_COLUMNS = [
+    "worker", "speed", "compute_s", "comm_s", "wait_s", "down_s", "idle_share", "iterations",
+    "samples", "pushes", "lost_pushes", "dropped", "applied", "bytes_up", "bytes_down",
+    "mean_staleness", "max_staleness", "mean_staleness_samples",
+]  # fmt: skip
 EVENT_COLUMNS = ["worker", "kind", "start_s", "end_s"]
 FAULT_COLUMNS = ["worker", "kind", "start_s", "end_s", "lost_push"]
 STAGE_COLUMNS = ["time_s", "from_stage", "to_stage", "loss", "reason"]
@@ -45,6 +52,13 @@ RUN_FACTS = [
     "updates_to_target",
     "time_to_target_resolution_s",
 ]
+FACT_TYPES = {
+    "engine": (str,), "seed": (int,), "stop_reason": (str,), "elapsed_s": (float, int),
+    "pushes_sent": (int,), "pushes_applied": (int,), "lost_pushes": (int,),
+    "pushes_dropped": (int,), "pushes_pending": (int,), "scheme_columns": (list,),
+    "time_to_target_s": (float, int), "updates_to_target": (float, int),
+    "time_to_target_resolution_s": (float, int), "tables": (list,),
+}  # fmt: skip
 # the files a saved run wrote are listed here, so that a new run in the same folder removes the
 # ones it does not write (and nothing else); curve.png is the command line's figure of the run
 MANIFEST = ".ashlsim-run"
@@ -260,42 +274,125 @@ class Result:
 
     @classmethod
     def load(cls, directory: str | Path) -> Result:
-        """The ``Result`` a ``save`` wrote into ``directory`` (frames as CSV gives them back)."""
+        """The ``Result`` a ``save`` wrote into ``directory`` (frames as CSV gives them back).
+        Each file is checked as it is read: a folder that is not a whole saved run (a file
+        missing, truncated or edited into another shape) is a ``ScenarioError`` naming it."""
         from .scenario import load_scenario
 
         folder = Path(directory)
-        facts_path = folder / "run.json"
-        if not facts_path.exists():
-            from .errors import ScenarioError
+        field = f"result {folder}"
+        facts = _read_facts(folder / "run.json", field)
+        scenario = load_scenario(folder / "scenario.yaml")
+        if scenario.seed != facts["seed"]:
+            raise ScenarioError(f"{field}: run.json seed", facts["seed"],
+                                f"the seed of scenario.yaml ({scenario.seed})")  # fmt: skip
 
-            raise ScenarioError("result", str(folder), "a folder a run was saved into (run.json)")
-        facts = json.loads(facts_path.read_text())
-
-        def frame(name, columns=None):
+        def frame(name, columns=None, numeric=(), rows=None, absent="missing"):
+            """The table in file ``name``; ``absent``: what a missing file means (an error,
+            None, or an empty table)."""
             path = folder / name
             if path.exists():
-                return pd.read_csv(path)
-            return None if columns is None else pd.DataFrame(columns=columns)
+                return _read_frame(path, f"{field}: {name}", columns, numeric, rows)
+            if absent == "missing":
+                raise ScenarioError(f"{field}: {name}", None, "the file a run saves (missing)")
+            return None if absent is None else pd.DataFrame(columns=columns)
 
+        worker_columns = [*WORKER_COLUMNS, *facts["scheme_columns"]]
         params = folder / "final_params.npy"
         return cls(
-            scenario=load_scenario(folder / "scenario.yaml"),
-            history=frame("history.csv"),
-            workers=frame("workers.csv"),
-            events=frame("events.csv"),
-            stage_changes=frame("stage_changes.csv", STAGE_COLUMNS),
-            faults=frame("faults.csv", FAULT_COLUMNS),
+            scenario=scenario,
+            history=frame("history.csv", HISTORY_COLUMNS, HISTORY_COLUMNS[:-1]),
+            workers=frame("workers.csv", worker_columns, WORKER_COLUMNS, scenario.cluster.workers),
+            events=frame("events.csv", EVENT_COLUMNS, ("worker", "start_s", "end_s"), absent=None),
+            stage_changes=frame("stage_changes.csv", STAGE_COLUMNS, absent="empty"),
+            faults=frame("faults.csv", FAULT_COLUMNS, absent="empty"),
             tables={name: frame(f"{name}.csv") for name in facts.pop("tables")},
-            final_params=np.load(params) if params.exists() else None,
+            final_params=_read_params(params, f"{field}: final_params.npy"),
             **facts,
         )
+
+
+RESULT_FILE_LIMIT = 1 << 30  # bytes of one saved file read back
+
+
+def _readable(path: Path, field: str) -> None:
+    if path.is_symlink() or not path.is_file():
+        raise ScenarioError(field, str(path), "a regular file a run saved")
+    if path.stat().st_size > RESULT_FILE_LIMIT:
+        raise ScenarioError(
+            field, path.stat().st_size, f"a file of at most {RESULT_FILE_LIMIT} bytes"
+        )
+
+
+def _read_facts(path: Path, field: str) -> dict:
+    """run.json: exactly the facts a run saves, each of its type."""
+    if not path.exists():
+        raise ScenarioError(field, str(path.parent), "a folder a run was saved into (run.json)")
+    _readable(path, f"{field}: run.json")
+    try:
+        facts = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ScenarioError(
+            f"{field}: run.json", str(path), f"the JSON a run saves ({exc})"
+        ) from None
+    expected = {*RUN_FACTS, "tables"}
+    if not isinstance(facts, dict) or set(facts) != expected:
+        keys = sorted(facts) if isinstance(facts, dict) else type(facts).__name__
+        raise ScenarioError(
+            f"{field}: run.json", keys, f"a mapping of {', '.join(sorted(expected))}"
+        )
+    for key, kinds in FACT_TYPES.items():
+        value = facts[key]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise ScenarioError(f"{field}: run.json {key}", value, f"a {kinds[0].__name__}")
+    for key in ("tables", "scheme_columns"):
+        if not all(
+            isinstance(name, str) and Path(name).name == name and name for name in facts[key]
+        ):
+            raise ScenarioError(f"{field}: run.json {key}", facts[key], "a list of plain names")
+    for key in (
+        "time_to_target_s",
+        "time_to_target_resolution_s",
+        "updates_to_target",
+        "elapsed_s",
+    ):
+        facts[key] = float(facts[key]) if key != "updates_to_target" else facts[key]
+    return facts
+
+
+def _read_frame(path: Path, field: str, columns, numeric, rows) -> pd.DataFrame:
+    _readable(path, field)
+    try:
+        table = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ScenarioError(field, str(path), f"a CSV table a run saves ({reason[:120]})") from None
+    if columns is not None and list(table.columns) != list(columns):
+        raise ScenarioError(field, list(table.columns), f"the columns {', '.join(columns)}")
+    for column in numeric:
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            raise ScenarioError(f"{field} column {column}", table[column].dtype.name, "numbers")
+    if rows is not None and len(table) != rows:
+        raise ScenarioError(field, f"{len(table)} rows", f"one row per worker ({rows})")
+    return table
+
+
+def _read_params(path: Path, field: str):
+    if not path.exists():
+        return None
+    _readable(path, field)
+    try:
+        params = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ScenarioError(field, str(path), f"a NumPy array file ({str(exc)[:120]})") from None
+    if params.ndim != 1 or not np.issubdtype(params.dtype, np.floating):
+        raise ScenarioError(field, f"{params.dtype}{params.shape}", "a flat float array")
+    return params
 
 
 def check_target(path: Path) -> None:
     """Refuse a path a run is to write a file to that is a folder or a link (``--out``)."""
     if path.is_symlink() or (path.exists() and not path.is_file()):
-        from .errors import ScenarioError
-
         raise ScenarioError("--out", str(path), "a file or nothing (not a folder or a link)")
 
 

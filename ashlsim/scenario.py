@@ -342,14 +342,12 @@ def _differences(data: dict, default: dict) -> dict:
     """The keys of ``data`` whose values differ from ``default``'s, section by section (a
     scheme, a distribution or a list differs as a whole)."""
     out = {}
-    for key, value in data.items():
+    for key, mine in data.items():
         base = default.get(key)
-        if value == base:
+        if mine == base:
             continue
-        nested = isinstance(value, dict) and isinstance(base, dict) and "dist" not in value
-        if nested and key != "strategy":
-            value = _differences(value, base)
-        out[key] = value
+        nested = isinstance(mine, dict) and isinstance(base, dict) and "dist" not in mine
+        out[key] = _differences(mine, base) if nested and key != "strategy" else mine
     return out
 
 

@@ -114,6 +114,11 @@ def plan(base, grid: dict, strategies, seeds) -> list[RunSpec]:
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ScenarioError(f"grid.{key}", values, "a non-empty list of values")
+        inner = [other for other in grid if str(other).startswith(f"{key}.")]
+        if inner:  # one would set what the other sets: the labels would lie
+            raise ScenarioError(
+                f"grid.{key}", values, f"keys that do not overlap ({key} holds {inner[0]})"
+            )
     entries = resolve_entries(strategies)
     seeds = check_seeds(seeds)
     runs = []

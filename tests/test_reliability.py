@@ -455,3 +455,103 @@ def test_calibrate_refuses_a_useless_probe_and_a_folder_to_write(argv, field, ca
     assert main(["calibrate", "--set", "cluster.workers=2", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"ashlsim: error: {field}") and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "grid, keys",
+    [({"training.lr": [0.1], "training": [{"lr": 0.2}]}, ("training", "training.lr")),
+     ({"cluster.uplink": [{"bandwidth": 1e6}], "cluster.uplink.bandwidth": [1e7]},
+      ("cluster.uplink", "cluster.uplink.bandwidth"))],
+)  # fmt: skip
+def test_a_grid_whose_keys_overlap_is_an_error_naming_both(grid, keys):
+    from ashlsim.sweep import plan
+
+    with pytest.raises(ScenarioError) as caught:
+        plan(None, grid, ["bsp"], [0])
+    assert all(key in str(caught.value) for key in keys)
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [("strategies: {bsp: [1, 2]}", "strategies.bsp"),
+     ("common: [1, 2]\nstrategies: {bsp: {}}", "common"),
+     ("strategies: {bsp: 5}", "strategies.bsp")],
+)  # fmt: skip
+def test_a_recipe_fragment_that_is_not_a_mapping_is_one_line(body, field, tmp_path, capsys):
+    from ashlsim.cli import main
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(body + "\n")
+    assert main(["compare", "--recipe", str(recipe), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ashlsim: error: recipe {recipe}: {field}") and "Traceback" not in err
+
+
+def _damage(folder, how):
+    import json
+
+    facts = folder / "run.json"
+    if how == "truncated run.json":
+        facts.write_text(facts.read_text()[:40])
+    elif how == "run.json without tables":
+        data = json.loads(facts.read_text())
+        del data["tables"]
+        facts.write_text(json.dumps(data))
+    elif how == "run.json with an extra key":
+        facts.write_text(json.dumps({**json.loads(facts.read_text()), "extra": 1}))
+    elif how == "run.json a list":
+        facts.write_text("[1, 2]")
+    elif how == "run.json with a wrong seed":
+        facts.write_text(json.dumps({**json.loads(facts.read_text()), "seed": 9}))
+    elif how == "no history.csv":
+        (folder / "history.csv").unlink()
+    elif how == "binary events.csv":
+        (folder / "events.csv").write_bytes(bytes(range(256)) * 4)
+    elif how == "empty workers.csv":
+        (folder / "workers.csv").write_text("")
+    elif how == "a worker row missing":
+        lines = (folder / "workers.csv").read_text().splitlines()
+        (folder / "workers.csv").write_text("\n".join(lines[:-1]) + "\n")
+    elif how == "accuracy not a number":
+        lines = (folder / "history.csv").read_text().splitlines()
+        head = lines[0].split(",")
+        cells = lines[-1].split(",")
+        cells[head.index("accuracy")] = "oops"
+        (folder / "history.csv").write_text("\n".join([*lines[:-1], ",".join(cells)]) + "\n")
+    elif how == "a column missing":
+        import pandas as pd
+
+        pd.read_csv(folder / "history.csv").drop(columns="loss").to_csv(
+            folder / "history.csv", index=False
+        )
+    elif how == "garbage final_params.npy":
+        (folder / "final_params.npy").write_bytes(b"\x93NUMPY garbage")
+    elif how == "a scheme table missing":
+        (folder / "profile.csv").unlink()
+
+
+DAMAGES = ["truncated run.json", "run.json without tables", "run.json with an extra key",
+           "run.json a list", "run.json with a wrong seed", "no history.csv", "binary events.csv",
+           "empty workers.csv", "a worker row missing", "accuracy not a number",
+           "a column missing", "garbage final_params.npy", "a scheme table missing"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    scenario = ashlsim.Scenario.from_dict(scenario_dict(strategy={"name": "ashl"},
+                                                       stop={"time_s": 1.0}))  # fmt: skip
+    folder = tmp_path_factory.mktemp("saved") / "r"
+    ashlsim.run(scenario, seed=4, events=True).save(folder)
+    return folder
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_a_damaged_saved_run_is_a_scenario_error_naming_the_file(saved_run, how, tmp_path):
+    import shutil
+
+    folder = tmp_path / "r"
+    shutil.copytree(saved_run, folder)
+    ashlsim.Result.load(folder)  # whole: loads
+    _damage(folder, how)
+    with pytest.raises(ScenarioError, match=f"result {folder}"):
+        ashlsim.Result.load(folder)

@@ -44,11 +44,15 @@ def entries() -> dict[str, dict]:
         if data is None:
             continue
         if not isinstance(data, dict) or set(data) - set(SECTIONS):
-            raise ScenarioError(f"catalogue {origin}", _keys(data), f"a mapping of {', '.join(SECTIONS)}")
+            raise ScenarioError(
+                f"catalogue {origin}", _keys(data), f"a mapping of {', '.join(SECTIONS)}"
+            )
         for section in SECTIONS:
             table = data.get(section) or {}
             if not isinstance(table, dict):
-                raise ScenarioError(f"catalogue {origin}: {section}", table, "a mapping of names to entries")
+                raise ScenarioError(
+                    f"catalogue {origin}: {section}", table, "a mapping of names to entries"
+                )
             for name, entry in table.items():
                 _check_entry(section, name, entry, f"catalogue {origin}: {section}.{name}")
             out[section].update(table)
@@ -89,7 +93,9 @@ def _check_entry(section: str, name, entry, field: str) -> None:
                 raise ScenarioError(f"{field}.{key}", value, "text")
         elif kind == "rates":  # a measured throughput (samples/s) per model name
             if not isinstance(value, dict):
-                raise ScenarioError(f"{field}.{key}", value, "a mapping of model names to samples/s")
+                raise ScenarioError(
+                    f"{field}.{key}", value, "a mapping of model names to samples/s"
+                )
             for model, rate in value.items():
                 _check_number(rate, "> 0", f"{field}.{key}.{model}")
         else:
@@ -113,8 +119,11 @@ def _entry(section: str, name, field: str) -> dict:
 GIVES = {
     "workload.name": ("workload.flops_per_sample", "workload.param_bytes"),
     "cluster.device": ("cluster.speed", "cluster.speeds", "cluster.flops"),
-    "cluster.network": tuple(f"cluster.{side}.{key}" for side in ("uplink", "downlink")
-                             for key in ("bandwidth", "latency")),  # fmt: skip
+    "cluster.network": tuple(
+        f"cluster.{side}.{key}"
+        for side in ("uplink", "downlink")
+        for key in ("bandwidth", "latency")
+    ),  # fmt: skip
 }
 
 
@@ -154,7 +163,11 @@ def _without_null_names(data: dict) -> dict:
     data = dict(data)
     for named in GIVES:
         section, key = named.split(".")
-        if isinstance(data.get(section), dict) and key in data[section] and data[section][key] is None:
+        if (
+            isinstance(data.get(section), dict)
+            and key in data[section]
+            and data[section][key] is None
+        ):
             data[section] = {k: v for k, v in data[section].items() if k != key}
     return data
 
