@@ -13,6 +13,7 @@ import yaml
 
 from .compare import DEFAULT_SEEDS, DEFAULT_TUNE_SEEDS, MAIN_RECIPE, MAIN_STRATEGIES, ROBUSTNESS
 from .errors import ScenarioError
+from .folders import claim
 from .progress import FinishedProgress, RunProgress
 from .scenario import Scenario, load_scenario
 from .strategies import STRATEGIES
@@ -125,26 +126,27 @@ def _run_one(args, engine, options) -> int:
     check_output(args.out)
     for name in ("history.csv", "workers.csv", "scenario.yaml", "run.json", "curve.png"):
         check_target(Path(args.out) / name)  # a run writes these: refused now, not after it
-    bar = RunProgress(scenario.stop.time_s, f"{scenario.name}/{scenario.strategy.name}",
-                      quiet=args.no_progress)  # fmt: skip
-    try:
-        result = engine(
-            scenario, seed=args.seed, events=args.events or None, progress=bar, **options
+    with claim(args.out):  # no other command writes into it meanwhile
+        bar = RunProgress(scenario.stop.time_s, f"{scenario.name}/{scenario.strategy.name}",
+                          quiet=args.no_progress)  # fmt: skip
+        try:
+            result = engine(
+                scenario, seed=args.seed, events=args.events or None, progress=bar, **options
+            )
+        finally:
+            bar.close()
+        out = result.save(args.out)
+        learning_curve(
+            result.history,
+            out / f"curve.{args.format}",
+            title=f"{scenario.name}: {scenario.strategy.name}, {scenario.cluster.workers} workers",
+            target=scenario.stop.target_accuracy,
+            stage_changes=result.stage_changes,
+            faults=result.faults,
+            clock="simulated" if result.engine == "simulator" else "measured",
         )
-    finally:
-        bar.close()
-    out = result.save(args.out)
-    learning_curve(
-        result.history,
-        out / f"curve.{args.format}",
-        title=f"{scenario.name}: {scenario.strategy.name}, {scenario.cluster.workers} workers",
-        target=scenario.stop.target_accuracy,
-        stage_changes=result.stage_changes,
-        faults=result.faults,
-        clock="simulated" if result.engine == "simulator" else "measured",
-    )
-    print(format_run_summary(result))
-    print(f"wrote {out}/: history.csv workers.csv scenario.yaml curve.{args.format}")
+        print(format_run_summary(result))
+        print(f"wrote {out}/: history.csv workers.csv scenario.yaml curve.{args.format}")
     return 0
 
 
@@ -302,6 +304,12 @@ def _cmd_strategies(args) -> int:
 
 
 def _cmd_compare(args) -> int:
+    check_output(args.out)
+    with claim(args.out):  # no other command writes into it meanwhile
+        return _compare(args)
+
+
+def _compare(args) -> int:
     import warnings
 
     from .compare import (
@@ -317,7 +325,6 @@ def _cmd_compare(args) -> int:
     seeds = _int_list("--seeds", args.seeds)
     if args.workers is not None and args.workers < 1:
         raise ScenarioError("--workers", args.workers, "an integer >= 1")
-    check_output(args.out)
     entries, recipe = plan_entries(args.strategies or None, args.recipe)
     labels = [label for label, _ in resolve_entries(entries)]
     tune = _parse_tune(args.tune)

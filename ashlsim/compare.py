@@ -26,6 +26,7 @@ import pandas as pd
 
 from .engine import run
 from .errors import ScenarioError
+from .folders import claim
 from .scenario import Scenario
 from .yamlio import load_file, loads
 
@@ -828,12 +829,15 @@ def write_comparison(scenario, table, history, out, fmt: str = "png") -> pd.Data
     (``scenario.yaml``) and each scheme's resolved scenario (``scenarios/LABEL.yaml``:
     ``ashlsim run scenarios/LABEL.yaml --seed N`` reproduces that scheme's row for seed N)
     into ``out``."""
+    with claim(out):  # no other command writes into it meanwhile
+        return _write_comparison(scenario, table, history, Path(out), fmt)
+
+
+def _write_comparison(scenario, table, history, out: Path, fmt: str) -> pd.DataFrame:
     import yaml
 
     from .plots import compare_curves
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     summary = summarize(table)
     table.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ScenarioError
+from .folders import STAGING, claim, clean_staging
 
 HISTORY_COLUMNS = [
     "time_s",
@@ -225,9 +226,13 @@ class Result:
         it is, byte for byte, what that run wrote (the manifest records each file's SHA-256;
         anything else in the folder, or a file edited since, is left alone): the folder holds
         one whole run. A target that is a folder or a link is refused before anything moves."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".ashlsim-", dir=out))
+        with claim(directory):  # no other writer meanwhile; a killed one's leftovers go
+            out = Path(directory)
+            clean_staging(out)
+            return self._save(out)
+
+    def _save(self, out: Path) -> Path:
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}staging-", dir=out))
         try:
             written = self._write(staging)
             for name in [*written, *ALWAYS_STALE]:

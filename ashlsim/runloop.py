@@ -165,8 +165,8 @@ class RunLoop:
             # ... and frozen with the rest of the long-lived objects
             with _quiet_gc(gc_threshold(self.n_workers)):
                 self._run_guarded()
-            for worker in self.workers:  # computations that ended with no event of their own
-                worker.stats.settle(env.now)
+            for worker in self.workers:  # phases under way, and computations that ended
+                worker.stopped(env.now)  # with no event of their own
             for row in self.faults:  # a permanent crash, or a fault still going at the end
                 if math.isinf(row["end_s"]) and self.log_event:
                     self.log_event(row["worker"], row["kind"], row["start_s"], env.now)

@@ -26,6 +26,7 @@ import yaml
 
 from .compare import load_recipe, recipe_entries, resolve_entries, summarize
 from .errors import ScenarioError
+from .folders import claim
 from .progress import CountProgress
 from .scenario import Scenario, load_scenario, resolve_paths
 from .yamlio import load_file
@@ -200,7 +201,11 @@ def sweep(
     if executor not in EXECUTORS:
         raise ScenarioError("--executor", executor, f"one of {', '.join(EXECUTORS)}")
     specs = plan(base, grid or {}, strategies, seeds)
-    out = Path(out)
+    with claim(out):  # no other sweep writes into it meanwhile
+        return _sweep(specs, Path(out), executor, workers, scheduler, progress, on_finish)
+
+
+def _sweep(specs, out: Path, executor, workers, scheduler, progress, on_finish) -> pd.DataFrame:
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     for leftover in runs_dir.glob("*.tmp-*"):  # a run interrupted mid-write

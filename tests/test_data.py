@@ -119,7 +119,8 @@ def test_many_workers_on_a_small_dataset_compute_full_batches():
                               stop={"time_s": 0.5}))  # fmt: skip
     w = result.workers
     assert (w["samples"] == 32 * w["iterations"]).all()
-    np.testing.assert_allclose(w["compute_s"], w["iterations"] * 32 / 1000.0)
+    cut = w["compute_s"] - w["iterations"] * 32 / 1000.0  # a computation the stop cut short
+    assert ((cut > -1e-9) & (cut < 32 / 1000.0)).all()
 
 
 def test_a_batch_larger_than_the_training_set_is_refused():

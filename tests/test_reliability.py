@@ -12,6 +12,7 @@ from conftest import scenario_dict
 import ashlsim
 from ashlsim import ScenarioError
 from ashlsim.cli import main
+from ashlsim.strategies import STRATEGIES
 from ashlsim.yamlio import load_file, loads
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -555,3 +556,133 @@ def test_a_damaged_saved_run_is_a_scenario_error_naming_the_file(saved_run, how,
     _damage(folder, how)
     with pytest.raises(ScenarioError, match=f"result {folder}"):
         ashlsim.Result.load(folder)
+
+
+def _accounted(result):
+    w = result.workers
+    return (w["compute_s"] + w["comm_s"] + w["wait_s"] + w["down_s"]).to_numpy()
+
+
+CRASHES = [{"kind": "crash", "worker": 2, "at_s": 0.41, "recover_after_s": 0.3},
+           {"kind": "crash", "worker": 0, "at_s": 0.77}]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+@pytest.mark.parametrize(
+    "card, stop, faults", [(None, 1.0, []), (2.0e7, 1.37, []), (None, 1.37, CRASHES)]
+)  # fixed transfers or a shared PS card; crashes in the middle of phases
+def test_every_second_of_every_worker_is_accounted_for_up_to_the_stop(name, card, stop, faults):
+    """Computing, communicating, waiting or down: the four add up to the run's length for every
+    worker, whatever the phase under way at the stop or at a crash."""
+    import numpy as np
+
+    sc = ashlsim.Scenario.from_dict(scenario_dict(
+        strategy={"name": name}, stop={"time_s": stop}, faults=faults,
+        cluster={"server": {"ingress": card, "egress": card}},
+        workload={"param_bytes": 4.0e6}))  # fmt: skip
+    result = ashlsim.run(sc, events=True)
+    np.testing.assert_allclose(_accounted(result), result.elapsed_s, rtol=1e-9)
+    events = result.events
+    assert events["end_s"].max() <= result.elapsed_s + 1e-12
+
+
+def test_a_push_under_way_at_the_stop_counts_as_communication():
+    """A pull of 1e8 bytes at 1e11 B/s (1 ms, and 1 ms latency), one batch (1 ms), then a push
+    of 1e8 bytes at 1e7 B/s (10 s) that the stop at 1 s cuts: 0.999 s of communication."""
+    sc = ashlsim.Scenario.from_dict(scenario_dict(
+        cluster={"workers": 1, "speed": [16000], "downlink": {"bandwidth": 1e11}},
+        strategy={"name": "asp"}, workload={"param_bytes": 1.0e8},
+        stop={"time_s": 1.0}))  # fmt: skip
+    row = ashlsim.run(sc).workers.iloc[0]
+    assert row["pushes"] == 0 and row["bytes_up"] == 0  # nothing delivered
+    assert row["compute_s"] == pytest.approx(0.001)  # one batch of 16
+    assert row["comm_s"] == pytest.approx(1.0 - 0.001) and row["wait_s"] == 0
+
+
+@pytest.mark.parametrize(
+    "argv, field",
+    [(["--strategy", "ssp(local_steps=100000000)"], "strategy.local_steps"),
+     (["--strategy", "ashl(h_ahl=100000000)"], "strategy.h_ahl")],
+)  # fmt: skip
+def test_local_steps_no_run_could_take_are_refused_at_once(argv, field, tmp_path, capsys):
+    started = time.monotonic()
+    assert main(["run", *argv, "--set", "stop.time_s=1", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.startswith(f"ashlsim: error: {field}")
+    assert time.monotonic() - started < 10
+
+
+def test_a_scheme_that_chooses_too_many_local_steps_stops_with_its_name():
+    """ASHL's profile gives the fastest worker H times its speed ratio: within each field's
+    bound, 40,000 x 16 local steps, more than one computation may take."""
+    sc = ashlsim.Scenario.from_dict(scenario_dict(
+        strategy={"name": "ashl", "h_ahl": 40_000}, cluster={"speed": [16000, 1000, 1000, 1000]},
+        stop={"time_s": 1.0}))  # fmt: skip
+    started = time.monotonic()
+    with pytest.raises(ScenarioError, match=r"strategy \(ashl\): local steps of worker 0"):
+        ashlsim.run(sc)
+    assert time.monotonic() - started < 10
+
+
+# ---- output folders: one writer at a time, a killed writer's leftovers cleaned ---------------
+
+
+def test_a_killed_runs_staging_folder_is_cleaned_by_the_next_run(tmp_path):
+    out = tmp_path / "o"
+    assert _run_into(out) == 0
+    for name in (".ashlsim-k1ll3d", ".ashlsim-staging-x"):  # what a killed save leaves
+        (out / name).mkdir()
+        (out / name / "history.csv").write_text("half")
+    (out / ".ashlsim-keep").write_text("a file of that name is not a staging folder")
+    assert _run_into(out) == 0
+    assert not (out / ".ashlsim-k1ll3d").exists() and not (out / ".ashlsim-staging-x").exists()
+    assert (out / ".ashlsim-keep").is_file() and (out / "history.csv").is_file()
+
+
+@pytest.fixture
+def held_elsewhere(tmp_path):
+    """A folder another process holds (as a command writing into it does)."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "busy"
+    code = ("import sys, time\nfrom ashlsim.folders import claim\n"
+            "with claim(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n")  # fmt: skip
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    yield folder
+    holder.kill()
+    holder.wait()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["run", "--set", "stop.time_s=0.2", "--no-progress"],
+     ["compare", "--strategies", "bsp", "--seeds", "0", "--robustness", "none", "--quiet",
+      "--set", "stop.time_s=0.2"]],
+)  # fmt: skip
+def test_a_folder_another_command_is_writing_is_refused_with_one_line(held_elsewhere, argv, capsys):
+    before = sorted(p.name for p in held_elsewhere.iterdir())
+    assert main([*argv, "--out", str(held_elsewhere)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ashlsim: error: --out") and "another" in err and err.count("\n") == 1
+    assert sorted(p.name for p in held_elsewhere.iterdir()) == before  # nothing written
+
+
+def test_two_sweeps_into_one_folder_one_is_refused(held_elsewhere, tmp_path, capsys):
+    sweep_file = tmp_path / "s.yaml"
+    sweep_file.write_text("base: {stop: {time_s: 0.2}}\ngrid: {cluster.workers: [2]}\n")
+    assert main(["sweep", str(sweep_file), "--out", str(held_elsewhere), "--no-progress"]) == 2
+    assert capsys.readouterr().err.startswith("ashlsim: error: --out")
+    assert not (held_elsewhere / "summary.csv").exists()
+    result = ashlsim.run(ashlsim.Scenario().with_overrides({"stop.time_s": 0.2}))
+    with pytest.raises(ScenarioError, match="--out"):
+        result.save(held_elsewhere)
+
+
+def test_a_folder_is_free_again_when_its_writer_ends(tmp_path):
+    from ashlsim.folders import claim
+
+    with claim(tmp_path / "o"), claim(tmp_path / "o"):  # one process may nest its claims
+        pass
+    assert _run_into(tmp_path / "o") == 0

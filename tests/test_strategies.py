@@ -139,7 +139,7 @@ def test_staleness_is_exact_in_versions_and_samples():
     sim = Simulation(make(strategy={"name": "asp"}, stop={"time_s": 0.5}, cluster={"jitter": jitter}),
                      events=True)  # fmt: skip
     result = sim.run()
-    ev = result.events
+    ev = result.events[result.events["end_s"] < result.elapsed_s]  # (not cut by the stop)
     pulls = ev[ev["kind"] == "pull"].sort_values("start_s")
     pushes = ev[ev["kind"] == "push"].sort_values("end_s")
     applied_at = np.sort(pushes["end_s"].to_numpy())

@@ -16,6 +16,7 @@ from simpy.events import NORMAL, URGENT
 
 from ..compression import identity, message_bytes
 from ..rng import Deferred
+from ..strategies.base import check_local_steps
 
 
 @dataclass(slots=True, eq=False)
@@ -99,6 +100,17 @@ class Recorder:
         if pending is not None and pending[1] <= now:
             self.computed(*pending)
 
+    def cut(self, kind: str, start: float, now: float) -> None:
+        """A phase (``wait``, ``pull``, ``compute`` or ``push``) still under way when the run
+        stops at ``now``: its seconds so far count, its counts and bytes do not (nothing was
+        delivered)."""
+        if kind == "wait":
+            self.wait_s += now - start
+        elif kind == "compute":
+            self.compute_s += now - start
+        else:
+            self.comm_s += now - start
+
 
 class LoggingRecorder(Recorder):
     """A ``Recorder`` that also logs each phase as an interval (``log(worker, kind, start,
@@ -125,6 +137,10 @@ class LoggingRecorder(Recorder):
     def pushed(self, start, now, nbytes):
         self.log(self.index, "push", start, now)
         return super().pushed(start, now, nbytes)
+
+    def cut(self, kind, start, now):
+        super().cut(kind, start, now)
+        self.log(self.index, kind, start, now)
 
 
 def is_steady(strategy) -> bool:
@@ -163,6 +179,7 @@ class Worker:
         "ratio",
         "compress_state",
         "push_bytes",
+        "iteration",
         "stats",
         "process",
         "phase",
@@ -202,6 +219,7 @@ class Worker:
         self.lost_pushes = 0
         self.dropped = 0  # pushes the strategy dropped on arrival (backup workers)
         self.recovered: simpy.Event | None = None
+        self.iteration: Iterations | None = None  # the iterations under way
         self.cache_version = 0  # the version of the last pull (cached reads)
         self.last_local = None  # the last work started: a cached read continues from it
 
@@ -239,6 +257,9 @@ class Worker:
                 yield from self._iterate()
             except simpy.Interrupt:  # crashed: the iteration in flight is lost
                 self.sim.network.drop(self.index)
+                self.stats.settle(env.now)  # its time so far counts
+                if self.iteration is not None:
+                    self.iteration.cut(env.now)
                 if self.phase in ("compute", "push"):
                     self.lost_pushes += 1
                 strategy.worker_down(self.index)
@@ -287,12 +308,21 @@ class Worker:
         if faults or self.in_process:
             self.process = self.sim.env.process(self.run())
         else:
-            Iterations(self, on_queue=True).start()
+            self.iteration = Iterations(self, on_queue=True)
+            self.iteration.start()
+
+    def stopped(self, now: float) -> None:
+        """The run stopped at ``now``: record the phase under way, if the worker is up (a
+        crash recorded it when it came)."""
+        self.stats.settle(now)  # a computation that ended with no event of its own
+        if not self.down and self.iteration is not None:
+            self.iteration.cut(now)
 
     def _iterate(self):
         """The iterations as a SimPy process: the steps of ``Iterations``, each timeout it
         asks for made an event (``timeout_at``: at that very time, numbered now)."""
         steps, timeout_at = Iterations(self), self.sim.env.timeout_at
+        self.iteration = steps
         while True:
             wait = steps.next()
             yield timeout_at(wait) if isinstance(wait, float) else wait
@@ -384,7 +414,10 @@ class Iterations:
         # end then only records it: drawn there instead, the worker's state is cold again
         # and an iteration costs a quarter more at 10,000 workers (measured).
         steady = is_steady(sim.strategy)
-        self.steady_steps = sim.strategy.local_steps(self.index) if steady else None
+        self.steady_steps = (
+            check_local_steps(sim.strategy.local_steps(self.index), sim.scenario.strategy.name,
+                              self.index) if steady else None
+        )  # fmt: skip
         self.early = (
             worker.draws_early
             and self.pull_fixed is not None
@@ -438,6 +471,26 @@ class Iterations:
                 return
             if not wait._ok:  # (already processed: a process goes on at once)
                 raise wait._value
+
+    def cut(self, now: float) -> None:
+        """Record the phase under way at ``now``, when the run stops: what it is follows from
+        the step that would run at its end."""
+        step, record = self.next, self.record
+        if step == self._gated:
+            record.cut("wait", self.since, now)
+        elif step == self._pulled or step == self._pull_flow:
+            record.cut("pull", self.since, now)
+        elif step == self._pulled_early:  # (the computation starts at the pull's end)
+            record.cut("pull", self.pull_from, now)
+        elif step == self._computed:
+            record.cut("compute", self.since, now)
+        elif step == self._pushed_joined:  # one timeout: the computation, then the push
+            if now < self.end:
+                record.cut("compute", self.since, now)
+            else:  # (the computation was settled)
+                record.cut("push", self.end, now)
+        elif step == self._pushed or step == self._push_flow or step == self._applied:
+            record.cut("push", self.since, now)
 
     # ---- the steps ----------------------------------------------------------------------------
     def _gate(self):
@@ -501,7 +554,9 @@ class Iterations:
         """Start computing at ``now`` (the pull's end, which may be later: ``early``)."""
         worker, batch = self.worker, self.batch
         self.status.phase = "compute"
-        steps = self.steps = self.steady_steps or self.strategy.local_steps(self.index)
+        steps = self.steps = self.steady_steps or check_local_steps(
+            self.strategy.local_steps(self.index), self.sim.scenario.strategy.name, self.index
+        )
         compute_s = self.compute_s = self.compute_fixed or worker.compute_time(steps)
         # the SGD is fixed as of the computation's start (docs/DESIGN.md section 1)
         prepare = self.prepare

@@ -35,6 +35,7 @@ from ..cluster.worker import Update, Worker
 from ..engine import Simulation
 from ..errors import ScenarioError
 from ..simport import SimPort
+from ..strategies.base import check_local_steps
 from . import wire
 
 STARTUP_TIMEOUT_S = 120.0  # every worker connected and ready (imports, data) within this
@@ -147,7 +148,9 @@ class RemoteWorker(Worker):
             pull_end = env.now
 
             self.phase = "compute"
-            steps = strategy.local_steps(index)
+            steps = check_local_steps(
+                strategy.local_steps(index), sim.scenario.strategy.name, index
+            )
             compute_s = self.compute_time(steps)
             job = {
                 "seq": seq,

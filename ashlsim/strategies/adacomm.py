@@ -6,14 +6,14 @@ import math
 from dataclasses import dataclass
 
 from ..config import integer, real, spec, text
-from .base import BarrierParams, BarrierStrategy
+from .base import MAX_LOCAL_STEPS, BarrierParams, BarrierStrategy
 
 
 @dataclass(frozen=True)
 class ADACOMMParams(BarrierParams):
     name: str = spec("adacomm", text)
-    tau_0: int = spec(20, integer(1), "initial local steps per round (paper: 20)")
-    tau_max: int = spec(100, integer(1), "largest period allowed")
+    tau_0: int = spec(20, integer(1, MAX_LOCAL_STEPS), "initial local steps per round (paper: 20)")
+    tau_max: int = spec(100, integer(1, MAX_LOCAL_STEPS), "largest period allowed")
     interval_s: float = spec(1.0, real(0, exclusive_min=True), "T0: s between adaptations")
 
 

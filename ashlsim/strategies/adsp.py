@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..config import boolean, choice, integer, real, spec, text
-from .base import Strategy, StrategyParams
+from .base import MAX_LOCAL_STEPS, Strategy, StrategyParams
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,9 @@ class ADSPParams(StrategyParams):
         "paper: our reading of Hu et al.; authors: the ASHL authors' re-implementation",
     )
     # --- variant: paper ---
-    min_commit_steps: int = spec(8, integer(1), "paper: the slowest worker's steps per commit")
+    min_commit_steps: int = spec(
+        8, integer(1, MAX_LOCAL_STEPS), "paper: the slowest worker's steps per commit"
+    )
     search: bool = spec(True, boolean, "paper: tune the commit rate online")
     search_interval_s: float = spec(5.0, real(0, exclusive_min=True), "paper: s per trial rate")
     search_factor: float = spec(2.0, real(1, exclusive_min=True), "paper: trial rates x or /")

@@ -20,7 +20,7 @@ from ..compression import COMPRESSORS, CompressionSpec
 from ..config import boolean, choice, integer, real, spec, text
 from ..errors import ScenarioError
 from ..profiling import compression_plan, data_shares, local_steps_plan, robust_mean
-from .base import ClockGate, Strategy, StrategyParams
+from .base import MAX_LOCAL_STEPS, ClockGate, Strategy, StrategyParams
 
 SWITCH_RULES = ("loss", "epochs", "plateau", "never", "immediate")
 
@@ -32,8 +32,10 @@ class ASHLParams(StrategyParams):
 
     name: str = spec("ashl", text)
     profile_iters: int = spec(5, integer(0), "probe iterations per worker (0: no profiling)")
-    h_ahl: int = spec(8, integer(1), "H_preset of the AHL stage (the slowest worker's H)")
-    h_shl: int = spec(2, integer(1), "H_preset of the SHL stage")
+    h_ahl: int = spec(
+        8, integer(1, MAX_LOCAL_STEPS), "H_preset of the AHL stage (the slowest worker's H)"
+    )
+    h_shl: int = spec(2, integer(1, MAX_LOCAL_STEPS), "H_preset of the SHL stage")
     shl_plan: str = spec(
         "compressed",
         choice("compressed", "dense"),

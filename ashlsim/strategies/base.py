@@ -17,6 +17,23 @@ from typing import ClassVar, Protocol
 
 from ..compression import CompressionSpec
 from ..config import boolean, choice, real, section, spec, text
+from ..errors import ScenarioError
+
+# Local steps in one computation: more is no training anyone runs, and its batches (drawn when
+# the computation starts) would take the host's memory and minutes before the run could end.
+MAX_LOCAL_STEPS = 100_000
+
+
+def check_local_steps(steps: int, name: str, worker: int) -> int:
+    """``steps``, if one computation may take that many; else a ScenarioError naming the
+    scheme that chose them."""
+    if steps > MAX_LOCAL_STEPS:
+        raise ScenarioError(
+            f"strategy ({name}): local steps of worker {worker}",
+            steps,
+            f"at most {MAX_LOCAL_STEPS:,} in one computation",
+        )
+    return steps
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import integer, spec, text
-from .base import BarrierParams, BarrierStrategy
+from .base import MAX_LOCAL_STEPS, BarrierParams, BarrierStrategy
 
 
 @dataclass(frozen=True)
 class LocalSGDParams(BarrierParams):
     name: str = spec("local_sgd", text)
-    local_steps: int = spec(2, integer(1), "H: local SGD steps per round")
+    local_steps: int = spec(2, integer(1, MAX_LOCAL_STEPS), "H: local SGD steps per round")
 
 
 class LocalSGD(BarrierStrategy):

@@ -6,14 +6,14 @@ import math
 from dataclasses import dataclass
 
 from ..config import choice, integer, spec, text
-from .base import ClockGate, Strategy, StrategyParams
+from .base import MAX_LOCAL_STEPS, ClockGate, Strategy, StrategyParams
 
 
 @dataclass(frozen=True)
 class SSPParams(StrategyParams):
     name: str = spec("ssp", text)
     staleness: int = spec(3, integer(0), "max clocks ahead of the slowest worker")
-    local_steps: int = spec(1, integer(1), "local SGD steps per clock (push)")
+    local_steps: int = spec(1, integer(1, MAX_LOCAL_STEPS), "local SGD steps per clock (push)")
     reads: str = spec(
         "cached",
         choice("cached", "fresh"),
