@@ -123,6 +123,7 @@ def plan(base, grid: dict, strategies, seeds) -> list[RunSpec]:
     entries = resolve_entries(strategies)
     seeds = check_seeds(seeds)
     runs = []
+    made: dict[str, dict] = {}  # run key -> the grid point that made it
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values, strict=True))
@@ -139,6 +140,11 @@ def plan(base, grid: dict, strategies, seeds) -> list[RunSpec]:
                 ) from None
             for seed in seeds:
                 key = run_key(resolved, seed)
+                if key in made:  # two points, one run: a row would be labelled twice
+                    raise ScenarioError(
+                        "grid", made[key], f"points that differ ({point} makes the same run)"
+                    )
+                made[key] = point
                 runs.append(RunSpec(len(runs), key, label, seed, point, resolved))
     return runs
 

@@ -148,3 +148,157 @@ def test_any_command_line_exits_cleanly(tmp_path_factory, capsys, argv):
 @pytest.mark.parametrize("argv", [["run", "--strategy", "ssp(staleness=2,local_steps=2)"]])
 def test_a_label_with_commas_runs_from_the_command_line(tmp_path, argv):
     assert main([*argv, "--set", "stop.time_s=0.2", "--out", str(tmp_path), "--no-progress"]) == 0
+
+
+# ---- the newer surfaces: catalogue files, recipes, --tune specs, sweep grids, saved runs ------
+
+
+def _refused(exc: ScenarioError) -> None:
+    assert "\n" not in str(exc) and len(str(exc)) < 1000
+
+
+entry_keys = st.sampled_from(["params", "flops_per_sample", "input", "fp16", "fp32",
+                              "throughput", "bandwidth", "latency", "name", "x"])  # fmt: skip
+entry = st.dictionaries(entry_keys, values, max_size=4) | junk
+catalogue = st.dictionaries(
+    st.sampled_from(["models", "devices", "networks", "other"]),
+    st.dictionaries(st.sampled_from(["resnet50", "a100", "10gbe", "mine"]), entry, max_size=2)
+    | junk,
+    max_size=3,
+)  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(catalogue)
+def test_any_catalogue_file_works_or_is_a_scenario_error(tmp_path_factory, data):
+    import os
+
+    path = tmp_path_factory.mktemp("cat") / "mine.yaml"
+    path.write_text(yaml.safe_dump(data))
+    named = {"workload": {"name": "resnet50"}, "model": {"name": "none"},
+             "cluster": {"device": ["a100", "mine"], "network": ["10gbe", "mine"]},
+             "stop": {"time_s": 0.2, "target_accuracy": None}}  # fmt: skip
+    before = os.environ.get("ASHLSIM_CATALOGUE")
+    os.environ["ASHLSIM_CATALOGUE"] = str(path)
+    try:
+        scenario = Scenario.from_dict(named)
+    except ScenarioError as exc:
+        _refused(exc)
+        return
+    finally:
+        if before is None:
+            os.environ.pop("ASHLSIM_CATALOGUE")
+        else:
+            os.environ["ASHLSIM_CATALOGUE"] = before
+    assert all(speed > 0 for speed in scenario.cluster.speed.values)
+    event("resolved")
+
+
+fragment = st.dictionaries(st.sampled_from(KEYS), values, max_size=3) | junk
+recipes = st.dictionaries(
+    st.sampled_from(["common", "strategies", "other"]),
+    st.dictionaries(st.sampled_from(["bsp", "asp", "ssp(staleness=2)", "nope"]), fragment,
+                    max_size=2) | fragment,
+    max_size=2,
+)  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(recipes)
+def test_any_recipe_file_gives_scenarios_or_is_a_scenario_error(tmp_path_factory, data):
+    from ashlsim.compare import load_recipe, resolve
+
+    path = tmp_path_factory.mktemp("recipe") / "r.yaml"
+    path.write_text(yaml.safe_dump(data))
+    try:
+        resolved = resolve(Scenario.from_dict(scenario_dict()), load_recipe(str(path)))
+    except ScenarioError as exc:
+        _refused(exc)
+        return
+    assert all(isinstance(sc, Scenario) for sc in resolved.values())
+    event("resolved")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from(KEYS), values), min_size=1, max_size=2))
+def test_any_tune_spec_runs_or_is_one_line(tmp_path_factory, capsys, specs):
+    out = tmp_path_factory.mktemp("tune")
+    argv = ["compare", "--strategies", "bsp", "--seeds", "0", "--tune-seeds", "0",
+            "--robustness", "none", "--quiet", "--out", str(out / "o"),
+            "--set", "stop.time_s=0.1", "--set", "cluster.workers=2",
+            "--set", "cluster.speed=[4000, 1000]", "--set", "model.name=softmax",
+            "--set", "data.name=digits"]  # fmt: skip
+    for key, value in specs:
+        argv += ["--tune", f"{key}={yaml.safe_dump(value, default_flow_style=True).strip()}"]
+    capsys.readouterr()
+    started = time.perf_counter()
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code in (0, 2) and "Traceback" not in err
+    if code == 2:
+        assert len([line for line in err.splitlines() if line.startswith("ashlsim:")]) == 1
+    event(f"exit {code}")
+    assert time.perf_counter() - started < 60
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(st.sampled_from([*KEYS, "workload.name", "cluster.device",
+                                        "cluster.network", "training", "cluster"]),
+                       st.lists(values, max_size=3) | junk, max_size=3))  # fmt: skip
+def test_any_sweep_grid_plans_or_is_a_scenario_error(grid):
+    from ashlsim.sweep import plan
+
+    try:
+        runs = plan(Scenario.from_dict(scenario_dict()), grid, ["bsp", "asp"], [0])
+    except ScenarioError as exc:
+        _refused(exc)
+        return
+    assert len({run.key for run in runs}) == len(runs)  # no two runs under one name
+    event("planned")
+
+
+@pytest.fixture(scope="module")
+def a_saved_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("saved") / "r"
+    sc = Scenario.from_dict(scenario_dict(strategy={"name": "ashl"}, stop={"time_s": 0.5}))
+    ashlsim.run(sc, events=True).save(folder)
+    return folder
+
+
+FILES = ["run.json", "history.csv", "workers.csv", "events.csv", "scenario.yaml",
+         "final_params.npy", "profile.csv"]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.tuples(st.sampled_from(FILES),
+                          st.sampled_from(["delete", "truncate", "flip", "junk", "empty"]),
+                          st.floats(0, 1), st.binary(max_size=40)), min_size=1, max_size=3))  # fmt: skip
+def test_any_damaged_saved_run_loads_or_is_a_scenario_error(tmp_path_factory, a_saved_run, damage):
+    import shutil
+
+    folder = tmp_path_factory.mktemp("damaged") / "r"
+    shutil.copytree(a_saved_run, folder)
+    for name, how, where, junk_bytes in damage:
+        path = folder / name
+        if not path.exists():
+            continue
+        raw = path.read_bytes()
+        at = int(where * len(raw))
+        if how == "delete":
+            path.unlink()
+        elif how == "truncate":
+            path.write_bytes(raw[:at])
+        elif how == "flip":
+            path.write_bytes(raw[:at] + junk_bytes + raw[at + len(junk_bytes) :])
+        elif how == "junk":
+            path.write_bytes(junk_bytes)
+        else:
+            path.write_bytes(b"")
+    try:
+        result = ashlsim.Result.load(folder)
+    except ScenarioError as exc:
+        _refused(exc)
+        event("refused")
+        return
+    event("loaded")
+    result.summary()  # what it loaded reads as a run's

@@ -686,3 +686,14 @@ def test_a_folder_is_free_again_when_its_writer_ends(tmp_path):
     with claim(tmp_path / "o"), claim(tmp_path / "o"):  # one process may nest its claims
         pass
     assert _run_into(tmp_path / "o") == 0
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [{"cluster.workers": [2, 2]}, {"cluster.workers": [2, 2.0]}, {"cluster.flops": [None, None]}],
+)
+def test_two_grid_points_that_make_one_run_are_an_error(grid):
+    from ashlsim.sweep import plan
+
+    with pytest.raises(ScenarioError, match="^grid: .*makes the same run"):
+        plan(None, grid, ["bsp"], [0])
