@@ -4,7 +4,10 @@
 ``resolve(data)`` rewrites such names in a scenario mapping into the numbers the simulator
 uses (``workload.flops_per_sample`` and ``param_bytes``; each worker's ``speed``; link
 ``bandwidth`` and ``latency``, and the PS card like the fastest link unless ``server`` is
-given), so a saved scenario keeps the resolved numbers. A device's
+given), so a saved scenario keeps the resolved numbers. A name and an explicit number for the
+same quantity (``GIVES``) are an error naming both. ``Scenario.with_overrides`` sets its keys in
+the scenario as written and resolves it again, so a name arrives the same way from a file,
+``--set``, a sweep grid, a recipe or Python. A device's
 speed is its peak FLOP/s in the chosen ``precision`` times ``efficiency`` (the share of peak a
 training step reaches: 0.2 by default, a stated assumption), over the model's training FLOP
 per sample, unless the device's entry gives a measured ``throughput`` for that model. Entries of your own come from YAML files of the same shape as ``builtin.yaml``,
