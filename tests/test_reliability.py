@@ -697,3 +697,18 @@ def test_two_grid_points_that_make_one_run_are_an_error(grid):
 
     with pytest.raises(ScenarioError, match="^grid: .*makes the same run"):
         plan(None, grid, ["bsp"], [0])
+
+
+@pytest.mark.parametrize("what", ["scenario", "sweep", "recipe"])
+def test_a_pipe_given_as_a_file_is_refused_at_once(what, tmp_path, capsys):
+    import os
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    argv = {"scenario": ["run", str(fifo)], "sweep": ["sweep", str(fifo)],
+            "recipe": ["compare", "--recipe", str(fifo)]}[what]  # fmt: skip
+    started = time.monotonic()
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ashlsim: error: {what}") and "regular YAML file" in err
+    assert time.monotonic() - started < 10
