@@ -32,10 +32,14 @@ _held: dict[str, int] = {}  # folder (real path) -> claims this process holds on
 @contextlib.contextmanager
 def claim(folder: str | Path, option: str = "--out") -> Iterator[Path]:
     """Hold ``folder`` (made if missing) while the block runs; a claim another process holds
-    is a ScenarioError naming ``option``. Claims nest within one process. A folder this claim
-    made and that is empty at the end (the writer failed) is removed again."""
+    is a ScenarioError naming ``option``. Claims nest within one process. The folders this
+    claim made are removed again if nothing was written into them (the writer failed)."""
     folder = Path(folder)
-    made = not folder.exists()
+    made = []  # the folders this claim makes, deepest first
+    missing = folder
+    while not missing.exists() and missing != missing.parent:
+        made.append(missing)
+        missing = missing.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -72,7 +76,8 @@ def claim(folder: str | Path, option: str = "--out") -> Iterator[Path]:
         if made and [p.name for p in folder.iterdir()] == [LOCK]:
             with contextlib.suppress(OSError):
                 (folder / LOCK).unlink()
-                folder.rmdir()
+                for path in made:  # (each empty now, deepest first)
+                    path.rmdir()
 
 
 def clean_staging(folder: Path) -> None:
