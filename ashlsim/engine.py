@@ -37,6 +37,7 @@ class Simulation(RunLoop):
 
     engine = "simulator"  # what the times of its Result are: simulated seconds
     models_software = True  # cluster.server.message_s and apply_s are modelled (not real)
+    defers_maths = True  # the PS computes an applied push's delta when a reader needs it
     worker_class = Worker
     port_class = SimPort
 
@@ -97,7 +98,7 @@ class Simulation(RunLoop):
         self.dense_bytes = dense_bytes(s.workload, self.model_size)
         self.workers: list[Worker] = []  # filled by _build_workers
         maths = Deltas(self.trainer, self.workers) if self.model.trains else None
-        self.server = ParameterServer(params, maths, defer=True)
+        self.server = ParameterServer(params, maths, defer=self.defers_maths)
 
     def _build_network(self) -> None:
         """The links and the PS card. The software costs of ``cluster.server`` are modelled

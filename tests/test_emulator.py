@@ -95,6 +95,10 @@ def test_asp_on_three_workers_agrees_with_the_simulation():
     assert (costs["math_s"] > 0).all() and (costs["math_s"] <= costs["busy_s"]).all()
     # padded to the sampled compute time, never shorter
     assert (costs["busy_s"] >= costs["compute_s"] - 1e-4).all()
+    # the simulator's worker loop: every second of every worker accounted for, to the stop
+    w = emu.workers
+    spent = w["compute_s"] + w["comm_s"] + w["wait_s"] + w["down_s"]
+    np.testing.assert_allclose(spent, emu.elapsed_s, rtol=1e-9)
 
 
 def test_every_push_is_applied_once_and_ssp_keeps_its_bound():

@@ -464,9 +464,8 @@ class Network:
     def move(self, worker: int, nbytes: float, direction: str):
         """One transfer as a process makes it (``yield from``): one timeout when nothing can
         slow it (``fixed_time``), else ``begin`` (the latency, or latency and flow reserved as
-        one) and, unless reserved whole, a ``flow`` through the PS card. The simulator's
-        ``Worker._iterate`` inlines the same steps (a generator per transfer costs ~0.6 us of
-        its hot path); the emulator and the tests use this."""
+        one) and, unless reserved whole, a ``flow`` through the PS card. The worker loop
+        (``Iterations``) takes the same steps without a generator; the tests use this."""
         fixed = self.fixed_time(worker, nbytes, direction)
         if fixed is not None:
             yield self.env.timeout(fixed)

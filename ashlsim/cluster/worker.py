@@ -143,6 +143,12 @@ class LoggingRecorder(Recorder):
         self.log(self.index, kind, start, now)
 
 
+def offload_overhead(pull_end: float, now: float, busy_s: float) -> float:
+    """The time between a pull's end and its computation's result arriving at ``now`` that the
+    computation (``busy_s``, measured where it ran) does not account for."""
+    return max(now - pull_end - busy_s, 0.0)
+
+
 def is_steady(strategy) -> bool:
     """Whether ``strategy``'s class declares it ``steady`` (its own declaration: a subclass
     may vary its local steps or compressors)."""
@@ -158,6 +164,10 @@ class Worker:
     # A pull that nothing can slow, with a computation after it that nothing can change, has
     # it drawn at the pull's start (``Iterations``); False: at its end (the tests compare)
     draws_early = True
+    # Where computations are done instead of drawn here: None, or an object with
+    # ``send(iteration, now) -> event`` and ``received(iteration, now) -> (message, busy_s)``
+    # (the emulator's worker processes; ``Iterations._send_at``)
+    offload = None
     # The iterations run as a SimPy process only under faults (a crash interrupts a process);
     # True: always, as the tests' reference (``Iterations``)
     in_process = False
@@ -372,6 +382,9 @@ class Iterations:
         "early",
         "steady_steps",
         "compute_fixed",
+        "offload",
+        "after_pull",
+        "compute_from",
         # the iteration under way
         "phase",
         "seq",
@@ -389,6 +402,7 @@ class Iterations:
         "pull_from",
         "then",
         "due",
+        "message",
     )
 
     def __init__(self, worker: Worker, on_queue: bool = False):
@@ -444,8 +458,16 @@ class Iterations:
             and not sim.scenario.faults
             else None
         )
+        # A computation done elsewhere (the emulator's worker process) instead of drawn: its
+        # result is awaited, and nothing about it is known before it arrives
+        self.offload = worker.offload
+        if self.offload is not None:
+            self.join = self.early = False
+            self.compute_fixed = None
+        self.after_pull = self._pulled if self.offload is None else self._send
+        self.compute_from = self._compute if self.offload is None else self._send_at
         self.seq = 0
-        self.work = self.params = self.chain = None
+        self.work = self.params = self.chain = self.message = None
         worker.last_local = None  # after a restart the first iteration pulls
 
     # ---- the queue driver -----------------------------------------------------------------------
@@ -478,8 +500,12 @@ class Iterations:
         step, record = self.next, self.record
         if step == self._gated:
             record.cut("wait", self.since, now)
-        elif step == self._pulled or step == self._pull_flow:
+        elif step == self._pulled or step == self._pull_flow or step == self._send:
             record.cut("pull", self.since, now)
+        elif step == self._received:  # computed elsewhere, its result not back yet
+            if self.params is not None:
+                record.cut("pull", self.since, self.end)
+            record.cut("compute", self.end, now)
         elif step == self._pulled_early:  # (the computation starts at the pull's end)
             record.cut("pull", self.pull_from, now)
         elif step == self._computed:
@@ -512,12 +538,12 @@ class Iterations:
             # a cached read: continue from its own model (the last pull plus its own updates
             # since), no transfer
             self.version, self.chain, self.pull_s = worker.cache_version, worker.last_local, 0.0
-            return self._compute(self.env.now)
+            return self.compute_from(self.env.now)
         self.params, self.version = self.server.snapshot()
         if self.cached:  # (only a cached read reads it)
             worker.cache_version = self.version
         self.since = now = self.env.now
-        self.next = self._pulled
+        self.next = self.after_pull
         if self.pull_fixed is not None:
             end = now + self.pull_fixed
             if not self.early:
@@ -537,7 +563,7 @@ class Iterations:
         return event
 
     def _pull_flow(self):
-        self.next = self._pulled
+        self.next = self.after_pull
         return self.network.flow(self.index, self.pull_bytes, "pull")
 
     def _pulled(self):
@@ -554,9 +580,7 @@ class Iterations:
         """Start computing at ``now`` (the pull's end, which may be later: ``early``)."""
         worker, batch = self.worker, self.batch
         self.status.phase = "compute"
-        steps = self.steps = self.steady_steps or check_local_steps(
-            self.strategy.local_steps(self.index), self.sim.scenario.strategy.name, self.index
-        )
+        steps = self.steps = self.steady_steps or self._local_steps()
         compute_s = self.compute_s = self.compute_fixed or worker.compute_time(steps)
         # the SGD is fixed as of the computation's start (docs/DESIGN.md section 1)
         prepare = self.prepare
@@ -573,11 +597,7 @@ class Iterations:
             )
             self.params = self.chain = None
         if self.steady_steps is None:  # (steady: the push's size and time were read once)
-            push_bytes = self.push_bytes = worker.push_bytes
-            if self.push_fixed_for[0] != push_bytes:
-                fixed = self.network.fixed_time(self.index, push_bytes, "push")
-                self.push_fixed_for = (push_bytes, fixed)
-            self.fixed = self.push_fixed_for[1]
+            self._size_push()
         fixed = self.fixed
         self.since, end = now, now + compute_s
         if fixed is not None and self.join:
@@ -592,14 +612,64 @@ class Iterations:
         self.next = self._computed
         return end
 
+    def _local_steps(self) -> int:
+        return check_local_steps(
+            self.strategy.local_steps(self.index), self.sim.scenario.strategy.name, self.index
+        )
+
+    def _size_push(self) -> None:
+        """The push's bytes (the compressor's as of the computation's start) and its time
+        when nothing can slow it."""
+        push_bytes = self.push_bytes = self.worker.push_bytes
+        if self.push_fixed_for[0] != push_bytes:
+            fixed = self.network.fixed_time(self.index, push_bytes, "push")
+            self.push_fixed_for = (push_bytes, fixed)
+        self.fixed = self.push_fixed_for[1]
+
     def _computed(self):
         now, steps = self.env.now, self.steps
         self.record.computed(self.since, now, steps, steps * self.batch)
+        return self._push(now)
+
+    def _push(self, now: float):
         self.status.phase = "push"
         self.since, self.next = now, self._pushed
         if self.fixed is not None:
             return now + self.fixed
         return self._through_card(self.push_bytes, "push", self._push_flow)
+
+    # ---- a computation done elsewhere (``Worker.offload``) ------------------------------------
+    def _send(self):
+        return self._send_at(self.env.now)
+
+    def _send_at(self, now: float):
+        """The pull has ended at ``now`` (or there was none: a cached read): the work goes to
+        where it is computed (``offload.send``), and its result is awaited."""
+        self.status.phase = "compute"
+        self.steps = self.steady_steps or self._local_steps()
+        self._size_push()
+        self.end, self.next = now, self._received
+        return self.offload.send(self, now)
+
+    def _received(self):
+        """The result arrived: ``(message, busy_s)``, the computation's measured length. The
+        rest of the time since the pull's end (serializing, sockets, the PS's loop) goes half
+        to the pull, half to the push; the push starts now."""
+        now, steps, pull_end = self.env.now, self.steps, self.end
+        self.message, busy_s = self.offload.received(self, now)
+        start = pull_end + offload_overhead(pull_end, now, busy_s) / 2
+        if self.params is not None:  # (a cached read moved nothing)
+            self.pull_s = self.record.pulled(self.since, start, self.pull_bytes)
+        self.params = None
+        self.compute_s = busy_s
+        self.record.computed(start, start + busy_s, steps, steps * self.batch)
+        return self._push_at(start + busy_s, now)
+
+    def _push_at(self, since: float, now: float):
+        """The push starts moving now; its time counts from ``since``."""
+        wait = self._push(now)
+        self.since = since
+        return wait
 
     def _push_flow(self):
         self.next = self._pushed
@@ -626,7 +696,7 @@ class Iterations:
         update = Update(
             self.index,
             self.seq,
-            None,
+            self.message,
             self.work,
             self.version,
             steps,
@@ -637,7 +707,7 @@ class Iterations:
             push_bytes,
         )
         self.seq += 1
-        self.work = None
+        self.work = self.message = None
         self.sim.pushed(update)
         self.strategy.receive(update)
         return self._gate()

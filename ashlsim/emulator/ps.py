@@ -31,11 +31,10 @@ import time
 import pandas as pd
 import simpy
 
-from ..cluster.worker import Update, Worker
+from ..cluster.worker import Worker, offload_overhead
 from ..engine import Simulation
 from ..errors import ScenarioError
 from ..simport import SimPort
-from ..strategies.base import check_local_steps
 from . import wire
 
 STARTUP_TIMEOUT_S = 120.0  # every worker connected and ready (imports, data) within this
@@ -76,11 +75,11 @@ class EmuPort(SimPort):
 
 
 class RemoteWorker(Worker):
-    """The PS's proxy of one worker process: the simulator worker's loop, with the compute phase
-    done by the real process (``_iterate``) and the machine behind it a real one (``crash``
-    kills it, ``restart`` starts a new one)."""
-
-    in_process = True  # its own ``_iterate``: a process that waits for a real one
+    """The PS's proxy of one worker process: the simulator's worker, whose computations are
+    done by the real process (it is its own ``offload``: ``send`` the work, ``received`` its
+    push) on a machine that is a real one (``crash`` kills it, ``restart`` starts a new one).
+    The iterations around them (gate, pull, push) are the simulator's own
+    (``cluster.worker.Iterations``)."""
 
     def __init__(self, *args):
         self.compression = None  # (spec, ratio) of its compressor now
@@ -93,7 +92,9 @@ class RemoteWorker(Worker):
         self.pid: int | None = None
         self.arrived: simpy.Event | None = None  # the push we wait for
         self.back: simpy.Event | None = None  # a restarted process is ready
+        self.job: tuple | None = None  # (event, drawn compute_s, serialize_s, bytes sent)
         super().__init__(*args)
+        self.offload = self
 
     # ---- what the strategy changes ------------------------------------------------------------
     def reset_optimizer(self) -> None:
@@ -115,101 +116,47 @@ class RemoteWorker(Worker):
         self.sim.spawn(self.index)
         return self.back
 
-    def _restarted(self) -> None:
-        # a new process: fresh optimizer, no residual, no local model; it needs its compressor
+    def reconnected(self) -> None:
+        """A new process is ready: fresh optimizer, no residual, no local model; it needs its
+        compressor."""
         self.wire_compression = self.compression
         self.reset_pending = False
 
-    # ---- the loop -----------------------------------------------------------------------------
-    def _iterate(self):
-        """Gate -> shaped pull -> the real process computes -> shaped push -> receive."""
-        sim, index, record = self.sim, self.index, self.stats
-        env, network, server, strategy = sim.env, sim.network, sim.server, sim.strategy
-        trains = sim.model.trains
-        pull_bytes, batch = sim.dense_bytes, self.sampler.batch_size
-        cached = strategy.cached_reads
-        seq = 0
-        while True:
-            self.phase = "gate"
-            gate = strategy.gate(index)
-            if gate is not None:
-                start = env.now
-                yield gate
-                record.waited(start, env.now)
+    # ---- the computations (``Worker.offload``) ------------------------------------------------
+    def send(self, iteration, now: float) -> simpy.Event:
+        """Send the work of ``iteration`` (its pulled parameters, the batches and learning
+        rate as of now, the compute time drawn) to the process; the event succeeds when its
+        push arrives."""
+        sim, steps = self.sim, iteration.steps
+        compute_s = self.compute_time(steps)
+        job = {
+            "seq": iteration.seq,
+            "params": iteration.params,
+            "batches": [self.sampler.next() for _ in range(steps)] if sim.model.trains else None,
+            "lr": sim.trainer.learning_rate(sim.schedule_clock()),
+            "compute_s": compute_s,
+            "accumulate": sim.strategy.accumulates,
+            "keep_local": iteration.cached,
+            "reset": self.reset_pending,
+            "compression": self.wire_compression,
+        }
+        self.reset_pending, self.wire_compression = False, None
+        self.arrived = arrived = sim.env.event()
+        sent_at = sim.clock()
+        sent_bytes = sim.send(self, ("work", job))
+        self.job = (arrived, compute_s, sim.clock() - sent_at, sent_bytes)
+        return arrived
 
-            self.phase = "pull"
-            start = env.now
-            if cached and strategy.reads_cache(index):
-                params, version = None, self.cache_version  # its own model: no transfer
-            else:
-                params, version = server.snapshot()
-                self.cache_version = version
-                yield from network.move(index, pull_bytes, "pull")
-            pull_end = env.now
-
-            self.phase = "compute"
-            steps = check_local_steps(
-                strategy.local_steps(index), sim.scenario.strategy.name, index
-            )
-            compute_s = self.compute_time(steps)
-            job = {
-                "seq": seq,
-                "params": params,
-                "batches": [self.sampler.next() for _ in range(steps)] if trains else None,
-                "lr": sim.trainer.learning_rate(sim.schedule_clock()),
-                "compute_s": compute_s,
-                "accumulate": strategy.accumulates,
-                "keep_local": cached,
-                "reset": self.reset_pending,
-                "compression": self.wire_compression,
-            }
-            self.reset_pending, self.wire_compression = False, None
-            self.arrived = arrived = env.event()
-            sent_at = sim.clock()
-            sent_bytes = sim.send(self, ("work", job))
-            serialize_s = sim.clock() - sent_at
-            message, math_s, busy_s, got_bytes = yield arrived
-            # the real cost around the worker's busy time (serialization, sockets, the PS's
-            # loop) goes half to the pull, half to the push
-            overhead = max(env.now - pull_end - busy_s, 0.0)
-            compute_start = pull_end + overhead / 2
-            pull_s = record.pulled(start, compute_start, pull_bytes) if params is not None else 0.0
-            record.computed(compute_start, compute_start + busy_s, steps, steps * batch)
-            sim.costs.append(
-                (
-                    index,
-                    seq,
-                    compute_s,
-                    math_s,
-                    busy_s,
-                    overhead,
-                    serialize_s,
-                    sent_bytes,
-                    got_bytes,
-                )
-            )
-
-            self.phase = "push"
-            start = compute_start + busy_s
-            push_bytes = self.push_bytes
-            yield from network.move(index, push_bytes, "push")
-            push_s = record.pushed(start, env.now, push_bytes)
-            update = Update(
-                index,
-                seq,
-                message,
-                None,
-                version,
-                steps,
-                steps * batch,
-                pull_s,
-                busy_s,
-                push_s,
-                push_bytes,
-            )
-            seq += 1
-            sim.pushed(update)
-            strategy.receive(update)
+    def received(self, iteration, now: float) -> tuple:
+        """The push's message and the process's busy seconds; the costs of the iteration go
+        in the emulation's table."""
+        arrived, compute_s, serialize_s, sent_bytes = self.job
+        message, math_s, busy_s, got_bytes = arrived.value
+        overhead = offload_overhead(iteration.end, now, busy_s)
+        self.sim.costs.append((self.index, iteration.seq, compute_s, math_s, busy_s, overhead,
+                               serialize_s, sent_bytes, got_bytes))  # fmt: skip
+        self.job = None
+        return message, busy_s
 
 
 class Emulation(Simulation):
@@ -223,6 +170,7 @@ class Emulation(Simulation):
 
     engine = "emulator"
     models_software = False  # its software costs are real
+    defers_maths = False  # every push is applied, in real time, when it arrives
     worker_class = RemoteWorker
     port_class = EmuPort
 
@@ -244,7 +192,6 @@ class Emulation(Simulation):
                 "faults", "crash", "no crash when the workers are started by hand (spawn=False)"
             )
         super().__init__(scenario, seed, events)
-        self.server.defer = False  # every push is applied, in real time, when it arrives
         self.costs: list[tuple] = []  # one row per iteration (``Result.tables['emulation']``)
         # (time_s, pushes, seconds) of each application (``EmuPort.apply``); not ``apply_s``,
         # the modelled cost the simulator's workers read
@@ -426,7 +373,7 @@ class Emulation(Simulation):
             worker.pid = message[2]
             back, worker.back = worker.back, None
             if worker.life:  # a restart: it needs its compressor again
-                worker._restarted()
+                worker.reconnected()
             if back is not None and not back.triggered:
                 back.succeed()
         elif kind == "push" and worker.arrived is not None:
