@@ -41,8 +41,6 @@ DEFAULT_TUNE_SEEDS = (1000, 1001, 1002)
 METRICS = ["time_to_target_s", "final_accuracy", "bytes_up", "bytes_down", "mean_idle_share"]
 # schemes whose PS applies the mean of N deltas (one step of batch N*b per round), against the
 # ones that apply each push whole: at the same lr their per-sample step differs by about N
-AVERAGING = {"bsp", "local_sgd", "adacomm"}
-WHOLE = {"asp", "ssp"}
 
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
@@ -211,11 +209,9 @@ def step_size_warning(resolved: dict[str, Scenario]) -> str | None:
     N, and the verdict may reflect that convention rather than the schemes."""
     kinds = {}
     for label, sc in resolved.items():
-        name = sc.strategy.name
-        if name in AVERAGING and getattr(sc.strategy, "lr_scaling", "none") == "none":
-            kinds[label] = "averaging"
-        elif name in WHOLE:
-            kinds[label] = "whole"
+        merges = sc.strategy.merges()  # what the scheme declares (StrategyParams.merges)
+        if merges is not None:
+            kinds[label] = {"mean": "averaging", "each": "whole"}[merges]
     if len(set(kinds.values())) < 2:
         return None
     lrs = {(sc.training.lr, sc.strategy.server_optimizer.lr) for sc in resolved.values()}

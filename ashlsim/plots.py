@@ -9,23 +9,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
-# one colour per scheme in every figure (a label such as "ssp(staleness=2)" takes its scheme's)
-SCHEME_COLORS = {
-    "bsp": "#1f77b4",
-    "asp": "#ff7f0e",
-    "ssp": "#2ca02c",
-    "local_sgd": "#d62728",
-    "ashl": "#9467bd",
-    "adsp": "#8c564b",
-    "adacomm": "#e377c2",
-}
-
 
 def scheme_color(label, index: int = 0) -> str:
-    """The colour of the scheme a label names (its name before any parenthesis), else the
-    ``index``-th of matplotlib's cycle for labels that name no scheme."""
+    """One colour per scheme in every figure: the scheme a label names (its name before any
+    parenthesis: "name(key=value)" takes the scheme's) has the colour of its place in the registry
+    (matplotlib's cycle, so the built-in schemes keep theirs and a plug-in gets the next);
+    a label that names no scheme takes the ``index``-th."""
+    from .strategies import STRATEGIES
+
     name = str(label).split("(")[0].strip()
-    return SCHEME_COLORS.get(name, f"C{index % 10}")
+    order = list(STRATEGIES)
+    return f"C{(order.index(name) if name in order else index) % 10}"
 
 
 def _log_y(ax, values) -> None:

@@ -179,11 +179,6 @@ class Result:
             **(sim.target_crossing or {}),
         )
 
-    @property
-    def profile(self) -> pd.DataFrame | None:
-        """The scheme's ``profile`` table (a profiling plan), or None if it makes none."""
-        return self.tables.get("profile")
-
     def time_to_accuracy(self, target: float | None = None) -> float:
         """First simulated time (s) the test accuracy reached ``target``; NaN if it never did.
         For the scenario's ``stop.target_accuracy`` (the default) it is the located crossing

@@ -40,7 +40,7 @@ class RunSpec:
 
     index: int  # position in grid order: summaries are sorted by it
     key: str  # hash of the resolved scenario and seed
-    strategy: str  # the label as given, e.g. "ssp(staleness=2)"
+    strategy: str  # the label as given, with any parameters in parentheses
     seed: int
     point: dict = field(hash=False)  # grid values of this run
     scenario: dict = field(hash=False)  # resolved scenario, plain data
@@ -55,7 +55,8 @@ def run_key(scenario: dict, seed: int) -> str:
 def load_sweep(path: str | Path) -> dict:
     """Read a sweep file: ``base`` (a scenario file, relative to the sweep file, or a mapping),
     ``grid`` (key path -> list of values), ``strategies`` (labels, or a mapping from label to
-    the scenario keys that scheme changes, as in ``compare``), optionally ``recipe`` (a named
+    the scenario keys that scheme changes, as in ``compare``; none: the base's own scheme),
+    optionally ``recipe`` (a named
     recipe or a path relative to the sweep file: its fragments, for the labels listed in
     ``strategies`` or all of them) and ``seeds``."""
     path = Path(path)
@@ -74,7 +75,7 @@ def load_sweep(path: str | Path) -> dict:
         base = Scenario.from_dict(resolve_paths(base, path.parent))
     elif base is not None:
         raise ScenarioError("sweep.base", base, "a scenario file name or a scenario mapping")
-    strategies = data.get("strategies") or ["bsp"]
+    strategies = data.get("strategies")  # None: the base scenario's own scheme
     if data.get("recipe") is not None:
         name = str(data["recipe"])
         local = path.parent / name
@@ -120,6 +121,8 @@ def plan(base, grid: dict, strategies, seeds) -> list[RunSpec]:
             raise ScenarioError(
                 f"grid.{key}", values, f"keys that do not overlap ({key} holds {inner[0]})"
             )
+    if strategies is None:  # the base scenario's own scheme, as it is
+        strategies = [base.strategy.name]
     entries = resolve_entries(strategies)
     seeds = check_seeds(seeds)
     runs = []
@@ -187,7 +190,7 @@ def _guarded(spec: RunSpec, runs_dir: str):
 def sweep(
     base=None,
     grid: dict | None = None,
-    strategies=("bsp",),
+    strategies=None,
     seeds=(0,),
     *,
     out: str | Path = "ashlsim-sweep",
@@ -199,6 +202,7 @@ def sweep(
 ) -> pd.DataFrame:
     """Run the grid (``base`` x ``grid`` x ``strategies`` x ``seeds``) and return the summary
     (one row per finished run, in grid order), also written to ``out/summary.csv``.
+    ``strategies`` None runs the base scenario's own scheme.
 
     ``executor``: ``local`` (a process pool of ``workers``, default all cores), ``dask`` (a
     ``dask.distributed`` client on ``scheduler``, or a ``LocalCluster``) or ``sequential``.

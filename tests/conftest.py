@@ -4,6 +4,26 @@ import numpy as np
 import pytest
 
 from ashlsim import Scenario
+from ashlsim.strategies import STRATEGIES
+
+# Every registered scheme (built-in and plug-in): the invariant tests run each of them, with
+# the small configuration below where its defaults are too slow for a test (a plug-in runs
+# with its defaults). ``adsp_authors`` is ADSP's second variant.
+SCHEMES = list(STRATEGIES)
+SMALL = {"adsp_authors": {"name": "adsp", "variant": "authors", "period_s": 0.3}}
+
+
+def scheme_block(scheme: str, faults: bool = False) -> dict:
+    """The ``strategy`` block a test runs ``scheme`` with; ``faults``: a round-based scheme
+    drops a crashed worker after 0.2 s instead of waiting for it (``on_failure``)."""
+    block = dict(SMALL.get(scheme, {"name": scheme}))
+    params = STRATEGIES[block["name"]].Params.__dataclass_fields__
+    if faults and "on_failure" in params:
+        block |= {"on_failure": "drop", "failure_timeout_s": 0.2}
+    if faults and "profile_iters" in params:  # a profile of 2 iterations, a switch after 1 epoch
+        block |= {"profile_iters": 2, "switch": "epochs", "switch_epochs": 1.0}
+    return block
+
 
 # A small, fast, fully deterministic cluster: constant speeds, no jitter, no PS contention.
 BASE = {

@@ -27,7 +27,7 @@ def known_cluster(**strategy):
 def test_profiling_measures_the_known_times_and_plans_by_algorithm_1():
     sim = Simulation(known_cluster(h_ahl=8, h_shl=2, r_preset=0.3, min_ratio=0.01))
     result = sim.run()
-    profile = result.profile
+    profile = result.tables["profile"]
     assert list(profile["worker"]) == [0, 1, 2, 3]  # planned once (no re-profiling)
     dense = 64 + 10_000 * 4
     t_iter = 16 / np.array(SPEEDS)
@@ -155,7 +155,7 @@ def test_plateau_and_epoch_rules():
 def test_shl_pushes_are_compressed_by_their_planned_ratio():
     sim = Simulation(known_cluster(switch="immediate", r_preset=0.2), events=True)
     result = sim.run()
-    ratio = result.profile["ratio"].to_numpy()
+    ratio = result.tables["profile"]["ratio"].to_numpy()
     assert ratio.min() < 1.0
     for worker in sim.workers:
         if ratio[worker.index] < 1.0:
@@ -185,7 +185,7 @@ def test_reprofiling_follows_a_worker_that_slows_down():
 
     sim.env.process(slow_down())
     result = sim.run()
-    profile = result.profile
+    profile = result.tables["profile"]
     later = profile[profile["at_s"] > 1.0]
     assert len(later) >= 4
     first, last = profile.iloc[0], later[later["worker"] == 0].iloc[-1]
@@ -193,7 +193,7 @@ def test_reprofiling_follows_a_worker_that_slows_down():
     assert last["h_ahl"] < first["h_ahl"]
 
     quiet = ashlsim.run(known_cluster(switch="never", reprofile_threshold=0.5))
-    assert len(quiet.profile) == 4  # no drift, no re-planning
+    assert len(quiet.tables["profile"]) == 4  # no drift, no re-planning
 
 
 def test_default_scenario_reaches_the_target_through_both_stages():
@@ -294,14 +294,14 @@ def test_the_testbed_profile_and_the_ratios_used():
     """Seed 0 of the testbed (10 % jitter): the authors' plan gives H_SHL [7, 4, 2] and
     Algorithm 2 ratios [0.25, 0.31, 0.26]; planning with dense pushes gave [9, 5, 2]."""
     per_worker = ashlsim.run(_testbed(switch="immediate"), events=False)
-    profile = per_worker.profile
+    profile = per_worker.tables["profile"]
     assert list(profile["h_shl"]) == [7, 4, 2]
     np.testing.assert_allclose(profile["ratio"], [0.25, 0.31, 0.26], atol=0.01)
     np.testing.assert_allclose(per_worker.workers["ratio_used"], profile["ratio"])
     uniform = ashlsim.run(_testbed(switch="immediate", ratios="uniform"))
     assert list(uniform.workers["ratio_used"]) == [0.25] * 3
     dense_plan = ashlsim.run(_testbed(switch="immediate", shl_plan="dense"))
-    assert list(dense_plan.profile["h_shl"]) == [9, 5, 2]
+    assert list(dense_plan.tables["profile"]["h_shl"]) == [9, 5, 2]
 
 
 def _held_run(bound_at, s_preset=1):

@@ -3,7 +3,7 @@
 
 import numpy as np
 import pytest
-from conftest import make
+from conftest import SCHEMES, make
 
 import ashlsim
 from ashlsim import Simulation
@@ -74,7 +74,7 @@ def test_straggler_episodes_come_and_go_from_the_workers_own_stream():
     assert len(starts[0]) and len(starts[1]) and not np.array_equal(*starts)  # a stream each
 
 
-@pytest.mark.parametrize("scheme", ["bsp", "asp", "ssp", "local_sgd", "ashl", "adsp", "adacomm"])
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_compute_time_is_steps_times_batch_over_speed(scheme):
     """Without jitter, a worker's compute seconds are exactly iterations * batch / speed, and a
     computation the stop cuts short (logged up to the stop) its seconds so far."""
@@ -87,7 +87,7 @@ def test_compute_time_is_steps_times_batch_over_speed(scheme):
     assert (w["samples"] == 16 * w["iterations"]).all()
 
 
-@pytest.mark.parametrize("scheme", ["bsp", "asp", "ssp", "local_sgd", "ashl", "adsp", "adacomm"])
+@pytest.mark.parametrize("scheme", SCHEMES)
 def test_every_push_is_applied_at_most_once_counted_independently(scheme):
     """The keys of what the PS applied, recorded as it applies them (not from its own log):
     no key twice, each a push its worker made, all pushes accounted for."""

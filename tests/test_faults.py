@@ -2,12 +2,11 @@
 
 import numpy as np
 import pytest
-from conftest import make
+from conftest import SCHEMES, make, scheme_block
 
 import ashlsim
 from ashlsim import ScenarioError, Simulation
 
-SCHEMES = ["bsp", "asp", "ssp", "local_sgd", "ashl", "adsp", "adsp_authors", "adacomm"]
 FAULTS = {
     "crash": {"worker": 2, "at_s": 0.7, "kind": "crash", "recover_after_s": 0.6},
     "crash_forever": {"worker": 2, "at_s": 0.7, "kind": "crash"},
@@ -16,19 +15,15 @@ FAULTS = {
 }
 
 
+SCHEMES_AND_VARIANTS = [*SCHEMES, "adsp_authors"]
+
+
 def strategy_block(scheme):
-    if scheme == "adsp_authors":  # periods of 0.3 s between barriers
-        return {"name": "adsp", "variant": "authors", "period_s": 0.3}
-    block = {"name": scheme}
-    if scheme in ("bsp", "local_sgd", "adacomm"):
-        block |= {"on_failure": "drop", "failure_timeout_s": 0.2}
-    if scheme == "ashl":
-        block |= {"profile_iters": 2, "switch": "epochs", "switch_epochs": 1.0}
-    return block
+    return scheme_block(scheme, faults=True)
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
-@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("scheme", SCHEMES_AND_VARIANTS)
 def test_every_scheme_survives_every_fault(scheme, fault):
     scenario = make(
         strategy=strategy_block(scheme),

@@ -324,7 +324,9 @@ def test_a_saved_result_loads_back(tmp_path):
     assert back.scenario == scenario.replace(seed=4) and back.seed == 4
     for name in ("history", "workers", "events", "stage_changes"):
         pd.testing.assert_frame_equal(getattr(back, name), getattr(result, name), check_dtype=False)
-    pd.testing.assert_frame_equal(back.profile, result.profile, check_dtype=False)
+    pd.testing.assert_frame_equal(
+        back.tables["profile"], result.tables["profile"], check_dtype=False
+    )
     np.testing.assert_array_equal(back.final_params, result.final_params)
     assert pd.Series(back.summary()).equals(pd.Series(result.summary()))  # nan equal to nan
     with pytest.raises(ScenarioError, match="result"):

@@ -2,14 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import clock_gaps_at_pulls, make
+from conftest import SCHEMES, clock_gaps_at_pulls, make
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ashlsim
 from ashlsim import Simulation
-
-SCHEMES = ["bsp", "asp", "ssp", "local_sgd", "ashl", "adsp", "adacomm"]
 
 
 def test_local_sgd_with_one_step_is_bsp():

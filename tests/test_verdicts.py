@@ -518,7 +518,7 @@ def test_a_worker_crashed_before_its_first_probe_is_planned_as_the_slowest():
     crash = [{"worker": 0, "at_s": 0.0, "kind": "crash"}]  # the fastest, gone for good
     result = ashlsim.run(known_cluster(h_ahl=8, switch="never").with_overrides(
         {"faults": crash, "stop.time_s": 2.0}))  # fmt: skip
-    profile = result.profile.set_index("worker")
+    profile = result.tables["profile"].set_index("worker")
     assert profile.loc[0, "h_ahl"] == 8 == profile.loc[3, "h_ahl"]  # the slowest's H
     assert profile.loc[0, "t_iter_s"] == profile.loc[1:, "t_iter_s"].max()
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import simpy
-from conftest import make
+from conftest import SCHEMES, make, scheme_block
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,12 +23,9 @@ RANDOM_CLUSTER = {
 }
 
 CASES = {
-    "bsp": {},
-    "asp": {},
+    **{name: {"strategy": scheme_block(name)} for name in SCHEMES},  # every registered scheme
     "ssp": {"strategy": {"name": "ssp", "staleness": 2}},
     "local_sgd": {"strategy": {"name": "local_sgd", "local_steps": 3}},
-    "ashl": {"strategy": {"name": "ashl"}},
-    "adsp": {"strategy": {"name": "adsp"}},
     # ties everywhere: constant speeds, one latency
     "bsp-constant": {"cluster": {"speed": 2000.0}},
     "asp-random": {"cluster": RANDOM_CLUSTER},

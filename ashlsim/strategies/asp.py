@@ -12,6 +12,9 @@ from .base import Strategy, StrategyParams
 class ASPParams(StrategyParams):
     name: str = spec("asp", text)
 
+    def merges(self) -> str | None:
+        return "each"
+
 
 class ASP(Strategy):
     """ASP (Hogwild!-style parameter server, Recht et al. 2011; Dean et al. 2012): one local

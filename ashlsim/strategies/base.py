@@ -62,6 +62,13 @@ class StrategyParams:
         """Rules that need the rest of the scenario (e.g. the number of workers); raise a
         ``ScenarioError`` naming the field."""
 
+    def merges(self) -> str | None:
+        """How the PS takes the pushes, at the workers' learning rate: ``"mean"`` (a round's
+        deltas averaged: one step for N pushes), ``"each"`` (every push applied whole), or
+        None (neither throughout). Schemes of the two kinds compared at one untuned learning
+        rate differ in step size by about N (``compare.step_size_warning`` says so)."""
+        return None
+
 
 @dataclass(frozen=True)
 class BarrierParams(StrategyParams):
@@ -74,6 +81,9 @@ class BarrierParams(StrategyParams):
     )
     on_failure: str = spec("wait", choice("wait", "drop"), "a crashed worker: wait or drop it")
     failure_timeout_s: float = spec(5.0, real(0), "drop: s after a crash before dropping")
+
+    def merges(self) -> str | None:
+        return "mean" if self.lr_scaling == "none" else None  # (linear: the sum, a round)
 
 
 class Port(Protocol):

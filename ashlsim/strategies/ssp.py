@@ -20,6 +20,9 @@ class SSPParams(StrategyParams):
         "cached: reuse the last pull while fresh enough (Ho et al.); fresh: pull every clock",
     )
 
+    def merges(self) -> str | None:
+        return "each"
+
 
 class SSP(Strategy):
     """SSP(s) (Ho et al., NIPS 2013): each push applied on arrival; a worker whose clock
