@@ -6,10 +6,18 @@ and nothing of the engine.
 
 from .config import boolean, choice, integer, real, spec, text
 from .strategies import register_strategy
-from .strategies.base import ClockGate, Port, RoundBarrier, Strategy, StrategyParams
+from .strategies.base import (
+    ClockGate,
+    Evaluation,
+    Port,
+    RoundBarrier,
+    Strategy,
+    StrategyParams,
+)
 
 __all__ = [
     "ClockGate",
+    "Evaluation",
     "Port",
     "RoundBarrier",
     "Strategy",

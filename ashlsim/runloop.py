@@ -19,6 +19,7 @@ from .errors import ScenarioError
 from .faults import inject_fault, straggler
 from .results import Result
 from .scenario import Scenario
+from .strategies.base import Evaluation
 
 
 class RunLoop:
@@ -96,7 +97,7 @@ class RunLoop:
             elif self._reached(record):
                 self.stop("target_accuracy")
             else:
-                self.strategy.observe(record)
+                self.strategy.observe(Evaluation(**record))
             if self.progress_callback is not None:
                 self.progress_callback(self.env.now)
             yield self.env.timeout(every)

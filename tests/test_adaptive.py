@@ -11,6 +11,12 @@ from ashlsim import Simulation
 THREE_SPEEDS = [4000, 4000, 2000, 2000, 1000, 1000]
 
 
+def _evaluation(time_s: float, loss: float):
+    from ashlsim.extend import Evaluation
+
+    return Evaluation(time_s, 0, 0, 0.0, loss, loss, 0.0, 0, 0, "")
+
+
 def test_adsp_evens_out_commit_rates_and_nobody_waits():
     scenario = make(cluster={"workers": 6, "speed": THREE_SPEEDS},
                     strategy={"name": "adsp", "search_interval_s": 1.0}, stop={"time_s": 8.0})  # fmt: skip
@@ -37,13 +43,13 @@ def test_adsp_keeps_its_commit_period_between_an_iteration_and_a_trial():
     strategy.commit_s = 0.1
     loss, periods = 10.0, []
     for trial in range(40):  # each trial's loss falls by more than the last one's
-        strategy.observe({"time_s": 5.0 * trial, "loss": loss})
+        strategy.observe(_evaluation(5.0 * trial, loss))
         loss -= 0.01 * (trial + 1)
         periods.append(strategy.commit_s)
     assert periods[5] > periods[1]  # it did climb
     assert max(periods) == 5.0 and strategy.local_steps(0) <= 5.0 / 0.01
     strategy.t_iter = [10.0] * 4  # an iteration longer than a trial: one iteration, one commit
-    strategy.observe({"time_s": 5.0 * 41, "loss": loss - 1})
+    strategy.observe(_evaluation(5.0 * 41, loss - 1))
     assert strategy.commit_s == 10.002 and strategy.local_steps(0) == 1
 
 

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..config import integer, real, spec, text
-from .base import MAX_LOCAL_STEPS, BarrierParams, BarrierStrategy
+from .base import MAX_LOCAL_STEPS, BarrierParams, BarrierStrategy, Evaluation
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,11 @@ class ADACOMM(BarrierStrategy):
             self._round, self.tau = self.barrier.rounds, self.next_tau
         return self.tau
 
-    def observe(self, record):
-        loss = record["loss"]
-        if not math.isfinite(loss) or record["time_s"] < self._next_adapt:
+    def observe(self, record: Evaluation) -> None:
+        loss = record.loss
+        if not math.isfinite(loss) or record.time_s < self._next_adapt:
             return
-        self._next_adapt = record["time_s"] + self.params.interval_s
+        self._next_adapt = record.time_s + self.params.interval_s
         if self._loss_0 is None:
             self._loss_0 = loss
             return
@@ -57,7 +57,7 @@ class ADACOMM(BarrierStrategy):
         tau = max(1, min(p.tau_max, tau))
         if tau != self.next_tau:
             self.next_tau = tau
-            self.history.append((record["time_s"], tau))
+            self.history.append((record.time_s, tau))
 
     def worker_columns(self):
         return {"tau_final": [self.tau] * self.n}

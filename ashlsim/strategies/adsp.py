@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..config import boolean, choice, integer, real, spec, text
-from .base import MAX_LOCAL_STEPS, Strategy, StrategyParams
+from .base import MAX_LOCAL_STEPS, Evaluation, Strategy, StrategyParams
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class ADSP(Strategy):
             k = self.params.min_commit_steps
             self.commit_s = max(k * ti + tc for ti, tc in measured)
 
-    def observe(self, record):
+    def observe(self, record: Evaluation) -> None:
         if self.params.variant == "authors":
             self._authors.observe(record)
         else:
@@ -163,7 +163,7 @@ class ADSP(Strategy):
             self.t_comm[w] += a * (t_comm - self.t_comm[w])
 
     def _hill_climb(self, record) -> None:
-        p, loss, now = self.params, record["loss"], record["time_s"]
+        p, loss, now = self.params, record.loss, record.time_s
         if not p.search or math.isnan(self.commit_s) or not math.isfinite(loss):
             return
         if self._trial is None:
@@ -263,9 +263,9 @@ class _AuthorsSchedule:
         del t1[:-10]
         self._maybe_release()
 
-    def observe(self, record) -> None:
-        if math.isfinite(record["loss"]):
-            self.losses.append(record["loss"])
+    def observe(self, record: Evaluation) -> None:
+        if math.isfinite(record.loss):
+            self.losses.append(record.loss)
 
     def worker_down(self, worker: int) -> None:
         if not self.down[worker] and self.done[worker] < self.planned[worker]:

@@ -20,7 +20,7 @@ from ..compression import COMPRESSORS, CompressionSpec
 from ..config import boolean, choice, integer, real, spec, text
 from ..errors import ScenarioError
 from ..profiling import compression_plan, data_shares, local_steps_plan, robust_mean
-from .base import MAX_LOCAL_STEPS, ClockGate, Strategy, StrategyParams
+from .base import MAX_LOCAL_STEPS, ClockGate, Evaluation, Strategy, StrategyParams
 
 SWITCH_RULES = ("loss", "epochs", "plateau", "never", "immediate")
 
@@ -191,17 +191,17 @@ class ASHL(Strategy):
             del self._replies[update.worker]
         reply.succeed()
 
-    def observe(self, record):
+    def observe(self, record: Evaluation) -> None:
         if self.stage != "ahl":
             return
-        p, loss = self.params, record["loss"]
-        if p.switch == "loss" and record["time_s"] >= self._next_check:
+        p, loss = self.params, record.loss
+        if p.switch == "loss" and record.time_s >= self._next_check:
             # the authors' PS checks the full training loss about every 30 s
-            self._next_check = record["time_s"] + p.switch_check_s
+            self._next_check = record.time_s + p.switch_check_s
             if loss < p.loss_preset:
                 self._enter("shl", f"loss {loss:.4g} < loss_preset {p.loss_preset}")
-        elif p.switch == "epochs" and record["epoch"] >= p.switch_epochs:
-            self._enter("shl", f"epoch {record['epoch']:.3g} >= {p.switch_epochs}")
+        elif p.switch == "epochs" and record.epoch >= p.switch_epochs:
+            self._enter("shl", f"epoch {record.epoch:.3g} >= {p.switch_epochs}")
         elif p.switch == "plateau":
             if loss < self._best - p.min_delta:
                 self._best, self._since = loss, 0

@@ -86,6 +86,29 @@ class BarrierParams(StrategyParams):
         return "mean" if self.lr_scaling == "none" else None  # (linear: the sum, a round)
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation of the global model, as ``Strategy.observe`` receives it (a row of
+    ``Result.history``): simulated ``time_s``; pushes applied (``updates``) and the PS's
+    ``version``; ``epoch``s of samples pushed; training ``loss`` (on a fixed subset),
+    ``test_loss`` and ``accuracy``; bytes moved so far; the scheme's ``stage`` then.
+    ``evaluation["loss"]`` reads a field too (strategies written against the dict it was)."""
+
+    time_s: float
+    updates: int
+    version: int
+    epoch: float
+    loss: float
+    test_loss: float
+    accuracy: float
+    bytes_up: int
+    bytes_down: int
+    stage: str
+
+    def __getitem__(self, field: str):
+        return getattr(self, field)
+
+
 class Port(Protocol):
     """All a strategy sees of the cluster it schedules: the one, narrow way in. The simulator
     implements it (``ashlsim.simport.SimPort``); another engine (real processes) can implement
@@ -165,8 +188,8 @@ class Strategy:
         """The PS's handling of a push that has just arrived."""
         raise NotImplementedError
 
-    def observe(self, record: dict) -> None:
-        """Called after each evaluation of the global model (loss, accuracy, time_s, ...)."""
+    def observe(self, evaluation: Evaluation) -> None:
+        """Called after each evaluation of the global model (``Evaluation``)."""
 
     def worker_down(self, worker: int) -> None:
         """``worker`` crashed (its in-flight push is lost)."""
