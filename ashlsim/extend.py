@@ -13,6 +13,7 @@ from .strategies.base import (
     RoundBarrier,
     Strategy,
     StrategyParams,
+    Update,
 )
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "RoundBarrier",
     "Strategy",
     "StrategyParams",
+    "Update",
     "boolean",
     "choice",
     "integer",

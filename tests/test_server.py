@@ -11,7 +11,8 @@ from ashlsim.compression import identity
 
 
 def push(worker, seq, pulled_version, value=1.0):
-    update = Update(worker, seq, None, None, pulled_version, 1, 1, 0.0, 0.0, 0.0)
+    update = Update(worker=worker, seq=seq, message=None, work=None, pulled_version=pulled_version,
+                    steps=1, samples=1, pull_s=0.0, compute_s=0.0, push_s=0.0)  # fmt: skip
     update.work = value
     return update
 

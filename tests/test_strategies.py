@@ -83,7 +83,8 @@ def test_applying_twice_is_refused():
     sim.run()
     from ashlsim.cluster import Update
 
-    update = Update(0, 0, None, None, 0, 1, 16, 0.0, 0.0, 0.0)
+    update = Update(worker=0, seq=0, message=None, work=None, pulled_version=0, steps=1,
+                    samples=16, pull_s=0.0, compute_s=0.0, push_s=0.0)  # fmt: skip
     sim.server.apply([update])
     with pytest.raises(RuntimeError, match="applied twice"):
         sim.server.apply([update])

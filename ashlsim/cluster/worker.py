@@ -8,7 +8,6 @@ PS does with what arrives (``receive``); everything else is the same for every s
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
 
 import numpy as np
 import simpy
@@ -16,30 +15,7 @@ from simpy.events import NORMAL, URGENT
 
 from ..compression import identity, message_bytes
 from ..rng import Deferred
-from ..strategies.base import check_local_steps
-
-
-@dataclass(slots=True, eq=False)
-class Update:
-    """One push, as it arrives at the PS."""
-
-    worker: int
-    seq: int  # this worker's push number, from 0
-    message: object  # compression.Message once computed (None: pending, or timing-only)
-    work: object  # training.Work whose delta the message carries (None in timing-only mode)
-    pulled_version: int
-    steps: int
-    samples: int
-    pull_s: float
-    compute_s: float
-    push_s: float
-    nbytes: int = 0  # bytes the push moved
-    weight: float = 1.0
-    applied: bool = False
-
-    @property
-    def key(self) -> tuple[int, int]:
-        return (self.worker, self.seq)
+from ..strategies.base import Update, check_local_steps
 
 
 class Recorder:
@@ -693,7 +669,7 @@ class Iterations:
     def _applied(self):
         push_bytes, steps = self.push_bytes, self.steps
         push_s = self.record.pushed(self.since, self.env.now, push_bytes)
-        update = Update(
+        update = Update(  # in field order: keywords cost more on this path (benchmarks/README.md)
             self.index,
             self.seq,
             self.message,

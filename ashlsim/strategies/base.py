@@ -86,6 +86,31 @@ class BarrierParams(StrategyParams):
         return "mean" if self.lr_scaling == "none" else None  # (linear: the sum, a round)
 
 
+@dataclass(slots=True, eq=False)
+class Update:
+    """One push, as it arrives at the PS and as ``Strategy.receive`` gets it: a record the
+    strategy reads (the engine alone sets ``message`` when it computes a deferred delta, and
+    ``applied`` when the PS applies it)."""
+
+    worker: int
+    seq: int  # this worker's push number, from 0
+    message: object  # compression.Message once computed (None: pending, or timing-only)
+    work: object  # training.Work whose delta the message carries (None in timing-only mode)
+    pulled_version: int
+    steps: int
+    samples: int
+    pull_s: float
+    compute_s: float
+    push_s: float
+    nbytes: int = 0  # bytes the push moved
+    weight: float = 1.0
+    applied: bool = False
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.worker, self.seq)
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """One evaluation of the global model, as ``Strategy.observe`` receives it (a row of
