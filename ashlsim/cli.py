@@ -312,14 +312,7 @@ def _cmd_compare(args) -> int:
 def _compare(args) -> int:
     import warnings
 
-    from .compare import (
-        compare,
-        plan_entries,
-        resolve_entries,
-        throughput_verdict,
-        verdict,
-        write_comparison,
-    )
+    from .compare import compare, plan_entries, resolve_entries, write_comparison
 
     scenario = resolve_scenario(args.scenario, None, args.set)
     seeds = _int_list("--seeds", args.seeds)
@@ -356,30 +349,31 @@ def _compare(args) -> int:
     for warning in caught:
         print(f"ashlsim: warning: {warning.message}", file=sys.stderr)
     summary = write_comparison(scenario, table, history, args.out, args.format)
-    extra = " tuning.csv" if tune else ""
+    _report_comparison(scenario, table, summary, args, tuned=bool(tune))
+    return 0
+
+
+def _report_comparison(scenario, table, summary, args, tuned: bool) -> None:
+    """The summary table, the verdict and the files written: throughput for a timing-only
+    scenario, time to accuracy otherwise."""
+    from .compare import throughput_verdict, verdict
+
+    extra = " tuning.csv" if tuned else ""
     if scenario.model.name == "none":  # timing only: throughput, not time to accuracy
         shown = ["strategy", "runs", "pushes_per_s_median", "pushes_per_s_low",
                  "pushes_per_s_high", "mean_idle_share_mean", "bytes_up_mean"]  # fmt: skip
         print(summary[shown].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         print(throughput_verdict(summary))
         print(f"wrote {args.out}/: history.csv summary.csv runs.csv{extra} updates.{args.format}")
-        return 0
-    shown = [
-        "strategy",
-        "runs",
-        "reached_target",
-        "time_to_target_s_median",
-        "time_to_target_s_low",
-        "time_to_target_s_high",
-        "final_accuracy_mean",
-    ]
+        return
+    shown = ["strategy", "runs", "reached_target", "time_to_target_s_median",
+             "time_to_target_s_low", "time_to_target_s_high", "final_accuracy_mean"]  # fmt: skip
     print(summary[shown].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print(verdict(summary, scenario.stop.target_accuracy, table))
     print(
         f"wrote {args.out}/: history.csv summary.csv runs.csv robustness.csv{extra} "
         f"accuracy(_logtime).{args.format} loss.{args.format} scenarios/"
     )
-    return 0
 
 
 def _parse_tune(items: list[str]) -> dict[str, list]:
@@ -437,50 +431,44 @@ def _int_list(field: str, raw: str) -> list[int]:
     return values
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ashlsim",
-        description="Simulate synchronization schemes on a heterogeneous training cluster.",
+def _scenario_args(p, strategy: bool = True) -> None:
+    p.add_argument("scenario", nargs="?", help="scenario YAML (default: the built-in one)")
+    if strategy:
+        p.add_argument(
+            "--strategy",
+            help=f"the scheme, NAME or NAME(param=value, ...): {', '.join(STRATEGIES)}",
+        )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a scenario field, e.g. --set cluster.workers=4 (repeatable)",
     )
-    from . import __version__
 
-    parser.add_argument("--version", action="version", version=f"ashlsim {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    schemes = ", ".join(STRATEGIES)
 
-    def scenario_args(p, strategy=True):
-        p.add_argument("scenario", nargs="?", help="scenario YAML (default: the built-in one)")
-        if strategy:
-            p.add_argument(
-                "--strategy", help=f"the scheme, NAME or NAME(param=value, ...): {schemes}"
-            )
-        p.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY.PATH=VALUE",
-            help="override a scenario field, e.g. --set cluster.workers=4 (repeatable)",
-        )
+def _one_run_args(p, out: str) -> None:
+    """What ``run`` and ``emulate`` share."""
+    _scenario_args(p)
+    p.add_argument(
+        "--recipe",
+        help="the scheme's settings from a recipe (authors, plain, or a YAML path), as "
+        "compare --recipe gives them; --strategy names the recipe's label",
+    )
+    p.add_argument("--out", default=out, help=f"output folder (default: {out})")
+    p.add_argument("--seed", type=int, help="override the scenario's seed")
+    p.add_argument("--events", action="store_true", help="also write events.csv (Gantt data)")
+    p.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="figure format")
 
-    def one_run_args(p, out):  # run and emulate
-        scenario_args(p)
-        p.add_argument(
-            "--recipe",
-            help="the scheme's settings from a recipe (authors, plain, or a YAML path), as "
-            "compare --recipe gives them; --strategy names the recipe's label",
-        )
-        p.add_argument("--out", default=out, help=f"output folder (default: {out})")
-        p.add_argument("--seed", type=int, help="override the scenario's seed")
-        p.add_argument("--events", action="store_true", help="also write events.csv (Gantt data)")
-        p.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bar")
-        p.add_argument(
-            "--format", default="png", choices=["png", "pdf", "svg"], help="figure format"
-        )
 
+def _parser_run(sub) -> None:
     p = sub.add_parser("run", help="run one scenario and write its results")
-    one_run_args(p, "ashlsim-out")
+    _one_run_args(p, "ashlsim-out")
     p.set_defaults(func=_cmd_run)
 
+
+def _parser_emulate(sub) -> None:
     p = sub.add_parser(
         "emulate",
         help="run one scenario on real processes (a PS and N workers over TCP), real time",
@@ -489,7 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
         "links are shaped to the scenario's. Writes the same files as run, times in measured "
         "seconds (docs/SIM_VS_REAL.md).",
     )
-    one_run_args(p, "ashlsim-emulate")
+    _one_run_args(p, "ashlsim-emulate")
     p.add_argument(
         "--listen", default="127.0.0.1:0", help="HOST:PORT workers connect to (port 0: any)"
     )
@@ -500,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_emulate)
 
+
+def _parser_calibrate(sub) -> None:
     p = sub.add_parser(
         "calibrate",
         help="measure this machine's software costs and write them into a scenario",
@@ -508,19 +498,21 @@ def build_parser() -> argparse.ArgumentParser:
         "(serializing, sockets) and per push applied by the PS. Writes them as "
         "cluster.server.message_s and apply_s.",
     )
-    scenario_args(p, strategy=False)
+    _scenario_args(p, strategy=False)
     p.add_argument("--seconds", type=float, default=5.0, help="emulated seconds (default 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the probe run")
     p.add_argument("--out", help="write the calibrated scenario to this YAML file")
     p.set_defaults(func=_cmd_calibrate)
 
+
+def _parser_compare(sub) -> None:
     p = sub.add_parser("compare", help="run one scenario under several schemes and seeds")
-    scenario_args(p, strategy=False)
+    _scenario_args(p, strategy=False)
     p.add_argument(
         "--strategies",
         help="schemes, comma-separated, each NAME or NAME(param=value, ...) with a NAME among "
-        f"{schemes} (default: {','.join(MAIN_STRATEGIES)} under the {MAIN_RECIPE} recipe; "
-        "with --recipe: the recipe's labels to run)",
+        f"{', '.join(STRATEGIES)} (default: {','.join(MAIN_STRATEGIES)} under the "
+        f"{MAIN_RECIPE} recipe; with --recipe: the recipe's labels to run)",
     )
     p.add_argument(
         "--recipe", help="each scheme's own settings: authors, plain, or a recipe YAML path"
@@ -551,6 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="ashlsim-compare", help="output folder")
     p.set_defaults(func=_cmd_compare)
 
+
+def _parser_sweep(sub) -> None:
     p = sub.add_parser("sweep", help="run a grid of scenarios x schemes x seeds (resumable)")
     p.add_argument("sweep", help="sweep YAML: base, grid, strategies, seeds")
     p.add_argument("--out", default="ashlsim-sweep", help="output folder (default: ashlsim-sweep)")
@@ -560,16 +554,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_cmd_sweep)
 
+
+def _parser_listings(sub) -> None:
+    """``scenario``, ``strategies`` and ``catalogue``: what there is, printed."""
     p = sub.add_parser("scenario", help="print the resolved scenario as YAML")
-    scenario_args(p)
+    _scenario_args(p)
     p.add_argument("--explain", action="store_true", help="every field with its meaning and unit")
     p.set_defaults(func=_cmd_scenario)
-
     p = sub.add_parser("strategies", help="every scheme, its parameters and defaults")
     p.set_defaults(func=_cmd_strategies)
-
     p = sub.add_parser("catalogue", help="the models, devices and networks a scenario can name")
     p.set_defaults(func=_cmd_catalogue)
+
+
+SUBCOMMANDS = (_parser_run, _parser_emulate, _parser_calibrate, _parser_compare, _parser_sweep,
+               _parser_listings)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ashlsim",
+        description="Simulate synchronization schemes on a heterogeneous training cluster.",
+    )
+    parser.add_argument("--version", action="version", version=f"ashlsim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 

@@ -303,16 +303,25 @@ def compare(
         main = [(label, sc, seed) for label, sc in resolved.items() for seed in seeds]
         outcomes = pool.run(main + [job for check in checks for job in check.jobs])
     table, history = _tables(main, outcomes[: len(main)])
-    if tuning is not None:
-        table.attrs["tuning"] = records  # records: attrs must compare
-        table.attrs["tuning_edges"] = edge_choices(tuning, tune)
-    if recipe is not None:
-        table.attrs["recipe"] = recipe
-    table.attrs["scenarios"] = {label: sc.to_dict() for label, sc in resolved.items()}
-    table.attrs["robustness"] = judge_checks(checks, table, outcomes[len(main) :])
+    table.attrs.update(
+        _facts(resolved, recipe, tuning, tune, judge_checks(checks, table, outcomes[len(main) :]))
+    )
     if return_history:
         return table, history
     return table
+
+
+def _facts(resolved, recipe, tuning, tune, robustness) -> dict:
+    """What a comparison's table carries besides its rows (``attrs``): each scheme's resolved
+    scenario, the robustness checks, the recipe and the tuning, if any."""
+    facts = {"scenarios": {label: sc.to_dict() for label, sc in resolved.items()}}
+    if tuning is not None:
+        facts["tuning"] = tuning.to_dict("records")  # records: attrs must compare
+        facts["tuning_edges"] = edge_choices(tuning, tune)
+    if recipe is not None:
+        facts["recipe"] = recipe
+    facts["robustness"] = robustness
+    return facts
 
 
 def _tables(jobs, outcomes) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -242,34 +242,34 @@ def parse_value(field: str, spec, *, allow_zero: bool = False) -> Distribution:
         )
         return PerWorker(values)
     if isinstance(spec, dict):
-        spec = dict(spec)
-        name = spec.pop("dist", None)
-        if not isinstance(name, str):
-            raise ScenarioError(f"{field}.dist", name, f"one of {', '.join(DIST_NAMES)}")
-        if name == "empirical":
-            return _parse_empirical(field, spec, allow_zero)
-        if name not in _SPECS:
-            raise ScenarioError(f"{field}.dist", name, f"one of {', '.join(DIST_NAMES)}")
-        cls, keys = _SPECS[name]
-        unknown = set(spec) - set(keys)
-        if unknown:
-            key = sorted(unknown)[0]
-            raise ScenarioError(f"{field}.{key}", spec[key], f"keys {sorted(keys)} for {name}")
-        missing = set(keys) - set(spec)
-        if missing:
-            raise ScenarioError(
-                f"{field}.{sorted(missing)[0]}", None, f"a number ({name} needs it)"
-            )
-        kwargs = {}
-        for key, arg in keys.items():
-            lax = allow_zero or key in ("low", "sigma", "std")  # spreads and lower ends may be 0
-            kwargs[arg] = _number(f"{field}.{key}", spec[key], positive=True, allow_zero=lax)
-        if name == "uniform" and kwargs["high"] < kwargs["low"]:
-            raise ScenarioError(
-                f"{field}.high", kwargs["high"], f"a number >= low ({kwargs['low']})"
-            )
-        return cls(**kwargs)
+        return _parse_dist(field, dict(spec), allow_zero)
     return Constant(_number(field, spec, positive=True, allow_zero=allow_zero))
+
+
+def _parse_dist(field: str, spec: dict, allow_zero: bool) -> Distribution:
+    """A ``{dist: NAME, ...}`` spec (``spec`` a copy the function may change)."""
+    name = spec.pop("dist", None)
+    if not isinstance(name, str):
+        raise ScenarioError(f"{field}.dist", name, f"one of {', '.join(DIST_NAMES)}")
+    if name == "empirical":
+        return _parse_empirical(field, spec, allow_zero)
+    if name not in _SPECS:
+        raise ScenarioError(f"{field}.dist", name, f"one of {', '.join(DIST_NAMES)}")
+    cls, keys = _SPECS[name]
+    unknown = set(spec) - set(keys)
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ScenarioError(f"{field}.{key}", spec[key], f"keys {sorted(keys)} for {name}")
+    missing = set(keys) - set(spec)
+    if missing:
+        raise ScenarioError(f"{field}.{sorted(missing)[0]}", None, f"a number ({name} needs it)")
+    kwargs = {}
+    for key, arg in keys.items():
+        lax = allow_zero or key in ("low", "sigma", "std")  # spreads and lower ends may be 0
+        kwargs[arg] = _number(f"{field}.{key}", spec[key], positive=True, allow_zero=lax)
+    if name == "uniform" and kwargs["high"] < kwargs["low"]:
+        raise ScenarioError(f"{field}.high", kwargs["high"], f"a number >= low ({kwargs['low']})")
+    return cls(**kwargs)
 
 
 def _parse_empirical(field, spec, allow_zero):
@@ -288,14 +288,34 @@ def _parse_empirical(field, spec, allow_zero):
     path, column = spec.get("path"), spec.get("column")
     if not isinstance(path, str) or not isinstance(column, str):
         raise ScenarioError(field, spec, "empirical with `values: [...]` or `path:` and `column:`")
+    values = _read_trace(field, path, column)
+    checked = parse_value(f"{field}.column", values, allow_zero=allow_zero)
+    return Empirical(checked.values, source=f"{path}:{column}")
+
+
+TRACE_LIMIT = 256 << 20  # bytes of a trace file read; a longer one is refused
+
+
+def _read_trace(field: str, path: str, column: str) -> list[float]:
+    """The numbers in ``column`` of the CSV file ``path`` (blank cells skipped): a regular
+    file of at most ``TRACE_LIMIT`` bytes (a pipe or a device would block or never end)."""
     try:
-        with open(Path(path), newline="", encoding="utf-8") as handle:
+        file = Path(path)
+        if file.exists() and not file.is_file():
+            raise ScenarioError(f"{field}.path", path, "a regular CSV file (not a pipe or folder)")
+        if file.exists() and file.stat().st_size > TRACE_LIMIT:
+            raise ScenarioError(
+                f"{field}.path", path, f"a CSV file of at most {TRACE_LIMIT >> 20} MB"
+            )
+        with open(file, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
+    except ScenarioError:
+        raise
     except OSError as exc:
         raise ScenarioError(
             f"{field}.path", path, f"a readable CSV file ({exc.strerror})"
         ) from None
-    except (UnicodeDecodeError, csv.Error):
+    except (UnicodeDecodeError, csv.Error, ValueError):
         raise ScenarioError(f"{field}.path", path, "a CSV text file") from None
     if not rows or column not in rows[0]:
         have = list(rows[0]) if rows else []
@@ -310,5 +330,4 @@ def _parse_empirical(field, spec, allow_zero):
             raise ScenarioError(
                 f"{field}.column", f"{column} (line {line})", f"numbers, not {row[column]!r}"
             ) from None
-    checked = parse_value(f"{field}.column", values, allow_zero=allow_zero)
-    return Empirical(checked.values, source=f"{path}:{column}")
+    return values

@@ -70,31 +70,9 @@ def learning_curve(
     if target is not None:
         ax_acc.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
         ax_acc.legend(loc="lower right")
-    changes = stage_changes if stage_changes is not None else pd.DataFrame()
-    for i, (_, change) in enumerate(changes.iterrows()):
-        for ax in (ax_acc, ax_loss):
-            ax.axvline(change["time_s"], color="C3", ls="--", lw=1)
-        ax_acc.annotate(
-            f" {change['from_stage']} → {change['to_stage']}",
-            (change["time_s"], 0.05 + 0.07 * (i % 3)),  # staggered: changes can be close
-            xycoords=("data", "axes fraction"),
-            color="C3",
-        )
+    _mark_stage_changes((ax_acc, ax_loss), stage_changes)
     end = float(history["time_s"].max()) if len(history) else 0.0
-    colors = {"crash": "C3", "slowdown": "C1", "link_down": "C4"}
-    for i, (_, fault) in enumerate((faults if faults is not None else pd.DataFrame()).iterrows()):
-        stop = min(float(fault["end_s"]), end)
-        color = colors.get(fault["kind"], "grey")
-        for ax in (ax_acc, ax_loss):
-            ax.axvspan(fault["start_s"], max(stop, fault["start_s"]), color=color, alpha=0.12)
-            ax.axvline(fault["start_s"], color=color, lw=1)
-        ax_acc.annotate(
-            f" w{fault['worker']} {fault['kind']}",
-            (fault["start_s"], 0.95 - 0.06 * (i % 4)),
-            xycoords=("data", "axes fraction"),
-            color=color,
-            fontsize=8,
-        )
+    _mark_faults((ax_acc, ax_loss), faults, end)
     if trained:
         ax_acc.set(xlabel=f"{clock} time (s)", ylabel="test accuracy", ylim=(0, 1.0))
         ax_loss.set(xlabel=f"{clock} time (s)", ylabel="training loss")
@@ -107,6 +85,38 @@ def learning_curve(
     if title:
         fig.suptitle(title)
     return _finish(fig, path)
+
+
+def _mark_stage_changes(axes, changes: pd.DataFrame | None) -> None:
+    """Each stage change as a dashed line on ``axes``, named on the first."""
+    changes = changes if changes is not None else pd.DataFrame()
+    for i, (_, change) in enumerate(changes.iterrows()):
+        for ax in axes:
+            ax.axvline(change["time_s"], color="C3", ls="--", lw=1)
+        axes[0].annotate(
+            f" {change['from_stage']} → {change['to_stage']}",
+            (change["time_s"], 0.05 + 0.07 * (i % 3)),  # staggered: changes can be close
+            xycoords=("data", "axes fraction"),
+            color="C3",
+        )
+
+
+def _mark_faults(axes, faults: pd.DataFrame | None, end: float) -> None:
+    """Each injected fault as a shaded span up to ``end`` on ``axes``, named on the first."""
+    colors = {"crash": "C3", "slowdown": "C1", "link_down": "C4"}
+    for i, (_, fault) in enumerate((faults if faults is not None else pd.DataFrame()).iterrows()):
+        stop = min(float(fault["end_s"]), end)
+        color = colors.get(fault["kind"], "grey")
+        for ax in axes:
+            ax.axvspan(fault["start_s"], max(stop, fault["start_s"]), color=color, alpha=0.12)
+            ax.axvline(fault["start_s"], color=color, lw=1)
+        axes[0].annotate(
+            f" w{fault['worker']} {fault['kind']}",
+            (fault["start_s"], 0.95 - 0.06 * (i % 4)),
+            xycoords=("data", "axes fraction"),
+            color=color,
+            fontsize=8,
+        )
 
 
 def compare_curves(
@@ -135,24 +145,7 @@ def compare_curves(
         if len(seeds) == 1:
             ax.plot(group["time_s"], group[metric], color=color, label=str(label))
             continue
-        ends = []
-        for _, run in group.groupby("seed"):
-            run = run.sort_values("time_s")
-            ax.plot(run["time_s"], run[metric], color=color, lw=0.6, alpha=0.35)
-            ends.append(run["time_s"].max())
-        end = min(ends)  # the median only while every seed runs
-        if xscale == "log" and len(positive):
-            grid = pd.Series(np.geomspace(positive.min(), end, grid_s))
-        else:
-            grid = pd.Series(range(grid_s + 1), dtype=float) * (end / grid_s)
-        curves = [
-            pd.Series(run[metric].to_numpy(), index=run["time_s"].to_numpy())
-            .sort_index()
-            .reindex(grid, method="ffill")
-            .to_numpy()
-            for _, run in group.groupby("seed")
-        ]
-        ax.plot(grid, np.median(curves, axis=0), color=color, lw=2, label=str(label))
+        _seeds_and_median(ax, group, metric, color, str(label), xscale, positive, grid_s)
     if target is not None and metric == "accuracy":
         ax.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
     ylabel = {"accuracy": "test accuracy", "loss": "training loss", "updates": "pushes applied"}
@@ -172,6 +165,29 @@ def compare_curves(
     return _finish(fig, path)
 
 
+def _seeds_and_median(ax, group, metric, color, label, xscale, positive, grid_s) -> None:
+    """Each seed of ``group`` as a thin line to its stop, and their median (thick) while
+    every seed still runs."""
+    ends = []
+    for _, run in group.groupby("seed"):
+        run = run.sort_values("time_s")
+        ax.plot(run["time_s"], run[metric], color=color, lw=0.6, alpha=0.35)
+        ends.append(run["time_s"].max())
+    end = min(ends)  # the median only while every seed runs
+    if xscale == "log" and len(positive):
+        grid = pd.Series(np.geomspace(positive.min(), end, grid_s))
+    else:
+        grid = pd.Series(range(grid_s + 1), dtype=float) * (end / grid_s)
+    curves = [
+        pd.Series(run[metric].to_numpy(), index=run["time_s"].to_numpy())
+        .sort_index()
+        .reindex(grid, method="ffill")
+        .to_numpy()
+        for _, run in group.groupby("seed")
+    ]
+    ax.plot(grid, np.median(curves, axis=0), color=color, lw=2, label=label)
+
+
 def _axes(ax, size):
     """``(figure, axes)``: the given axes' figure, or a new figure."""
     if ax is not None:
@@ -186,3 +202,74 @@ def _finish(fig, path):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def sweep_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
+    """A sweep's ``summary.png``: the median time to target against the grid axis ``axis``, one
+    line per strategy, with a 95 % interval band. A point where some seeds never reached the
+    target is drawn hollow with the count of those that did (a seed that never got there
+    counts as never, not averaged away); a point where most never did is left out of the line
+    and marked at the top. Timing only: pushes applied per simulated second instead; no seed
+    reached the target: the final accuracy."""
+    from .sweep import _hashable, axis_label
+
+    reached_any = summary["time_to_target_s"].notna().any()
+    throughput = not reached_any and summary["final_accuracy"].isna().all()
+    mode = "throughput" if throughput else ("time" if reached_any else "accuracy")
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
+    summary = summary.assign(**{axis: summary[axis].map(_hashable)})
+    numeric = pd.api.types.is_numeric_dtype(summary[axis])
+    for i, (strategy, group) in enumerate(summary.groupby("strategy", sort=False)):
+        stats = _sweep_points(group, axis, mode, numeric)
+        _draw_sweep_line(ax, stats, strategy, scheme_color(strategy, i))
+    ylabel = {
+        "throughput": "pushes per simulated s (timing only): median, interval",
+        "time": "time to target (simulated s, log): median and its interval",
+        "accuracy": "final test accuracy: median, min-max",
+    }[mode]
+    ax.set(xlabel=axis_label(axis), ylabel=ylabel)
+    if reached_any:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if not throughput:
+        ax.set_title("hollow: some seeds never reached the target (k/n reached)", fontsize=9)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _sweep_points(group: pd.DataFrame, axis: str, mode: str, numeric: bool) -> pd.DataFrame:
+    """One row per grid value of one strategy: x, median, low, high, runs that reached, runs."""
+    from .compare import median_interval, pushes_per_s
+
+    rows = []
+    for value, runs in group.groupby(axis, sort=False):
+        if mode == "throughput":
+            metric = pushes_per_s(runs)
+            med, low, high = median_interval(list(metric))
+        elif mode == "time":
+            metric = runs["time_to_target_s"]
+            med, low, high = median_interval(list(metric))
+        else:
+            metric = runs["final_accuracy"]
+            med, low, high = metric.median(), metric.min(), metric.max()
+        x = value if numeric else str(value)
+        rows.append((x, med, low, high, int(metric.notna().sum()), len(runs)))
+    return pd.DataFrame(rows, columns=["x", "median", "low", "high", "reached", "runs"])
+
+
+def _draw_sweep_line(ax, stats: pd.DataFrame, strategy: str, color) -> None:
+    finite = stats[np.isfinite(stats["median"])]
+    ax.plot(finite["x"], finite["median"], marker="o", color=color, label=strategy)
+    ax.fill_between(finite["x"], finite["low"],
+                    finite["high"].clip(upper=finite["median"].max() * 4),
+                    color=color, alpha=0.12)  # fmt: skip
+    for row in stats.itertuples():
+        if row.reached < row.runs and np.isfinite(row.median):
+            ax.plot([row.x], [row.median], "o", mfc="white", color=color)
+            ax.annotate(f"{row.reached}/{row.runs}", (row.x, row.median), fontsize=7,
+                        textcoords="offset points", xytext=(4, 4), color=color)  # fmt: skip
+        elif not np.isfinite(row.median):
+            ax.annotate(f"{strategy}: {row.reached}/{row.runs} reached", (row.x, 1.0),
+                        xycoords=("data", "axes fraction"), fontsize=7, color=color,
+                        rotation=90, va="top")  # fmt: skip

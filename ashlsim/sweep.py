@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -111,16 +110,7 @@ def plan(base, grid: dict, strategies, seeds) -> list[RunSpec]:
         base = Scenario()
     elif isinstance(base, dict):
         base = Scenario.from_dict(base)
-    if not isinstance(grid, dict):
-        raise ScenarioError("grid", grid, "a mapping of key paths to lists of values")
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ScenarioError(f"grid.{key}", values, "a non-empty list of values")
-        inner = [other for other in grid if str(other).startswith(f"{key}.")]
-        if inner:  # one would set what the other sets: the labels would lie
-            raise ScenarioError(
-                f"grid.{key}", values, f"keys that do not overlap ({key} holds {inner[0]})"
-            )
+    _check_grid(grid)
     if strategies is None:  # the base scenario's own scheme, as it is
         strategies = [base.strategy.name]
     entries = resolve_entries(strategies)
@@ -130,17 +120,7 @@ def plan(base, grid: dict, strategies, seeds) -> list[RunSpec]:
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values, strict=True))
-        try:
-            at_point = base.with_overrides(point)
-        except ScenarioError as exc:
-            raise ScenarioError(f"grid: {exc.field}", exc.value, exc.allowed) from None
-        for label, overrides in entries:
-            try:
-                resolved = at_point.with_overrides(overrides).to_dict()
-            except ScenarioError as exc:
-                raise ScenarioError(
-                    f"strategies.{label}: {exc.field}", exc.value, exc.allowed
-                ) from None
+        for label, resolved in _at_point(base, point, entries):
             for seed in seeds:
                 key = run_key(resolved, seed)
                 if key in made:  # two points, one run: a row would be labelled twice
@@ -150,6 +130,36 @@ def plan(base, grid: dict, strategies, seeds) -> list[RunSpec]:
                 made[key] = point
                 runs.append(RunSpec(len(runs), key, label, seed, point, resolved))
     return runs
+
+
+def _check_grid(grid) -> None:
+    """A mapping of key paths to non-empty lists, no key inside another (the labels would
+    lie: one would set what the other sets)."""
+    if not isinstance(grid, dict):
+        raise ScenarioError("grid", grid, "a mapping of key paths to lists of values")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ScenarioError(f"grid.{key}", values, "a non-empty list of values")
+        inner = [other for other in grid if str(other).startswith(f"{key}.")]
+        if inner:
+            raise ScenarioError(
+                f"grid.{key}", values, f"keys that do not overlap ({key} holds {inner[0]})"
+            )
+
+
+def _at_point(base: Scenario, point: dict, entries):
+    """``(label, resolved scenario dict)`` of each entry at one grid point."""
+    try:
+        at_point = base.with_overrides(point)
+    except ScenarioError as exc:
+        raise ScenarioError(f"grid: {exc.field}", exc.value, exc.allowed) from None
+    for label, overrides in entries:
+        try:
+            yield label, at_point.with_overrides(overrides).to_dict()
+        except ScenarioError as exc:
+            raise ScenarioError(
+                f"strategies.{label}: {exc.field}", exc.value, exc.allowed
+            ) from None
 
 
 def execute(spec: RunSpec, runs_dir: str) -> dict:
@@ -321,7 +331,9 @@ def write_summary(specs: list[RunSpec], out: Path, failures: list[dict]) -> pd.D
         hashed = summary.assign(**{a: summary[a].map(_hashable) for a in axes})
         summarize(hashed, within=axes or None).to_csv(out / "schemes.csv", index=False)
     if len(summary) and axes:
-        plot_summary(summary, axes[0], out / "summary.png")
+        from .plots import sweep_summary
+
+        sweep_summary(summary, axes[0], out / "summary.png")
     summary.attrs["failed"] = len(failures)
     return summary
 
@@ -338,90 +350,3 @@ def axis_label(key: str) -> str:
     (cluster.speed.sigma)``."""
     words = " ".join(key.split(".")[-2:]).replace("_", " ")
     return f"{words} ({key})"
-
-
-def plot_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
-    """The median time to target against the first grid axis, one line per strategy, with a 95 %
-    interval band. A point where some seeds never reached the target is drawn hollow with the
-    count of those that did (a seed that never got there counts as never, not averaged away);
-    a point where most never did is left out of the line and marked at the top."""
-    import matplotlib.pyplot as plt
-
-    from .compare import median_interval, pushes_per_s
-    from .plots import scheme_color
-
-    reached_any = summary["time_to_target_s"].notna().any()
-    # timing only (no model, so no accuracy): pushes applied per simulated second instead
-    throughput = not reached_any and summary["final_accuracy"].isna().all()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
-    summary = summary.assign(**{axis: summary[axis].map(_hashable)})
-    numeric = pd.api.types.is_numeric_dtype(summary[axis])
-    for i, (strategy, group) in enumerate(summary.groupby("strategy", sort=False)):
-        color = scheme_color(strategy, i)
-        rows = []
-        for value, runs in group.groupby(axis, sort=False):
-            if throughput:
-                metric = pushes_per_s(runs)
-                med, low, high = median_interval(list(metric))
-            elif reached_any:
-                metric = runs["time_to_target_s"]
-                med, low, high = median_interval(list(metric))
-            else:
-                metric = runs["final_accuracy"]
-                med, low, high = metric.median(), metric.min(), metric.max()
-            rows.append(
-                (
-                    value if numeric else str(value),
-                    med,
-                    low,
-                    high,
-                    int(metric.notna().sum()),
-                    len(runs),
-                )
-            )
-        stats = pd.DataFrame(rows, columns=["x", "median", "low", "high", "reached", "runs"])
-        finite = stats[np.isfinite(stats["median"])]
-        ax.plot(finite["x"], finite["median"], marker="o", color=color, label=strategy)
-        ax.fill_between(
-            finite["x"],
-            finite["low"],
-            finite["high"].clip(upper=finite["median"].max() * 4),
-            color=color,
-            alpha=0.12,
-        )
-        for row in stats.itertuples():
-            if row.reached < row.runs and np.isfinite(row.median):
-                ax.plot([row.x], [row.median], "o", mfc="white", color=color)
-                ax.annotate(
-                    f"{row.reached}/{row.runs}",
-                    (row.x, row.median),
-                    fontsize=7,
-                    textcoords="offset points",
-                    xytext=(4, 4),
-                    color=color,
-                )
-            elif not np.isfinite(row.median):
-                ax.annotate(
-                    f"{strategy}: {row.reached}/{row.runs} reached",
-                    (row.x, 1.0),
-                    xycoords=("data", "axes fraction"),
-                    fontsize=7,
-                    color=color,
-                    rotation=90,
-                    va="top",
-                )
-    if throughput:
-        label = "pushes per simulated s (timing only): median, interval"
-    elif reached_any:
-        label = "time to target (simulated s, log): median and its interval"
-    else:
-        label = "final test accuracy: median, min-max"
-    ax.set(xlabel=axis_label(axis), ylabel=label)
-    if reached_any:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if not throughput:
-        ax.set_title("hollow: some seeds never reached the target (k/n reached)", fontsize=9)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -116,6 +116,14 @@ def schedule_factor(training, epochs: float) -> float:
     return 1.0
 
 
+def momentum_direction(grad, velocity, momentum: float, nesterov: bool):
+    """SGD with momentum's step direction from ``grad`` and the buffer ``velocity`` (None:
+    empty), in PyTorch's convention: ``v = m*v + g``, then ``v`` (Nesterov: ``g + m*v``).
+    Returns ``(direction, new velocity)``: the workers' optimizer and the PS's use it."""
+    velocity = grad if velocity is None else momentum * velocity + grad
+    return (grad + momentum * velocity if nesterov else velocity), velocity
+
+
 class LocalTrainer:
     """Runs H mini-batch SGD steps from pulled parameters: the worker optimizer (``training``:
     learning rate and its schedule, momentum, optionally Nesterov, and weight decay)."""
@@ -138,8 +146,7 @@ class LocalTrainer:
         if self.weight_decay:
             grad = grad + self.weight_decay * local
         if self.momentum:
-            velocity = grad if velocity is None else self.momentum * velocity + grad
-            grad = grad + self.momentum * velocity if self.nesterov else velocity
+            return momentum_direction(grad, velocity, self.momentum, self.nesterov)
         return grad, velocity
 
     def prepare(
@@ -190,19 +197,24 @@ class LocalTrainer:
             key = (len(work.batches), len(work.batches[0]))
             groups.setdefault(key, []).append(i)
         for members in groups.values():
-            if len(members) == 1 or not self.stacked:
-                for i in members:
-                    deltas[i] = self._one(works[i])
-                continue
-            size = self._chunk(works[members[0]], works[members[-1]])
-            for at in range(0, len(members), size):
-                chunk = members[at : at + size]
-                for i, delta in zip(chunk, self._stacked([works[i] for i in chunk]), strict=True):
-                    deltas[i] = delta
+            self._run_group(works, members, deltas)
         for work, delta in zip(works, deltas, strict=True):
             if work.keep_local:
                 work.local_delta = delta
         return deltas
+
+    def _run_group(self, works: list[Work], members: list[int], deltas: list) -> None:
+        """The deltas of ``works[members]`` (steps and batches of one shape) into ``deltas``:
+        stacked in chunks, or one by one."""
+        if len(members) == 1 or not self.stacked:
+            for i in members:
+                deltas[i] = self._one(works[i])
+            return
+        size = self._chunk(works[members[0]], works[members[-1]])
+        for at in range(0, len(members), size):
+            chunk = members[at : at + size]
+            for i, delta in zip(chunk, self._stacked([works[i] for i in chunk]), strict=True):
+                deltas[i] = delta
 
     def _chunk(self, first: Work, last: Work) -> int:
         """How many works to stack at once: their inputs (and their parameters, unless they

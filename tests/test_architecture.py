@@ -50,13 +50,16 @@ def test_a_strategy_sees_the_port_not_the_simulation():
     assert type(strategy.port).__name__ == "SimPort"
 
 
-def test_no_function_of_the_engine_is_longer_than_a_screen():
-    for path in (PACKAGE / "engine.py", PACKAGE / "runloop.py", PACKAGE / "simport.py",
-                 PACKAGE / "faults.py"):  # fmt: skip
+def test_no_function_of_the_package_is_longer_than_a_screen():
+    """60 lines at most, docstring included (ruff checks complexity and statements)."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1
-                assert length <= 50, (path.name, node.name, length)
+                if length > 60:
+                    long.append((str(path.relative_to(PACKAGE)), node.name, length))
+    assert not long, long
 
 
 def test_the_import_graph_has_no_cycle():

@@ -1,4 +1,4 @@
-"""The emulator's wire is hostile until proven otherwise (docs/DESIGN.md section 8): nothing that
+"""The emulator's wire is hostile until proven otherwise (docs/DESIGN.md section 10): nothing that
 arrives is parsed before the peer proved it holds the run's key, both ways, and nothing that
 arrives can execute code; a stranger costs a connection slot, never a stall, a crash or a
 wrong result."""

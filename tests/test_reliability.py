@@ -714,3 +714,15 @@ def test_a_pipe_given_as_a_file_is_refused_at_once(what, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"ashlsim: error: {what}") and "regular YAML file" in err
     assert time.monotonic() - started < 10
+
+
+def test_a_trace_that_is_a_pipe_is_refused_at_once(tmp_path):
+    import os
+
+    fifo = tmp_path / "trace.csv"
+    os.mkfifo(fifo)
+    speed = {"dist": "empirical", "path": str(fifo), "column": "speed"}
+    started = time.monotonic()
+    with pytest.raises(ScenarioError, match=r"cluster.speed.path.*regular CSV"):
+        ashlsim.Scenario.from_dict(scenario_dict(cluster={"speed": speed}))
+    assert time.monotonic() - started < 10

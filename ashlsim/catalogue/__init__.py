@@ -86,23 +86,23 @@ def _check_entry(section: str, name, entry, field: str) -> None:
         raise ScenarioError(f"{field}.{sorted(map(str, unknown))[0]}", "?",
                             f"one of {', '.join([*required, *optional])}")  # fmt: skip
     for key, kind in {**required, **optional}.items():
-        if key not in entry:
-            if key in required:
-                raise ScenarioError(f"{field}.{key}", None, f"a number {kind} (required)")
-            continue
-        value = entry[key]
-        if kind == "text":
-            if not isinstance(value, str):
-                raise ScenarioError(f"{field}.{key}", value, "text")
-        elif kind == "rates":  # a measured throughput (samples/s) per model name
-            if not isinstance(value, dict):
-                raise ScenarioError(
-                    f"{field}.{key}", value, "a mapping of model names to samples/s"
-                )
-            for model, rate in value.items():
-                _check_number(rate, "> 0", f"{field}.{key}.{model}")
-        else:
-            _check_number(value, kind, f"{field}.{key}")
+        if key in entry:
+            _check_value(entry[key], kind, f"{field}.{key}")
+        elif key in required:
+            raise ScenarioError(f"{field}.{key}", None, f"a number {kind} (required)")
+
+
+def _check_value(value, kind: str, field: str) -> None:
+    if kind == "text":
+        if not isinstance(value, str):
+            raise ScenarioError(field, value, "text")
+    elif kind == "rates":  # a measured throughput (samples/s) per model name
+        if not isinstance(value, dict):
+            raise ScenarioError(field, value, "a mapping of model names to samples/s")
+        for model, rate in value.items():
+            _check_number(rate, "> 0", f"{field}.{model}")
+    else:
+        _check_number(value, kind, field)
 
 
 def _check_number(value, kind: str, field: str) -> None:

@@ -6,7 +6,7 @@ or looks at them, so the PS keeps a queue of applications and computes them in *
 asked (``flush``). A level is the longest run of queued applications whose pushes were all
 computed on parameters that are already known: their gradients are independent, so they are
 computed as one stacked NumPy computation, even when every push has parameters of its
-own . Each application is then added in order, exactly as if it had been applied at
+own. Each application is then added in order, exactly as if it had been applied at
 once; stacking changes no value (``tests/test_server.py`` checks deferred == eager, bit for
 bit).
 """
@@ -16,6 +16,8 @@ from __future__ import annotations
 from array import array
 
 import numpy as np
+
+from ..training import momentum_direction
 
 
 class Pending:
@@ -197,9 +199,9 @@ class ParameterServer:
         if scale != 1.0:
             merged = scale * merged
         merged = merged.astype(self._params.dtype, copy=False)
-        v = merged if self.velocity is None else self.momentum * self.velocity + merged
-        self.velocity = v
-        step = merged + self.momentum * v if self.nesterov else v
+        step, self.velocity = momentum_direction(
+            merged, self.velocity, self.momentum, self.nesterov
+        )
         return self.lr * step
 
 

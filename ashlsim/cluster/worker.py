@@ -297,6 +297,27 @@ class Worker:
             self.iteration = Iterations(self, on_queue=True)
             self.iteration.start()
 
+    def report(self, elapsed: float) -> dict:
+        """This worker's row of ``Result.workers`` (its own books) after a run of
+        ``elapsed`` seconds; the PS's books add the rest."""
+        stats = self.stats
+        return {
+            "worker": self.index,
+            "speed": self.speed,
+            "compute_s": stats.compute_s,
+            "comm_s": stats.comm_s,
+            "wait_s": stats.wait_s,
+            "down_s": self.down_s + (elapsed - self.down_since if self.down else 0.0),
+            "idle_share": stats.wait_s / elapsed if elapsed > 0 else 0.0,
+            "iterations": stats.iterations,
+            "samples": stats.samples,
+            "pushes": stats.pushes,
+            "lost_pushes": self.lost_pushes,
+            "dropped": self.dropped,
+            "bytes_up": stats.bytes_up,
+            "bytes_down": stats.bytes_down,
+        }
+
     def stopped(self, now: float) -> None:
         """The run stopped at ``now``: record the phase under way, if the worker is up (a
         crash recorded it when it came)."""
@@ -397,17 +418,24 @@ class Iterations:
         self.cached = sim.strategy.cached_reads  # may compute on its own model, not pull
         self.join = worker.joins_compute_and_push
         self.push_fixed_for = (None, None)  # (bytes, seconds): recomputed when the size changes
+        # Where the phase under way is written: only a crash reads it (``Worker.run``), and a
+        # crash needs a process; on the queue it goes to this object, not to the worker's
+        self.status = self if on_queue else worker
+        self._plan_shortcuts(worker, sim)
+        self.seq = 0
+        self.work = self.params = self.chain = self.message = None
+        worker.last_local = None  # after a restart the first iteration pulls
+
+    def _plan_shortcuts(self, worker: Worker, sim) -> None:
+        """What can be known ahead of each iteration, and so read once or drawn early. None of
+        it changes a run (tests/test_worker.py compares each with its absence, bit for bit)."""
         # The computation after a pull is drawn at the pull's start when nothing that decides
         # it can change while the pull lasts: no SGD to fix as of the pull's end (timing
         # only), a strategy whose class declares itself ``steady`` (its local steps and
         # compressors never change), no straggler episodes to change the speed. The pull's
-        # end then only records it: drawn there instead, the worker's state is cold again
-        # and an iteration costs a quarter more at 10,000 workers (measured).
+        # end then only records it, while the worker's state is still in the cache.
         steady = is_steady(sim.strategy)
-        self.steady_steps = (
-            check_local_steps(sim.strategy.local_steps(self.index), sim.scenario.strategy.name,
-                              self.index) if steady else None
-        )  # fmt: skip
+        self.steady_steps = self._local_steps() if steady else None
         self.early = (
             worker.draws_early
             and self.pull_fixed is not None
@@ -415,13 +443,10 @@ class Iterations:
             and steady
             and sim.scenario.cluster.stragglers is None
         )
-        # Where the phase under way is written: only a crash reads it (``Worker.run``), and a
-        # crash needs a process; on the queue it goes to this object, not to the worker's
-        self.status = self if on_queue else worker
         # A steady scheme never changes a worker's compressor: its push's size and (through a
         # card nothing shares) time are those of now. With a constant jitter and nothing to
         # change the speed (straggler episodes, faults) its compute time is too: read once,
-        # the worker's object is not touched at every iteration (cold at 10,000 workers)
+        # the worker's object is not touched at every iteration
         if steady:
             self.push_bytes = worker.push_bytes
             self.fixed = sim.network.fixed_time(self.index, self.push_bytes, "push")
@@ -442,9 +467,6 @@ class Iterations:
             self.compute_fixed = None
         self.after_pull = self._pulled if self.offload is None else self._send
         self.compute_from = self._compute if self.offload is None else self._send_at
-        self.seq = 0
-        self.work = self.params = self.chain = self.message = None
-        worker.last_local = None  # after a restart the first iteration pulls
 
     # ---- the queue driver -----------------------------------------------------------------------
     def start(self) -> None:

@@ -174,20 +174,26 @@ def main(argv: list[str] | None = None) -> int:
         host, port = wire.parse_address(args.address)
     except ValueError as exc:
         parser.error(str(exc))
+    return _connect_and_serve(host, port, args.index, key)
+
+
+def _connect_and_serve(host: str, port: int, index: int, key: bytes) -> int:
+    """Connect to the PS (again while it is too busy to take our handshake, for up to
+    ``CONNECT_S``) and serve it; the exit status."""
     deadline = time.monotonic() + CONNECT_S
     while True:
         try:
             sock = socket.create_connection((host, port), timeout=30)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with sock, blas_threads(None):
-                serve(sock, args.index, key)
+                serve(sock, index, key)
             return 0
         except wire.Refused:  # the PS had no room for our handshake (strangers): again
             if time.monotonic() > deadline:
                 return 0
             time.sleep(0.2)
         except wire.Impostor as exc:
-            print(f"ashlsim worker {args.index}: {exc}", file=sys.stderr)
+            print(f"ashlsim worker {index}: {exc}", file=sys.stderr)
             return 1
         except (wire.Closed, ConnectionError, KeyboardInterrupt):
             return 0  # the PS went away or the user interrupted: nothing left to do

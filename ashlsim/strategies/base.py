@@ -1,9 +1,11 @@
 """The ``Strategy`` interface: the only places where synchronization schemes differ.
 
 A worker's loop is fixed (``cluster.worker``): gate -> pull -> compute ``local_steps`` -> push ->
-``receive``. A strategy answers three questions (docs/DESIGN.md section 3): may this worker start its next
-iteration (``gate``), how many local steps does it take (``local_steps``), and what does the PS do
-with a push that arrives (``receive``). Stage changes come through ``observe`` (every evaluation).
+``receive``. A strategy answers, through its hooks (docs/DESIGN.md section 3; docs/extending.md):
+may this worker start its next iteration (``gate``), may it compute on its own model instead of
+pulling (``reads_cache``, with ``cached_reads``), how many local steps does it take
+(``local_steps``), and what does the PS do with a push that arrives (``receive``); it reacts to
+each evaluation (``observe``). The records it gets are ``Update`` (a push) and ``Evaluation``.
 
 Two mechanisms are shared: ``RoundBarrier`` (BSP, Local SGD: apply the mean of all N deltas once a
 round, then release everybody) and ``ClockGate`` (SSP, ASHL: hold a worker whose clock is more
