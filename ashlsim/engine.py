@@ -220,13 +220,20 @@ def run(scenario: Scenario | dict | None = None, seed: int | None = None, **opti
     BLAS runs on ``blas_threads`` threads during the run (default ``ASHLSIM_BLAS_THREADS``, else
     1): a simulation's matrices are small, and several runs share the cores (``blas_threads``).
     """
+    threads = options.pop("blas_threads", None)
+    with blas_threads(threads):
+        return build(Simulation, scenario, seed, **options).run()
+
+
+def build(engine: type[Simulation], scenario=None, seed: int | None = None, **options):
+    """An ``engine`` (``Simulation`` or another engine's subclass) for ``scenario`` (None: the
+    built-in one; a mapping: parsed), with ``options`` (``progress``: a callback of the
+    simulated time; the rest the engine's own): the set-up every engine shares."""
     if scenario is None:
         scenario = Scenario()
     elif isinstance(scenario, dict):
         scenario = Scenario.from_dict(scenario)
     progress = options.pop("progress", None)
-    threads = options.pop("blas_threads", None)
-    with blas_threads(threads):
-        sim = Simulation(scenario, seed=seed, **options)
-        sim.progress_callback = progress
-        return sim.run()
+    instance = engine(scenario, seed=seed, **options)
+    instance.progress_callback = progress
+    return instance

@@ -103,8 +103,10 @@ class RunLoop:
             yield self.env.timeout(every)
 
     # ---- running ------------------------------------------------------------------------------
-    def _run_guarded(self) -> None:
-        """``env.run(until=stop)`` that cannot spin without bound: every WINDOW events it checks
+    def drive(self) -> None:
+        """Step the events until the stop: what differs between engines (the emulator's
+        waits for the wall clock and its sockets). Here, ``env.run(until=stop)`` that cannot
+        spin without bound: every WINDOW events it checks
         how much simulated time they covered, and stops with a ScenarioError naming the
         scenario's fastest clock when the run is going nowhere (events at one instant) or would
         need more than MAX_EVENTS at that pace."""
@@ -165,7 +167,7 @@ class RunLoop:
                 self._start()  # alive cost 47 us each instead of 3 (measured, as processes)
             # ... and frozen with the rest of the long-lived objects
             with _quiet_gc(gc_threshold(self.n_workers)):
-                self._run_guarded()
+                self.drive()
             for worker in self.workers:  # phases under way, and computations that ended
                 worker.stopped(env.now)  # with no event of their own
             for row in self.faults:  # a permanent crash, or a fault still going at the end
@@ -182,7 +184,7 @@ class RunLoop:
 
 TRAIL_BYTES = 64 << 20  # parameters kept to locate the target's crossing (``_watch_target``)
 
-# The run guard (``Simulation._run_guarded``): a run whose events come faster than this per
+# The run guard (``RunLoop.drive``): a run whose events come faster than this per
 # simulated second, and would need more than MAX_EVENTS, cannot finish in any sensible time.
 WINDOW = 1 << 14  # events between two checks (a check costs nothing next to them) ...
 BURST_PER_WORKER = 4  # ... and at least this many per worker

@@ -40,17 +40,17 @@ def test_adsp_keeps_its_commit_period_between_an_iteration_and_a_trial():
     strategy = Simulation(scenario).strategy
     strategy.start()
     strategy.t_iter, strategy.t_comm = [0.01] * 4, [0.002] * 4
-    strategy.commit_s = 0.1
+    strategy.schedule.commit_s = 0.1
     loss, periods = 10.0, []
     for trial in range(40):  # each trial's loss falls by more than the last one's
         strategy.observe(_evaluation(5.0 * trial, loss))
         loss -= 0.01 * (trial + 1)
-        periods.append(strategy.commit_s)
+        periods.append(strategy.schedule.commit_s)
     assert periods[5] > periods[1]  # it did climb
     assert max(periods) == 5.0 and strategy.local_steps(0) <= 5.0 / 0.01
     strategy.t_iter = [10.0] * 4  # an iteration longer than a trial: one iteration, one commit
     strategy.observe(_evaluation(5.0 * 41, loss - 1))
-    assert strategy.commit_s == 10.002 and strategy.local_steps(0) == 1
+    assert strategy.schedule.commit_s == 10.002 and strategy.local_steps(0) == 1
 
 
 def test_adacomm_shrinks_tau_by_its_formula_as_the_loss_falls():
@@ -161,7 +161,7 @@ def test_the_authors_adsp_runs_periods_of_commits_between_barriers():
     # second (1 is not > 1); a new cycle every 4 periods aligns the counts again
     assert [t["commits"] for t in trials[:3]] == [[2, 2, 2], [1, 1, 1], [1, 1, 1]]
     assert [t["event"] for t in trials[:4]] == ["reward", "reward", "align", "reward"]
-    ends = sim.strategy._authors.period_ends
+    ends = sim.strategy.schedule.period_ends
     assert len(ends) >= 7
     gaps = np.diff(ends)
     assert (np.abs(gaps - period) < 0.1 * period).all()  # a period lasts about period_s
@@ -188,10 +188,11 @@ def test_adsp_counts_what_it_waits_for_as_a_scan_would(monkeypatch, variant):
     from ashlsim.strategies import adsp
 
     checks = []
-    plan, release = adsp.ADSP._maybe_plan, adsp._AuthorsSchedule._maybe_release
+    plan, release = adsp._PaperSchedule._maybe_plan, adsp._AuthorsSchedule._maybe_release
 
     def checked_plan(self):
-        waiting = [w for w in range(self.n) if w not in self._down and math.isnan(self.t_iter[w])]
+        waiting = [w for w in range(self.s.n)
+                   if w not in self._down and math.isnan(self.s.t_iter[w])]  # fmt: skip
         checks.append(self._unmeasured == len(waiting))
         plan(self)
 
@@ -200,7 +201,7 @@ def test_adsp_counts_what_it_waits_for_as_a_scan_would(monkeypatch, variant):
         checks.append(self.owing == len(owing))
         release(self)
 
-    monkeypatch.setattr(adsp.ADSP, "_maybe_plan", checked_plan)
+    monkeypatch.setattr(adsp._PaperSchedule, "_maybe_plan", checked_plan)
     monkeypatch.setattr(adsp._AuthorsSchedule, "_maybe_release", checked_release)
     scenario = make(
         strategy={"name": "adsp", "variant": variant, "period_s": 0.5, "search_periods": 3},

@@ -452,7 +452,7 @@ class Emulation(Simulation):
             log.close()
 
     # ---- running ------------------------------------------------------------------------------
-    def _run_guarded(self) -> None:
+    def drive(self) -> None:
         """Step each event when its time has come; in between, wait on the sockets."""
         env, clock, selector = self.env, self.clock, self._selector
         self.stop_event.callbacks.append(simpy.core.StopSimulation.callback)
@@ -529,16 +529,10 @@ def emulate(scenario=None, seed: int | None = None, **options):
     (times in measured seconds). Options: ``events``, ``listen``, ``spawn``, ``progress``.
     Every process and socket it starts is gone when it returns, also after Ctrl-C or an error."""
     from ..blas import blas_threads
-    from ..scenario import Scenario
+    from ..engine import build
 
-    if scenario is None:
-        scenario = Scenario()
-    elif isinstance(scenario, dict):
-        scenario = Scenario.from_dict(scenario)
-    progress = options.pop("progress", None)
     with blas_threads(None), _terminate_as_interrupt():
-        emulation = Emulation(scenario, seed=seed, **options)
-        emulation.progress_callback = progress
+        emulation = build(Emulation, scenario, seed, **options)
         try:
             return emulation.run()
         finally:

@@ -74,30 +74,16 @@ class ADSP(Strategy):
         self.t_comm = [math.nan] * self.n
         self.steps = [1] * self.n
         self.trials: list[dict] = []  # the commit-rate search, one row per decision
-        if self.params.variant == "authors":
-            self._authors = _AuthorsSchedule(self)
-            return
-        self.commit_s = math.nan  # the common commit period, once every worker was measured
-        self._down: set[int] = set()  # workers down now (nobody waits for their probe)
-        self._unmeasured = self.n  # running workers not measured yet (a count: O(1) a push)
-        self._trial = None  # (start time, start loss, commit_s)
-        self._direction = 1.0
-        self._best_slope = math.nan
+        # the variant's policy: how many steps a commit, when to wait, how to search
+        schedule = _AuthorsSchedule if self.params.variant == "authors" else _PaperSchedule
+        self.schedule = schedule(self)
 
     # ---- the hooks ----------------------------------------------------------------------------
     def local_steps(self, worker):
-        if self.params.variant == "authors":
-            return self._authors.local_steps(worker)
-        if math.isnan(self.commit_s) or math.isnan(self.t_iter[worker]):
-            return 1
-        h = (self.commit_s - self.t_comm[worker]) / self.t_iter[worker]
-        self.steps[worker] = max(1, int(h + 0.5))
-        return self.steps[worker]
+        return self.schedule.local_steps(worker)
 
     def gate(self, worker):
-        if self.params.variant == "authors":
-            return self._authors.gate(worker)
-        return None
+        return self.schedule.gate(worker)
 
     def receive(self, update):
         p, w = self.params, update.worker
@@ -105,54 +91,20 @@ class ADSP(Strategy):
         self.port.apply([update], 1.0 if whole else 1.0 / self.n)
         first = math.isnan(self.t_iter[w])
         self._measure(w, update.compute_s / update.steps, update.pull_s + update.push_s)
-        if p.variant == "authors":
-            self._authors.committed(w, update.pull_s + update.push_s)
-        else:
-            if first and w not in self._down:
-                self._unmeasured -= 1
-            self._maybe_plan()
-
-    def _maybe_plan(self) -> None:
-        """Set the common commit period once every running worker has been measured (a worker
-        that died before its first commit is planned when it comes back)."""
-        if not math.isnan(self.commit_s) or self._unmeasured:
-            return
-        measured = [
-            (ti, tc)
-            for w, (ti, tc) in enumerate(zip(self.t_iter, self.t_comm, strict=True))
-            if w not in self._down
-        ]
-        if measured and not any(math.isnan(ti) for ti, _ in measured):
-            k = self.params.min_commit_steps
-            self.commit_s = max(k * ti + tc for ti, tc in measured)
+        self.schedule.committed(w, first, update.pull_s + update.push_s)
 
     def observe(self, record: Evaluation) -> None:
-        if self.params.variant == "authors":
-            self._authors.observe(record)
-        else:
-            self._hill_climb(record)
+        self.schedule.observe(record)
 
     def worker_down(self, worker):
-        if self.params.variant == "authors":
-            self._authors.worker_down(worker)
-        else:
-            if worker not in self._down and math.isnan(self.t_iter[worker]):
-                self._unmeasured -= 1
-            self._down.add(worker)
-            self._maybe_plan()
+        self.schedule.worker_down(worker)
 
     def worker_up(self, worker):
-        if self.params.variant == "authors":
-            self._authors.worker_up(worker)
-        else:
-            if worker in self._down and math.isnan(self.t_iter[worker]):
-                self._unmeasured += 1
-            self._down.discard(worker)
+        self.schedule.worker_up(worker)
 
     def worker_columns(self):
         return {"commit_steps": list(self.steps)}
 
-    # ---- variant: paper ---------------------------------------------------------------------
     def _measure(self, w: int, t_iter: float, t_comm: float) -> None:
         """Exponential moving averages of a worker's iteration and commit times."""
         a = self.params.smoothing
@@ -162,8 +114,66 @@ class ADSP(Strategy):
             self.t_iter[w] += a * (t_iter - self.t_iter[w])
             self.t_comm[w] += a * (t_comm - self.t_comm[w])
 
-    def _hill_climb(self, record) -> None:
-        p, loss, now = self.params, record.loss, record.time_s
+
+class _PaperSchedule:
+    """``variant: paper`` (see ``ADSP``): steps so that every commit takes ``commit_s``, set
+    once every running worker was measured and tuned by a hill climb on the loss."""
+
+    def __init__(self, strategy: ADSP):
+        self.s = strategy
+        self.commit_s = math.nan  # the common commit period, once every worker was measured
+        self._down: set[int] = set()  # workers down now (nobody waits for their probe)
+        self._unmeasured = strategy.n  # running workers not measured yet (a count: O(1) a push)
+        self._trial = None  # (start time, start loss, commit_s)
+        self._direction = 1.0
+        self._best_slope = math.nan
+
+    def local_steps(self, worker: int) -> int:
+        s = self.s
+        if math.isnan(self.commit_s) or math.isnan(s.t_iter[worker]):
+            return 1
+        h = (self.commit_s - s.t_comm[worker]) / s.t_iter[worker]
+        s.steps[worker] = max(1, int(h + 0.5))
+        return s.steps[worker]
+
+    def gate(self, worker: int):
+        return None  # nobody waits
+
+    def committed(self, worker: int, first: bool, t_comm: float) -> None:
+        if first and worker not in self._down:
+            self._unmeasured -= 1
+        self._maybe_plan()
+
+    def worker_down(self, worker: int) -> None:
+        if worker not in self._down and math.isnan(self.s.t_iter[worker]):
+            self._unmeasured -= 1
+        self._down.add(worker)
+        self._maybe_plan()
+
+    def worker_up(self, worker: int) -> None:
+        if worker in self._down and math.isnan(self.s.t_iter[worker]):
+            self._unmeasured += 1
+        self._down.discard(worker)
+
+    def _maybe_plan(self) -> None:
+        """Set the common commit period once every running worker has been measured (a worker
+        that died before its first commit is planned when it comes back)."""
+        if not math.isnan(self.commit_s) or self._unmeasured:
+            return
+        s = self.s
+        measured = [
+            (ti, tc)
+            for w, (ti, tc) in enumerate(zip(s.t_iter, s.t_comm, strict=True))
+            if w not in self._down
+        ]
+        if measured and not any(math.isnan(ti) for ti, _ in measured):
+            k = s.params.min_commit_steps
+            self.commit_s = max(k * ti + tc for ti, tc in measured)
+
+    def observe(self, record: Evaluation) -> None:
+        """The hill climb: every ``search_interval_s``, compare the loss decrease per second
+        with the last trial's and move ``commit_s`` by ``search_factor`` the better way."""
+        s, p, loss, now = self.s, self.s.params, record.loss, record.time_s
         if not p.search or math.isnan(self.commit_s) or not math.isfinite(loss):
             return
         if self._trial is None:
@@ -173,15 +183,15 @@ class ADSP(Strategy):
         if now - start < p.search_interval_s:
             return
         slope = (loss_0 - loss) / (now - start)  # loss decrease per simulated second
-        self.trials.append({"time_s": now, "commit_s": commit_s, "loss_slope": slope})
+        s.trials.append({"time_s": now, "commit_s": commit_s, "loss_slope": slope})
         if not math.isnan(self._best_slope) and slope < self._best_slope:
             self._direction = -self._direction  # worse than the last trial: turn back
         self._best_slope = slope
         measured = [
-            ti + tc for ti, tc in zip(self.t_iter, self.t_comm, strict=True) if not math.isnan(ti)
+            ti + tc for ti, tc in zip(s.t_iter, s.t_comm, strict=True) if not math.isnan(ti)
         ]
         # at least one iteration and its commit; at most a trial, whose slope measures nothing
-        # if no commit lands in it (unbounded, a long run's period grew to 1e16 steps)
+        # if no commit lands in it
         longest = max(p.search_interval_s, max(measured))
         self.commit_s = min(
             longest, max(max(measured), commit_s * p.search_factor**self._direction)
@@ -250,7 +260,7 @@ class _AuthorsSchedule:
         """Wait at the period's barrier once this worker made its commits."""
         return self._barrier if self.done[worker] >= self.planned[worker] else None
 
-    def committed(self, worker: int, t_comm: float) -> None:
+    def committed(self, worker: int, first: bool, t_comm: float) -> None:
         self.commits[worker] += 1
         if self.probing[worker]:
             self.probing[worker] = False
