@@ -20,6 +20,7 @@ from .data import BatchSampler, load_dataset, partition
 from .dist import Constant, PerWorker
 from .errors import ScenarioError
 from .models import NoModel, build_model
+from .records import RunRecords
 from .results import Result
 from .rng import Streams
 from .runloop import RunLoop, no_gc
@@ -98,16 +99,15 @@ class Simulation(RunLoop):
         self.dense_bytes = dense_bytes(s.workload, self.model_size)
         self.workers: list[Worker] = []  # filled by _build_workers
         maths = Deltas(self.trainer, self.workers) if self.model.trains else None
-        self.server = ParameterServer(params, maths, defer=self.defers_maths)
+        apply_s = s.cluster.server.apply_s if self.models_software else 0.0
+        self.server = ParameterServer(params, maths, defer=self.defers_maths, apply_s=apply_s)
 
     def _build_network(self) -> None:
-        """The links and the PS card. The software costs of ``cluster.server`` are modelled
-        here: ``message_s`` adds to every transfer's latency, ``apply_s`` queues the pushes
-        at the PS (``cluster.worker.Iterations``); an engine whose costs are real leaves them out."""
+        """The links and the PS card. ``cluster.server.message_s`` (a software cost) adds to
+        every transfer's latency; its ``apply_s`` queues the pushes at the PS
+        (``_build_server``). An engine whose software costs are real models neither."""
         c, n, streams = self.scenario.cluster, self.n_workers, self.streams
         message_s = c.server.message_s if self.models_software else 0.0
-        self.apply_s = c.server.apply_s if self.models_software else 0.0
-        self.ps_free_at = 0.0  # with apply_s: when the PS has applied the pushes it has
         self.network = Network(
             self.env,
             c.uplink.bandwidth.per_worker(streams.get("cluster.uplink.bandwidth"), n),
@@ -157,19 +157,12 @@ class Simulation(RunLoop):
                 )
 
     def _build_records(self, events: bool) -> None:
-        self.record_events = events
-        self.events: list[tuple] = []
-        self.log_event = self._log if events else None
-        self.history: list[dict] = []
-        self.stage_changes: list[dict] = []
-        self.bytes_up = self.bytes_down = 0
-        self.samples = 0
+        """What the run records (``RunRecords``), and the state of its ending."""
+        self.records = RunRecords(events)
         self.schedule_origin = 0  # applied samples the lr schedule counts from
         self.stop_reason: str | None = None
         self.stop_event = self.env.event()
         self.progress_callback: Callable[[float], None] | None = None
-        self.eval_host_s = 0.0  # host seconds spent evaluating the global model
-        self.faults: list[dict] = []  # one row per injected fault, with its effect
 
     def _draw_speeds(self) -> np.ndarray:
         s, n = self.scenario, self.n_workers
@@ -193,9 +186,10 @@ class Simulation(RunLoop):
 
     def pushed(self, update) -> None:
         """A push arrived at the PS (before the strategy handles it)."""
-        self.samples += update.samples
+        records = self.records
+        records.samples += update.samples
         epochs = self.scenario.stop.epochs
-        if epochs is not None and self.samples >= epochs * self.data.n_train:
+        if epochs is not None and records.samples >= epochs * self.data.n_train:
             self.stop("epochs")
         training = self.scenario.training
         if training.lr_schedule == "cosine" and self.schedule_clock() >= training.schedule_epochs:
@@ -205,9 +199,6 @@ class Simulation(RunLoop):
         if not self.stop_event.triggered:
             self.stop_reason = reason
             self.stop_event.succeed()
-
-    def _log(self, worker, kind, start, end):
-        self.events.append((worker, kind, start, end))
 
 
 MAX_PARAMS = 20_000_000  # a NumPy proxy model beyond this would take seconds per step

@@ -16,19 +16,19 @@ def straggler(sim, worker, spec):
         start = sim.env.now
         yield sim.env.timeout(float(spec.duration_s.sample(rng)))
         worker.slowdown /= factor
-        if sim.log_event:
-            sim.log_event(worker.index, "straggle", start, sim.env.now)
+        if sim.records.log:
+            sim.records.log(worker.index, "straggle", start, sim.env.now)
 
 
 def inject_fault(sim, spec):
     """Inject one fault (docs/DESIGN.md section 2: crash, slowdown, link_down) at its time and
-    record it in ``sim.faults``: a crash loses the iteration in flight and, with
+    record it in ``sim.records.faults``: a crash loses the iteration in flight and, with
     ``recover_after_s``, restarts the worker; a slowdown multiplies its compute time; a link
     outage stalls its transfers."""
     env, worker = sim.env, sim.workers[spec.worker]
     yield env.timeout(spec.at_s)
     row = {"worker": spec.worker, "kind": spec.kind, "start_s": env.now, "end_s": math.inf}
-    sim.faults.append(row)
+    sim.records.faults.append(row)
     if spec.kind == "crash":
         recovered = env.event()
         if not worker.crash(recovered):  # already down: this crash changes nothing
@@ -51,5 +51,5 @@ def inject_fault(sim, spec):
         yield env.timeout(spec.duration_s)
         sim.network.set_link(spec.worker, True)
     row["end_s"] = env.now
-    if sim.log_event:
-        sim.log_event(spec.worker, spec.kind, row["start_s"], env.now)
+    if sim.records.log:
+        sim.records.log(spec.worker, spec.kind, row["start_s"], env.now)

@@ -115,9 +115,9 @@ class Result:
         scheme_columns = sim.strategy.worker_columns()
         for column, values in scheme_columns.items():
             workers[column] = values
-        events = None
-        if sim.record_events:
-            events = pd.DataFrame(sim.events, columns=EVENT_COLUMNS).sort_values(
+        records, events = sim.records, None
+        if records.events is not None:
+            events = pd.DataFrame(records.events, columns=EVENT_COLUMNS).sort_values(
                 ["start_s", "worker"], kind="stable", ignore_index=True
             )
         return cls(
@@ -125,13 +125,13 @@ class Result:
             seed=sim.seed,
             stop_reason=sim.stop_reason,
             elapsed_s=elapsed,
-            history=pd.DataFrame(sim.history, columns=HISTORY_COLUMNS),
+            history=pd.DataFrame(records.history, columns=HISTORY_COLUMNS),
             workers=workers,
             events=events,
             tables=dict(sim.strategy.tables()),
             scheme_columns=list(scheme_columns),
-            stage_changes=pd.DataFrame(sim.stage_changes, columns=STAGE_COLUMNS),
-            faults=pd.DataFrame(sim.faults, columns=FAULT_COLUMNS),
+            stage_changes=pd.DataFrame(records.stage_changes, columns=STAGE_COLUMNS),
+            faults=pd.DataFrame(records.faults, columns=FAULT_COLUMNS),
             pushes_sent=sum(w.stats.pushes for w in sim.workers),
             lost_pushes=sum(w.lost_pushes for w in sim.workers),
             pushes_dropped=sum(w.dropped for w in sim.workers),

@@ -37,16 +37,16 @@ class RunLoop:
             "time_s": self.env.now,
             "updates": self.server.applied_pushes,
             "version": self.server.version,
-            "epoch": self.samples / self.data.n_train,
+            "epoch": self.records.samples / self.data.n_train,
             "loss": loss,
             "test_loss": test_loss,
             "accuracy": accuracy,
-            "bytes_up": self.bytes_up,
-            "bytes_down": self.bytes_down,
+            "bytes_up": self.records.bytes_up,
+            "bytes_down": self.records.bytes_down,
             "stage": self.strategy.stage,
         }
-        self.history.append(record)
-        self.eval_host_s += time.perf_counter() - started
+        self.records.history.append(record)
+        self.records.eval_host_s += time.perf_counter() - started
         return record
 
     def _watch_target(self) -> None:
@@ -72,7 +72,8 @@ class RunLoop:
             return True
         started = time.perf_counter()
         found = (record["time_s"], record["updates"])
-        below = self.history[-2]["time_s"] if len(self.history) > 1 else 0.0
+        history = self.records.history
+        below = history[-2]["time_s"] if len(history) > 1 else 0.0
         for time_s, pushes, params in trail.versions() if trail is not None else ():
             if self.model.evaluate(params, self.data.X_test, self.data.y_test)[1] >= target:
                 found = (time_s, pushes)
@@ -85,7 +86,7 @@ class RunLoop:
             "time_to_target_resolution_s": found[0] - below if thinned else 0.0,
         }
         self.server.trail = None
-        self.eval_host_s += time.perf_counter() - started
+        self.records.eval_host_s += time.perf_counter() - started
         return True
 
     def _observer(self):
@@ -170,10 +171,11 @@ class RunLoop:
                 self.drive()
             for worker in self.workers:  # phases under way, and computations that ended
                 worker.stopped(env.now)  # with no event of their own
-            for row in self.faults:  # a permanent crash, or a fault still going at the end
-                if math.isinf(row["end_s"]) and self.log_event:
-                    self.log_event(row["worker"], row["kind"], row["start_s"], env.now)
-            if not self.history or self.history[-1]["time_s"] < env.now:
+            records = self.records
+            for row in records.faults:  # a permanent crash, or a fault still going at the end
+                if math.isinf(row["end_s"]) and records.log:
+                    records.log(row["worker"], row["kind"], row["start_s"], env.now)
+            if not records.history or records.history[-1]["time_s"] < env.now:
                 record = self.evaluate()
                 if self.model.trains and not math.isfinite(record["loss"]):
                     self.stop_reason = "diverged"

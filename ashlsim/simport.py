@@ -90,8 +90,9 @@ class SimPort:
     # ---- what the run records -----------------------------------------------------------------
     def stage_changed(self, stage: str, reason: str) -> None:
         sim = self._sim
-        last = sim.history[-1] if sim.history else {}
-        sim.stage_changes.append(
+        history = sim.records.history
+        last = history[-1] if history else {}
+        sim.records.stage_changes.append(
             {
                 "time_s": sim.env.now,
                 "from_stage": sim.strategy.stage,

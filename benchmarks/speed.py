@@ -53,7 +53,7 @@ def measure(scenario: Scenario, seed: int) -> tuple[float, float, int, float]:
     start = time.perf_counter()
     result = sim.run()
     host = time.perf_counter() - start
-    return result.elapsed_s, host, int(result.workers["iterations"].sum()), sim.eval_host_s
+    return result.elapsed_s, host, int(result.workers["iterations"].sum()), sim.records.eval_host_s
 
 
 def main(argv=None) -> int:

@@ -174,10 +174,13 @@ def test_the_books_are_the_sums_of_the_event_log(scheme):
     assert w["wait_s"].to_numpy() == pytest.approx(spent["wait"], rel=1e-12)
     assert (w["bytes_down"] == counts["pull"] * sim.dense_bytes).all()
     assert (w["bytes_up"] == counts["push"] * sim.dense_bytes).all()  # (no compression)
-    assert (sim.bytes_up, sim.bytes_down) == (w["bytes_up"].sum(), w["bytes_down"].sum())
+    assert (sim.records.bytes_up, sim.records.bytes_down) == (
+        w["bytes_up"].sum(),
+        w["bytes_down"].sum(),
+    )
     for column in ("bytes_up", "bytes_down"):  # the history records the totals as they grow
         seen = result.history[column]
-        assert seen.is_monotonic_increasing and 0 < seen.iloc[-1] <= getattr(sim, column)
+        assert seen.is_monotonic_increasing and 0 < seen.iloc[-1] <= getattr(sim.records, column)
 
 
 @pytest.mark.parametrize("scheme", ["asp", "adacomm"])  # local steps fixed, and changing

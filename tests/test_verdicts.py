@@ -98,7 +98,7 @@ def test_the_clock_is_samples_applied_at_the_ps():
         sim.run()
         assert len(seen) > 50 and all(e == pytest.approx(c) for e, c in seen)
         assert seen[-1][0] > 1.0
-    assert sim.samples > sim.server.applied_samples  # (the backups: arrived is not applied)
+    assert sim.records.samples > sim.server.applied_samples  # (the backups: arrived is not applied)
 
 
 def test_the_budget_changes_nothing_before_it_is_reached():

@@ -64,9 +64,17 @@ class ParameterServer:
     """
 
     def __init__(
-        self, params: np.ndarray, materialize=None, defer: bool = False, max_pending: int = 256
+        self,
+        params: np.ndarray,
+        materialize=None,
+        defer: bool = False,
+        max_pending: int = 256,
+        apply_s: float = 0.0,
     ):
         self._params = params
+        # the PS's software cost of handling one push (``cluster.server.apply_s``): pushes
+        # are handled one at a time, and ``free_at`` is when it has handled those it has
+        self.apply_s, self.free_at = apply_s, 0.0
         self.materialize = materialize
         self.defer = defer and materialize is not None
         self.max_pending = max_pending

@@ -195,8 +195,10 @@ class Worker:
         self.optimizer_resets = 0
         self.set_compressor(identity(), None)
         # statistics (simulated seconds, bytes, counts), and the event log when asked
-        log = sim.log_event
-        self.stats = Recorder(index, sim) if log is None else LoggingRecorder(index, sim, log)
+        records, log = sim.records, sim.records.log
+        self.stats = (
+            Recorder(index, records) if log is None else LoggingRecorder(index, records, log)
+        )
         # faults: a crash interrupts ``process``; ``recovered`` restarts it
         self.process = None
         self.phase = "gate"
@@ -680,12 +682,12 @@ class Iterations:
         return self._pushed()
 
     def _pushed(self):
-        sim = self.sim
-        if sim.apply_s:  # the PS handles one push at a time
+        server = self.server
+        if server.apply_s:  # the PS handles one push at a time
             now = self.env.now
-            sim.ps_free_at = max(now, sim.ps_free_at) + sim.apply_s
+            server.free_at = max(now, server.free_at) + server.apply_s
             self.next = self._applied
-            return now + (sim.ps_free_at - now)  # (as ``env.timeout`` adds its delay)
+            return now + (server.free_at - now)  # (as ``env.timeout`` adds its delay)
         return self._applied()
 
     def _applied(self):
