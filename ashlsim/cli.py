@@ -39,7 +39,7 @@ def resolve_scenario(
     """The scenario a command line describes: a file (or the default), the recipe's settings
     for the scheme (``--recipe``: the scheme ``--strategy`` names as the recipe's label,
     else the scenario's own), then the overrides."""
-    from .compare import entry_overrides, load_recipe, parse_strategy_label
+    from .entries import entry_overrides, load_recipe, parse_strategy_label
 
     scenario = load_scenario(path) if path else Scenario()
     overrides = _parse_sets(sets or [])
@@ -356,7 +356,7 @@ def _compare(args) -> int:
 def _report_comparison(scenario, table, summary, args, tuned: bool) -> None:
     """The summary table, the verdict and the files written: throughput for a timing-only
     scenario, time to accuracy otherwise."""
-    from .compare import throughput_verdict, verdict
+    from .report import throughput_verdict, verdict
 
     extra = " tuning.csv" if tuned else ""
     if scenario.model.name == "none":  # timing only: throughput, not time to accuracy

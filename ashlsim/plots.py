@@ -240,7 +240,7 @@ def sweep_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
 
 def _sweep_points(group: pd.DataFrame, axis: str, mode: str, numeric: bool) -> pd.DataFrame:
     """One row per grid value of one strategy: x, median, low, high, runs that reached, runs."""
-    from .compare import median_interval, pushes_per_s
+    from .stats import median_interval, pushes_per_s
 
     rows = []
     for value, runs in group.groupby(axis, sort=False):

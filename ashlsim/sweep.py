@@ -23,11 +23,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .compare import load_recipe, recipe_entries, resolve_entries, summarize
+from .entries import load_recipe, recipe_entries, resolve_entries
 from .errors import ScenarioError
 from .folders import claim
 from .progress import CountProgress
 from .scenario import Scenario, load_scenario, resolve_paths
+from .stats import summarize
 from .yamlio import load_file
 
 EXECUTORS = ("local", "dask", "sequential")
