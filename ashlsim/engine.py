@@ -138,7 +138,7 @@ class Simulation(RunLoop):
             if isinstance(jitter, PerWorker)
             else ([jitter] * n)
         )
-        with no_gc():  # 100,000 workers: 4 s of cycle collections otherwise (measured)
+        with no_gc():  # many workers: the collector would rescan them all (gctime.py)
             for i in range(n):
                 # streams made when first drawn from: a timing-only run never draws batches,
                 # a constant jitter never draws (rng.Deferred)

@@ -164,9 +164,9 @@ class RunLoop:
         # Divergence shows up as inf/nan in the arrays; the observer detects it, so the
         # floating-point warnings on the way there are expected, not errors.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            with no_gc():  # 10,000 workers started while the collector rescans everything
-                self._start()  # alive cost 47 us each instead of 3 (measured, as processes)
-            # ... and frozen with the rest of the long-lived objects
+            with no_gc():  # thousands of workers start: the collector would rescan them all
+                self._start()  # (benchmarks/README.md, gctime.py)
+            # ... and they are frozen with the rest of the long-lived objects
             with _quiet_gc(gc_threshold(self.n_workers)):
                 self.drive()
             for worker in self.workers:  # phases under way, and computations that ended

@@ -219,8 +219,7 @@ class LocalTrainer:
     def _chunk(self, first: Work, last: Work) -> int:
         """How many works to stack at once: their inputs (and their parameters, unless they
         share them throughout: one step from one pull) within ``STACK_BYTES``. Bigger stacks
-        fall out of the cache and run slower than smaller ones (measured: softmax is fastest
-        at 16-32, the 128-unit MLP at 8)."""
+        fall out of the cache and run slower than smaller ones (benchmarks/README.md)."""
         itemsize = self.data.X_train.itemsize
         per_work = len(first.batches[0]) * self.data.n_features * itemsize
         if first.params is not last.params or len(first.batches) > 1:  # params of their own

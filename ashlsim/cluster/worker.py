@@ -347,11 +347,13 @@ class Iterations:
     compares them, bit for bit):
     - on the queue (``start``): this object is itself the timeout it waits for (``step``
       calls its ``callbacks``) and ``resume`` is the callback it gives an event. No process:
-      at 10,000 workers a process's generator, frame and ``Process`` are cold memory at every
-      event (timing only, an iteration 10-30 % less on the queue; benchmarks/README.md,
-      "Fifth session");
+      with thousands of workers a process's generator, frame and ``Process`` are cold memory
+      at every event (benchmarks/README.md);
     - in a SimPy process (``Worker._iterate``): under faults, a crash interrupts the process
-      wherever it waits (``Worker.run``)."""
+      wherever it waits (``Worker.run``).
+
+    What a step computes elsewhere instead of drawing it (the emulator: ``Worker.offload``)
+    it sends, then awaits; the rest of the loop is the same for both engines."""
 
     __slots__ = (
         # what ``Environment.step`` reads of an event, when this object is its own timeout
