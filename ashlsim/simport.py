@@ -88,15 +88,15 @@ class SimPort:
             worker.sampler.reshard(shard)
 
     # ---- what the run records -----------------------------------------------------------------
-    def stage_changed(self, stage: str, reason: str) -> None:
+    def stage_changed(self, from_stage: str, to_stage: str, reason: str) -> None:
         sim = self._sim
         history = sim.records.history
         last = history[-1] if history else {}
         sim.records.stage_changes.append(
             {
                 "time_s": sim.env.now,
-                "from_stage": sim.strategy.stage,
-                "to_stage": stage,
+                "from_stage": from_stage,
+                "to_stage": to_stage,
                 "loss": last.get("loss", math.nan),
                 "reason": reason,
             }

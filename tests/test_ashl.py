@@ -6,7 +6,7 @@ from conftest import clock_gaps_at_pulls, make
 
 import ashlsim
 from ashlsim import ScenarioError, Simulation, default_scenario
-from ashlsim.profiling import local_steps_plan, robust_mean
+from ashlsim.strategies.ashl_plan import local_steps_plan, robust_mean
 
 SPEEDS = [4000.0, 2000.0, 1000.0, 500.0]
 UP = [1.0e7, 4.0e6, 2.0e6, 1.0e6]  # bytes/s

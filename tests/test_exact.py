@@ -144,7 +144,7 @@ def test_each_worker_draws_from_its_own_streams():
     assert len(set(batch4)) == 4
 
 
-# ---- killing the mutants that survived `mutmut` on profiling.py and compression.py ------------
+# ---- killing the mutants that survived `mutmut` on ASHL's planning (strategies/ashl_plan.py) and compression.py ------------
 
 
 def test_build_compressor_builds_what_the_block_names():
@@ -211,7 +211,7 @@ def test_wire_bytes_of_dense_and_sparse_messages_with_and_without_a_virtual_mode
 
 
 def test_robust_mean_small_samples():
-    from ashlsim.profiling import robust_mean
+    from ashlsim.strategies.ashl_plan import robust_mean
 
     assert robust_mean([2.0]) == 2.0
     assert robust_mean([1.0, 5.0]) == 3.0
@@ -222,14 +222,14 @@ def test_robust_mean_small_samples():
 
 
 def test_local_steps_plan_gives_the_slowest_its_preset_even_one():
-    from ashlsim.profiling import local_steps_plan
+    from ashlsim.strategies.ashl_plan import local_steps_plan
 
     h = local_steps_plan([0.01, 0.04], [0.0, 0.0], [0.0, 0.0], 1)
     assert h.tolist() == [4, 1]
 
 
 def test_compression_plan_clips_and_guards_zero_push_times():
-    from ashlsim.profiling import compression_plan
+    from ashlsim.strategies.ashl_plan import compression_plan
 
     # worker 0 has a lot of spare time: capped at 1; worker 1 sets the pace: r_preset
     r = compression_plan([0.001, 0.2], [0.1, 0.1], [0.2, 0.2], [1, 1], 0.25)

@@ -19,7 +19,7 @@ import pandas as pd
 from ..compression import COMPRESSORS, CompressionSpec
 from ..config import boolean, choice, integer, real, spec, text
 from ..errors import ScenarioError
-from ..profiling import compression_plan, data_shares, local_steps_plan, robust_mean
+from .ashl_plan import compression_plan, data_shares, local_steps_plan, robust_mean
 from .base import MAX_LOCAL_STEPS, ClockGate, Evaluation, Strategy, StrategyParams
 
 SWITCH_RULES = ("loss", "epochs", "plateau", "never", "immediate")

@@ -15,11 +15,14 @@ than a bound ahead of the slowest worker's).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from ..compression import CompressionSpec
 from ..config import boolean, choice, real, section, spec, text
 from ..errors import ScenarioError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Local steps in one computation: more is no training anyone runs, and its batches (drawn when
 # the computation starts) would take the host's memory and minutes before the run could end.
@@ -153,8 +156,8 @@ class Port(Protocol):
     # the parameter server
     @property
     def version(self) -> int: ...  # applications so far
-    def apply(self, updates, weight: float = 1.0) -> None: ...
-    def discard(self, update) -> None: ...
+    def apply(self, updates: list[Update], weight: float = 1.0) -> None: ...
+    def discard(self, update: Update) -> None: ...
     def set_server_optimizer(self, lr: float, momentum: float, nesterov: bool) -> None: ...
 
     # the workers
@@ -163,10 +166,10 @@ class Port(Protocol):
     def reset_optimizers(self) -> None: ...
     def restart_schedule(self) -> None: ...
     def lr_factor(self) -> float: ...  # the worker learning rate now over its base value
-    def reshard(self, weights) -> None: ...
+    def reshard(self, weights: list[float]) -> None: ...
 
     # what the run records
-    def stage_changed(self, stage: str, reason: str) -> None: ...
+    def stage_changed(self, from_stage: str, to_stage: str, reason: str) -> None: ...
 
 
 class Strategy:
@@ -202,7 +205,7 @@ class Strategy:
         """Local SGD steps the worker takes in its next iteration."""
         return 1
 
-    def gate(self, worker: int):
+    def gate(self, worker: int) -> object | None:
         """An event to wait for before the worker's next pull, or None to go at once."""
         return None
 
@@ -211,7 +214,7 @@ class Strategy:
         its own updates since) instead of pulling now."""
         return False
 
-    def receive(self, update) -> None:
+    def receive(self, update: Update) -> None:
         """The PS's handling of a push that has just arrived."""
         raise NotImplementedError
 
@@ -228,14 +231,14 @@ class Strategy:
         """Extra per-worker columns for ``Result.workers`` (e.g. ASHL's H)."""
         return {}
 
-    def tables(self) -> dict:
+    def tables(self) -> dict[str, pd.DataFrame]:
         """Extra tables for the ``Result`` (name -> DataFrame), e.g. ASHL's profile."""
         return {}
 
     def set_stage(self, stage: str, reason: str | None = None) -> None:
         """Enter ``stage``; a change with a ``reason`` is recorded (the first stage is not)."""
         if reason is not None:
-            self.port.stage_changed(stage, reason)
+            self.port.stage_changed(self.stage, stage, reason)
         self.stage = stage
 
     def pending(self) -> int:
@@ -267,10 +270,10 @@ class BarrierStrategy(Strategy):
             self.backups,
         )
 
-    def gate(self, worker):
+    def gate(self, worker: int) -> object | None:
         return self.barrier.gate(worker)
 
-    def receive(self, update):
+    def receive(self, update: Update) -> None:
         self.barrier.receive(update)
 
     def worker_down(self, worker):
@@ -305,10 +308,10 @@ class RoundBarrier:
         self._buffer: dict[int, object] = {}  # this round's pushes, by worker
         self._done = port.event()
 
-    def gate(self, worker: int):
+    def gate(self, worker: int) -> object | None:
         return self._done if worker in self._buffer else None
 
-    def receive(self, update) -> None:
+    def receive(self, update: Update) -> None:
         # the PS version counts closed rounds: a push pulled before the last close is late
         if update.pulled_version < self.port.version:  # counted, never applied
             self.dropped += 1
@@ -365,7 +368,7 @@ class ClockGate:
         self._waiting: dict[int, object] = {}  # min clock needed -> event
         self.max_gap_seen = 0  # largest clock - min clock of a worker let through
 
-    def gate(self, worker: int):
+    def gate(self, worker: int) -> object | None:
         gap = self.clocks[worker] - self.min_clock
         if gap <= self.bound:
             self.max_gap_seen = max(self.max_gap_seen, gap)
