@@ -271,7 +271,7 @@ def tune_each(resolved, tune, tune_seeds, eval_seeds, runner=None):
 
 
 def edge_choices(tuning: pd.DataFrame, tune: dict[str, list]) -> list[str]:
-    """``"asp: training.lr = 0.1, the grid's largest"`` for each scheme whose tuned value of a
+    """``"LABEL: training.lr = 0.1, the grid's largest"`` for each scheme whose tuned value of a
     numeric key lies at an end of its grid: the best may lie beyond, so widen the grid."""
     notes = []
     for row in tuning[tuning["chosen"]].to_dict("records"):
@@ -308,7 +308,7 @@ def plan_checks(
 ) -> list[Check]:  # fmt: skip
     """The changes a verdict is checked under (``judge_checks`` judges them): each half of
     the seeds (no new runs); and, re-running on the first half of the seeds, evaluations twice
-    as often (ASHL's switch reads the observed loss, and a touch of the target between two
+    as often (a scheme's stage switch may read the observed loss, and a touch of the target between two
     evaluations counts only if one sees it), each other shipped recipe that has every label;
     when tuned, each scheme one grid step either side of its chosen value; with ``level``
     "full" and no tuning, the learning rate tuned per scheme over half, once and twice the

@@ -13,7 +13,7 @@ SHARED = [*PACKAGE.glob("engine*.py"), *(PACKAGE / "cluster").glob("*.py"),
           PACKAGE / "results.py", PACKAGE / "cli.py", PACKAGE / "scenario.py",
           PACKAGE / "simport.py", PACKAGE / "runloop.py", PACKAGE / "faults.py",
           PACKAGE / "training.py", PACKAGE / "compression.py", PACKAGE / "sweep.py",
-          PACKAGE / "plots.py", PACKAGE / "stats.py", PACKAGE / "report.py",
+          PACKAGE / "plots.py", PACKAGE / "stats.py", PACKAGE / "report.py", PACKAGE / "compare.py",
           *[PACKAGE / "emulator" / f for f in ("ps.py", "wire.py", "worker.py")]]  # fmt: skip
 # scheme names, and parameters only one scheme has
 NAMES = [*STRATEGIES, "backup_workers", "h_ahl", "h_shl", "loss_preset", "s_preset", "r_preset",
