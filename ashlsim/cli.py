@@ -131,11 +131,17 @@ def _run_one(args, engine, options) -> int:
                           quiet=args.no_progress)  # fmt: skip
         try:
             result = engine(
-                scenario, seed=args.seed, events=args.events or None, progress=bar, **options
+                scenario,
+                seed=args.seed,
+                events=(args.events or args.trace) or None,
+                progress=bar,
+                **options,
             )
         finally:
             bar.close()
         out = result.save(args.out)
+        if args.trace:
+            result.to_trace(out / "trace.json")
         learning_curve(
             result.history,
             out / f"curve.{args.format}",
@@ -146,7 +152,9 @@ def _run_one(args, engine, options) -> int:
             clock="simulated" if result.engine == "simulator" else "measured",
         )
         print(format_run_summary(result))
-        print(f"wrote {out}/: history.csv workers.csv scenario.yaml curve.{args.format}")
+        extra = " events.csv" if result.events is not None else ""
+        extra += " trace.json (open in https://ui.perfetto.dev)" if args.trace else ""
+        print(f"wrote {out}/: history.csv workers.csv scenario.yaml curve.{args.format}{extra}")
     return 0
 
 
@@ -458,6 +466,11 @@ def _one_run_args(p, out: str) -> None:
     p.add_argument("--out", default=out, help=f"output folder (default: {out})")
     p.add_argument("--seed", type=int, help="override the scenario's seed")
     p.add_argument("--events", action="store_true", help="also write events.csv (Gantt data)")
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="also write trace.json, the timeline for https://ui.perfetto.dev (implies --events)",
+    )
     p.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="figure format")
 

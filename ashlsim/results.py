@@ -63,7 +63,7 @@ FACT_TYPES = {
 # the files a saved run wrote are listed here, so that a new run in the same folder removes the
 # ones it does not write (and nothing else); curve.png is the command line's figure of the run
 MANIFEST = ".ashlsim-run"
-ALWAYS_STALE = ["curve.png", "curve.pdf", "curve.svg"]
+ALWAYS_STALE = ["curve.png", "curve.pdf", "curve.svg", "trace.json"]
 
 
 @dataclass
@@ -141,6 +141,14 @@ class Result:
             engine=sim.engine,
             **(sim.target_crossing or {}),
         )
+
+    def to_trace(self, path: str | Path) -> Path:
+        """Write the run's timeline as a Chrome trace (JSON) to ``path``, for Perfetto
+        (https://ui.perfetto.dev) or ``chrome://tracing`` (``ashlsim.trace``); the run must
+        have recorded its events (``events=True``)."""
+        from .trace import write_trace
+
+        return write_trace(self, path)
 
     def time_to_accuracy(self, target: float | None = None) -> float:
         """First simulated time (s) the test accuracy reached ``target``; NaN if it never did.
