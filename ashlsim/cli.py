@@ -419,7 +419,13 @@ def _cmd_sweep(args) -> int:
         progress=not args.no_progress,
     )
     failed = summary.attrs.get("failed", 0)
-    print(f"{len(summary)} runs finished, {failed} failed; wrote {args.out}/summary.csv")
+    reused = summary.attrs.get("reused", 0)
+    done = f"{len(summary)} runs finished ({reused} already done, reused)" if reused else (
+        f"{len(summary)} runs finished")  # fmt: skip
+    files = [
+        f for f in ("summary.csv", "schemes.csv", "summary.png") if (Path(args.out) / f).exists()
+    ]
+    print(f"{done}, {failed} failed; wrote {args.out}/: {' '.join(files)}")
     if failed:
         print(f"failed runs and their errors: {args.out}/failed.csv", file=sys.stderr)
     return 1 if failed else 0
@@ -553,7 +559,9 @@ def _parser_compare(sub) -> None:
     p.add_argument("--workers", type=int, help="processes running the runs (default: every core)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.add_argument("--format", default="png", choices=["png", "pdf", "svg"], help="figure format")
-    p.add_argument("--out", default="ashlsim-compare", help="output folder")
+    p.add_argument(
+        "--out", default="ashlsim-compare", help="output folder (default: ashlsim-compare)"
+    )
     p.set_defaults(func=_cmd_compare)
 
 

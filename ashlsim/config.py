@@ -40,7 +40,9 @@ def parse_section(cls, data, path: str):
     for key in data:
         if key not in known:
             where = f"{path}.{key}" if path else str(key)
-            raise ScenarioError(where, data[key], f"one of the keys {field_names(cls)}")
+            named = getattr(cls, "CATALOGUE_KEYS", ())  # resolved before parsing, if used
+            also = f" (or the catalogue's {', '.join(named)}: docs/CATALOGUE.md)" if named else ""
+            raise ScenarioError(where, data[key], f"one of the keys {field_names(cls)}{also}")
     kwargs = {}
     for name, value in data.items():
         where = f"{path}.{name}" if path else name

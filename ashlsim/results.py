@@ -165,6 +165,30 @@ class Result:
         hit = self.history.loc[self.history["accuracy"] >= target, "time_s"]
         return float(hit.iloc[0]) if len(hit) else math.nan
 
+    def __eq__(self, other) -> bool:
+        """Two results are equal when everything they hold is: the scenario and seed, every
+        fact of ``RUN_FACTS`` (NaN equal to NaN), every frame and table (``DataFrame.equals``:
+        values, dtypes and order) and the final parameters. Same scenario and seed, same
+        engine: equal (the simulator is deterministic)."""
+        if not isinstance(other, Result):
+            return NotImplemented
+        if self.scenario != other.scenario or list(self.tables) != list(other.tables):
+            return False
+        for key in RUN_FACTS:
+            mine, theirs = getattr(self, key), getattr(other, key)
+            both_nan = isinstance(mine, float) and isinstance(theirs, float) and mine != mine
+            if mine != theirs and not (both_nan and theirs != theirs):
+                return False
+        frames = ["history", "workers", "events", "stage_changes", "faults"]
+        pairs = [(getattr(self, f), getattr(other, f)) for f in frames]
+        pairs += [(self.tables[name], other.tables[name]) for name in self.tables]
+        if any((a is None) != (b is None) or (a is not None and not a.equals(b)) for a, b in pairs):
+            return False
+        a, b = self.final_params, other.final_params
+        return (a is None) == (b is None) and (a is None or np.array_equal(a, b))
+
+    __hash__ = None  # (mutable frames)
+
     def summary(self) -> dict:
         """Headline numbers of the run, one flat dict."""
         last = self.history.iloc[-1]

@@ -12,6 +12,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 
@@ -72,6 +73,9 @@ class StragglerSpec:
 
 @dataclass(frozen=True)
 class ClusterSpec:
+    # names the catalogue turns into numbers before this section is parsed (``catalogue``):
+    # ``efficiency`` and ``precision`` go with ``device``
+    CATALOGUE_KEYS: ClassVar[tuple[str, ...]] = ("device", "network", "efficiency", "precision")
     workers: int = spec(8, integer(1, 100_000), "number of workers")
     speed: Distribution = spec(LogNormal(2000.0, 0.6), value(), "samples/s, drawn once per worker")
     flops: Distribution | None = spec(None, value(optional=True), "FLOP/s; replaces speed")
@@ -85,6 +89,8 @@ class ClusterSpec:
 @dataclass(frozen=True)
 class WorkloadSpec:
     """Timing and message sizes of a virtual DNN; empty means: those of the proxy model."""
+
+    CATALOGUE_KEYS: ClassVar[tuple[str, ...]] = ("name",)  # a model of the catalogue
 
     flops_per_sample: float | None = spec(None, real(0, exclusive_min=True, optional=True), "FLOP")
     param_bytes: float | None = spec(None, real(0, exclusive_min=True, optional=True), "bytes")

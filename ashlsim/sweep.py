@@ -250,7 +250,9 @@ def _sweep(specs, out: Path, executor, workers, scheduler, progress, on_finish) 
     finally:
         if bar:
             bar.close()
-    return write_summary(specs, out, failures)
+    summary = write_summary(specs, out, failures)
+    summary.attrs["reused"] = len(specs) - len(todo)  # runs already done, skipped
+    return summary
 
 
 def _run_sequential(todo, runs_dir, finished, **_):

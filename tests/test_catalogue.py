@@ -42,7 +42,7 @@ def test_efficiency_precision_and_per_worker_networks():
     data = {**CLUSTER, "cluster": {"device": "v100", "workers": 2, "precision": "fp32",
                                    "efficiency": 0.5, "network": ["1gbe", "wan_100mbit"]}}  # fmt: skip
     sc = ashlsim.Scenario.from_dict(data)
-    assert list(sc.cluster.speed.values) == pytest.approx([15.7e12 * 0.5 / 12.27e9] * 2)
+    assert list(sc.cluster.speed.values) == pytest.approx([15.7e12 * 0.5 / 24.54e9] * 2)
     assert list(sc.cluster.uplink.bandwidth.values) == [1.25e8, 1.25e7]
 
 
@@ -65,7 +65,7 @@ def test_entries_of_your_own(tmp_path, monkeypatch):
     path.write_text("devices:\n  my_gpu: {fp16: 100e12, fp32: 10e12}\n")
     monkeypatch.setenv("ASHLSIM_CATALOGUE", str(path))
     sc = ashlsim.Scenario.from_dict({**CLUSTER, "cluster": {"device": "my_gpu", "workers": 2}})
-    assert sc.cluster.speed.values[0] == pytest.approx(100e12 * EFFICIENCY / 12.27e9)
+    assert sc.cluster.speed.values[0] == pytest.approx(100e12 * EFFICIENCY / 24.54e9)
 
 
 def test_the_command_lists_the_catalogue(capsys):
@@ -82,7 +82,7 @@ def test_a_measured_throughput_is_used_as_is(tmp_path, monkeypatch):
     monkeypatch.setenv("ASHLSIM_CATALOGUE", str(path))
     sc = ashlsim.Scenario.from_dict(CLUSTER)
     assert sc.cluster.speed.values[:2] == (2600.0, 2600.0)  # measured
-    assert sc.cluster.speed.values[2] == pytest.approx(65e12 * EFFICIENCY / 12.27e9)  # peak-based
+    assert sc.cluster.speed.values[2] == pytest.approx(65e12 * EFFICIENCY / 24.54e9)  # peak-based
 
 
 # -- one resolution step: a name means the same numbers whichever way it arrives --------------

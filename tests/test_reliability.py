@@ -726,3 +726,11 @@ def test_a_trace_that_is_a_pipe_is_refused_at_once(tmp_path):
     with pytest.raises(ScenarioError, match=r"cluster.speed.path.*regular CSV"):
         ashlsim.Scenario.from_dict(scenario_dict(cluster={"speed": speed}))
     assert time.monotonic() - started < 10
+
+
+def test_results_compare_by_everything_they_hold():
+    sc = ashlsim.Scenario.from_dict(scenario_dict(stop={"time_s": 0.5}))
+    one, again, other = ashlsim.run(sc), ashlsim.run(sc), ashlsim.run(sc, seed=1)
+    assert one == again and one != other and one != "a result"
+    again.history.loc[0, "loss"] += 1e-12
+    assert one != again

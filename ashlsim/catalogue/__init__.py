@@ -134,15 +134,7 @@ def resolve(data: dict) -> dict:
     """``data`` (a scenario mapping, as written) with catalogue names replaced by their
     numbers. A name and an explicit number for the same quantity are an error naming both."""
     data = _without_null_names(data)
-    for named, keys in GIVES.items():
-        if _has(data, named):
-            for key in keys:
-                if _has(data, key):
-                    name = key.replace("speeds", "speed")
-                    raise ScenarioError(
-                        name, _get(data, key),
-                        f"{name} or {named} ({_get(data, named)!r}), not both: each gives it",
-                    )  # fmt: skip
+    _check_one_source(data)
     data = dict(data)
     workload = data.get("workload")
     model_name = None
@@ -159,6 +151,24 @@ def resolve(data: dict) -> dict:
     if isinstance(cluster, dict) and ({"device", "network"} & set(cluster)):
         data["cluster"] = _resolve_cluster(dict(cluster), data.get("workload") or {}, model_name)
     return data
+
+
+def _check_one_source(data: dict) -> None:
+    """A name and an explicit number for one quantity (``GIVES``) are an error naming both;
+    a device's ``efficiency`` or ``precision`` needs the device."""
+    for named, keys in GIVES.items():
+        for key in keys if _has(data, named) else ():
+            if _has(data, key):
+                name = key.replace("speeds", "speed")
+                raise ScenarioError(
+                    name, _get(data, key),
+                    f"{name} or {named} ({_get(data, named)!r}), not both: each gives it",
+                )  # fmt: skip
+    cluster = data.get("cluster")
+    if isinstance(cluster, dict) and "device" not in cluster:
+        for key in ("efficiency", "precision"):
+            if key in cluster:
+                raise ScenarioError(f"cluster.{key}", cluster[key], "a cluster.device to apply to")
 
 
 def _without_null_names(data: dict) -> dict:
