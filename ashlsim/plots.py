@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt  # headless machines fall back to Agg by themselves
@@ -126,66 +127,92 @@ def compare_curves(
     by: str = "strategy",
     metric: str = "accuracy",
     target: float | None = None,
+    target_times: dict | None = None,
     title: str = "",
     grid_s: int = 200,
     xscale: str = "linear",
     ax=None,
 ):
-    """One colour per ``by`` value (its scheme's colour) of ``metric`` against simulated time.
-    With several seeds each seed is a thin line that ends where its run stopped (at the target,
-    say: never held at its last value), and the thick line is their median while every seed is
-    still running (so it never becomes the median of the survivors). ``xscale`` ``log`` spreads
-    out the first seconds. Draws on ``ax`` if given; returns the figure (or writes ``path``)."""
+    """One colour per ``by`` value (its scheme's colour) of ``metric`` against simulated time,
+    as steps (the model changes only when the PS applies something, and is seen at each
+    evaluation). With several seeds each seed is a thin line that ends where its run stopped;
+    the thick line is their median and the band their range (min-max), a stopped seed held at
+    its last value, drawn while at least half the seeds still run. ``target_times`` (label ->
+    seconds, e.g. each scheme's median time to target) are marked on the target line.
+    ``xscale`` ``log`` spreads out the first seconds. Draws on ``ax`` if given; returns the
+    figure (or writes ``path``)."""
     fig, ax = _axes(ax, (7.5, 4.8))
     n_seeds = history["seed"].nunique() if "seed" in history else 1
     positive = history.loc[history["time_s"] > 0, "time_s"]
     for i, (label, group) in enumerate(history.groupby(by, sort=False)):
         color = scheme_color(label, i)
-        seeds = group["seed"].unique() if "seed" in group else [None]
-        if len(seeds) == 1:
-            ax.plot(group["time_s"], group[metric], color=color, label=str(label))
+        if "seed" not in group or group["seed"].nunique() == 1:
+            ax.step(group["time_s"], group[metric], where="post", color=color, label=str(label))
             continue
-        _seeds_and_median(ax, group, metric, color, str(label), xscale, positive, grid_s)
-    if target is not None and metric == "accuracy":
-        ax.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
+        _seeds_and_median(
+            ax, group, metric, color, str(label), _time_grid(group, xscale, positive, grid_s)
+        )
+    _mark_target(ax, target if metric == "accuracy" else None, target_times, history, by)
     ylabel = {"accuracy": "test accuracy", "loss": "training loss", "updates": "pushes applied"}
     ylabel = ylabel.get(metric, metric)
     ax.set(xlabel="simulated time (s)" + (", log scale" if xscale == "log" else ""), ylabel=ylabel)
     if xscale == "log":
         ax.set_xscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     if metric == "loss":
         _log_y(ax, history[metric])
     ax.grid(alpha=0.3, which="both" if xscale == "log" else "major")
     ax.legend(fontsize=8)
     if n_seeds > 1:
-        how = f"{n_seeds} seeds (thin, each to its stop) and their median (thick)"
-        title = f"{title} - {how}" if title else how
+        how = f"{n_seeds} seeds: each (thin), their median (thick) and range (band)"
+        title = f"{title}\n{how}" if title else how
     if title:
         ax.set_title(title, fontsize=10)
     return _finish(fig, path)
 
 
-def _seeds_and_median(ax, group, metric, color, label, xscale, positive, grid_s) -> None:
-    """Each seed of ``group`` as a thin line to its stop, and their median (thick) while
-    every seed still runs."""
-    ends = []
+def _time_grid(group: pd.DataFrame, xscale: str, positive: pd.Series, grid_s: int):
+    """The times the median is drawn at: up to the median of the seeds' stops (at least half
+    still run there)."""
+    end = float(group.groupby("seed")["time_s"].max().median())
+    if xscale == "log" and len(positive):
+        return np.geomspace(min(positive.min(), end), end, grid_s)
+    return np.linspace(0.0, end, grid_s + 1)
+
+
+def _seeds_and_median(ax, group, metric, color, label, grid) -> None:
+    """Each seed of ``group`` as a thin step line to its stop; on ``grid``, their median
+    (thick) and range (band), a stopped seed held at its last value."""
+    curves = []
     for _, run in group.groupby("seed"):
         run = run.sort_values("time_s")
-        ax.plot(run["time_s"], run[metric], color=color, lw=0.6, alpha=0.35)
-        ends.append(run["time_s"].max())
-    end = min(ends)  # the median only while every seed runs
-    if xscale == "log" and len(positive):
-        grid = pd.Series(np.geomspace(positive.min(), end, grid_s))
-    else:
-        grid = pd.Series(range(grid_s + 1), dtype=float) * (end / grid_s)
-    curves = [
-        pd.Series(run[metric].to_numpy(), index=run["time_s"].to_numpy())
-        .sort_index()
-        .reindex(grid, method="ffill")
-        .to_numpy()
-        for _, run in group.groupby("seed")
-    ]
-    ax.plot(grid, np.median(curves, axis=0), color=color, lw=2, label=label)
+        ax.step(run["time_s"], run[metric], where="post", color=color, lw=0.6, alpha=0.35)
+        held = pd.Series(run[metric].to_numpy(), index=run["time_s"].to_numpy())
+        curves.append(held.reindex(grid, method="ffill").to_numpy())
+    curves = np.asarray(curves, dtype=float)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (before a seed's first evaluation)
+        low, mid, high = np.nanmin(curves, 0), np.nanmedian(curves, 0), np.nanmax(curves, 0)
+    ax.fill_between(grid, low, high, step="post", color=color, alpha=0.12, lw=0)
+    ax.step(grid, mid, where="post", color=color, lw=2, label=label)
+
+
+def _mark_target(ax, target, target_times, history, by) -> None:
+    """The target line, and each label's time to target on it (a triangle of its colour)."""
+    if target is None:
+        return
+    ax.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
+    labels = list(dict.fromkeys(history[by]))
+    for i, label in enumerate(labels):
+        t = (target_times or {}).get(label)
+        if t is not None and np.isfinite(t):
+            ax.plot([t], [target], marker="v", ms=9, color=scheme_color(label, i), mec="black",
+                    mew=0.6, zorder=5, ls="none")  # fmt: skip
+    if target_times:
+        ax.plot([], [], marker="v", ms=7, color="white", mec="black", ls="none",
+                label="median time to target")  # fmt: skip
 
 
 def _axes(ax, size):

@@ -166,9 +166,9 @@ def _write_comparison(scenario, table, history, out: Path, fmt: str) -> pd.DataF
         compare_curves(history, out / f"updates.{fmt}", metric="updates", title=title)
         return summary
     target = scenario.stop.target_accuracy
-    compare_curves(history, out / f"accuracy.{fmt}", target=target, title=title)
-    compare_curves(
-        history, out / f"accuracy_logtime.{fmt}", target=target, title=title, xscale="log"
-    )
+    times = dict(zip(summary["strategy"], summary["time_to_target_s_median"], strict=True))
+    marks = {"target": target, "target_times": times, "title": title}
+    compare_curves(history, out / f"accuracy.{fmt}", **marks)
+    compare_curves(history, out / f"accuracy_logtime.{fmt}", xscale="log", **marks)
     compare_curves(history, out / f"loss.{fmt}", metric="loss", title=title)
     return summary
