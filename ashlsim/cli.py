@@ -150,6 +150,7 @@ def _run_one(args, engine, options) -> int:
             stage_changes=result.stage_changes,
             faults=result.faults,
             clock="simulated" if result.engine == "simulator" else "measured",
+            label=scenario.strategy.name,
         )
         print(format_run_summary(result))
         extra = " events.csv" if result.events is not None else ""

@@ -48,26 +48,33 @@ def learning_curve(
     faults: pd.DataFrame | None = None,
     axes=None,
     clock: str = "simulated",
+    label: str | None = None,
 ):
     """Accuracy and training loss against simulated seconds for one run (``clock``:
     "measured" for an emulation; a timing-only run: updates and MB moved instead, it has no
-    loss); stage changes as dashed lines, injected faults as shaded
-    spans labelled with the worker. Draws on ``axes`` (a pair) if given; returns the figure (or
-    writes ``path``)."""
+    loss), in the colour of the scheme ``label`` names (with a legend: several calls may draw
+    several runs on one pair of ``axes``); stage changes as dashed lines, injected faults as
+    shaded spans labelled with the worker. Draws on ``axes`` (a pair) if given; returns the
+    figure (or writes ``path``)."""
     if axes is None:
         fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     else:
         ax_acc, ax_loss = axes
         fig = ax_acc.figure
+    color = scheme_color(label) if label is not None else "C0"
     trained = bool(history["loss"].notna().any())
     if trained:
-        ax_acc.plot(history["time_s"], history["accuracy"], color="C0")
-        ax_loss.plot(history["time_s"], history["loss"], color="C1")
-    else:  # timing only: what it has is progress, updates and bytes
-        ax_acc.plot(history["time_s"], history["updates"], color="C0")
-        ax_loss.plot(history["time_s"], history["bytes_up"] / 1e6, color="C1", label="up")
-        ax_loss.plot(history["time_s"], history["bytes_down"] / 1e6, color="C2", label="down")
+        ax_acc.plot(history["time_s"], history["accuracy"], color=color, label=label)
+        ax_loss.plot(history["time_s"], history["loss"], color=color, label=label)
+    else:  # timing only: what it has is progress, updates and bytes (down dashed)
+        name = f"{label}: " if label else ""
+        ax_acc.plot(history["time_s"], history["updates"], color=color, label=label)
+        ax_loss.plot(history["time_s"], history["bytes_up"] / 1e6, color=color, label=f"{name}up")
+        ax_loss.plot(history["time_s"], history["bytes_down"] / 1e6, color=color, ls="--",
+                     label=f"{name}down")  # fmt: skip
         ax_loss.legend(loc="upper left")
+    if label is not None:
+        ax_acc.legend(loc="lower right")
     if target is not None:
         ax_acc.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
         ax_acc.legend(loc="lower right")
@@ -92,19 +99,19 @@ def _mark_stage_changes(axes, changes: pd.DataFrame | None) -> None:
     """Each stage change as a dashed line on ``axes``, named on the first."""
     changes = changes if changes is not None else pd.DataFrame()
     for i, (_, change) in enumerate(changes.iterrows()):
-        for ax in axes:
-            ax.axvline(change["time_s"], color="C3", ls="--", lw=1)
+        for ax in axes:  # (black and greys: colours mean schemes)
+            ax.axvline(change["time_s"], color="black", ls="--", lw=1)
         axes[0].annotate(
             f" {change['from_stage']} → {change['to_stage']}",
             (change["time_s"], 0.05 + 0.07 * (i % 3)),  # staggered: changes can be close
             xycoords=("data", "axes fraction"),
-            color="C3",
+            color="black",
         )
 
 
 def _mark_faults(axes, faults: pd.DataFrame | None, end: float) -> None:
     """Each injected fault as a shaded span up to ``end`` on ``axes``, named on the first."""
-    colors = {"crash": "C3", "slowdown": "C1", "link_down": "C4"}
+    colors = {"crash": "0.15", "slowdown": "0.45", "link_down": "0.65"}  # greys, not schemes
     for i, (_, fault) in enumerate((faults if faults is not None else pd.DataFrame()).iterrows()):
         stop = min(float(fault["end_s"]), end)
         color = colors.get(fault["kind"], "grey")

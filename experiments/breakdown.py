@@ -33,16 +33,19 @@ def main() -> None:
         w = r.workers.sort_values("speed", ascending=False)
         total = r.elapsed_s
         bottom = 0
-        for column, name in (("compute_s", "compute"), ("comm_s", "communication"),
-                             ("wait_s", "waiting")):  # fmt: skip
+        # shades and hatches, not colours: colours mean schemes in every figure
+        for column, name, shade, hatch in (("compute_s", "compute", "0.3", ""),
+                                           ("comm_s", "communication", "0.65", "//"),
+                                           ("wait_s", "waiting", "white", "..")):  # fmt: skip
             share = 100 * w[column].to_numpy() / total
-            ax.bar(range(len(w)), share, bottom=bottom, label=name,
-                   color={"compute": "C0", "communication": "C1", "waiting": "C3"}[name])  # fmt: skip
+            ax.bar(range(len(w)), share, bottom=bottom, label=name, color=shade, hatch=hatch,
+                   edgecolor="black", linewidth=0.4)  # fmt: skip
             bottom = bottom + share
         ax.set_xticks(range(len(w)), [f"{s:.0f}" for s in w["speed"]], rotation=60, fontsize=7)
         ax.set(title=label, xlabel="worker speed (samples/s)")
     axes[0].set_ylabel("share of simulated time (%)")
-    axes[0].legend(fontsize=8, loc="lower left")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, loc="outside lower center", ncol=3)
     fig.suptitle("Where each worker's time goes, fastest to slowest (10 simulated s)")
     fig.savefig(out / "time_shares.png", dpi=120)
 
