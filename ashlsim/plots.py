@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -238,13 +239,17 @@ def _finish(fig, path):
     return Path(path)
 
 
-def sweep_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
+def sweep_summary(summary: pd.DataFrame, axis: str, path: Path, name: str = "sweep") -> None:
     """A sweep's ``summary.png``: the median time to target against the grid axis ``axis``, one
-    line per strategy, with a 95 % interval band. A point where some seeds never reached the
-    target is drawn hollow with the count of those that did (a seed that never got there
-    counts as never, not averaged away); a point where most never did is left out of the line
-    and marked at the top. Timing only: pushes applied per simulated second instead; no seed
-    reached the target: the final accuracy."""
+    line per strategy, with the distribution-free interval of the median as a band (its
+    coverage in the label: with 3 seeds it is the min-max, 75 %). Points of different schemes
+    at one grid value are set a little apart. A point where some seeds never reached the
+    target is drawn hollow with the count of those that did; a band that a never-reaching seed
+    would stretch past the budget stops at it, marked by a caret (censored); a point where most
+    never did is left out of the line and marked at the top. A geometric grid gets a log axis.
+    Timing only: pushes applied per simulated second instead; no seed reached the target: the
+    final accuracy."""
+    from .stats import interval_rank
     from .sweep import _hashable, axis_label
 
     reached_any = summary["time_to_target_s"].notna().any()
@@ -253,23 +258,61 @@ def sweep_summary(summary: pd.DataFrame, axis: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
     summary = summary.assign(**{axis: summary[axis].map(_hashable)})
     numeric = pd.api.types.is_numeric_dtype(summary[axis])
-    for i, (strategy, group) in enumerate(summary.groupby("strategy", sort=False)):
+    budget = float(summary["elapsed_s"].max()) if "elapsed_s" in summary else math.inf
+    groups = list(summary.groupby("strategy", sort=False))
+    for i, (strategy, group) in enumerate(groups):
         stats = _sweep_points(group, axis, mode, numeric)
+        if mode == "time":
+            stats["censored"] = ~np.isfinite(stats["high"]) | (stats["high"] > budget)
+            stats["high"] = stats["high"].clip(upper=budget)
+        if numeric:  # schemes a little apart at one grid value: none hides another
+            stats["x"] = _spread(stats["x"], summary[axis], i - (len(groups) - 1) / 2)
         _draw_sweep_line(ax, stats, strategy, scheme_color(strategy, i))
+    seeds = int(summary.groupby(["strategy", axis]).size().min())
+    coverage = interval_rank(seeds)[1]
+    band = "min-max" if interval_rank(seeds)[0] == 1 else "interval"
     ylabel = {
-        "throughput": "pushes per simulated s (timing only): median, interval",
-        "time": "time to target (simulated s, log): median and its interval",
+        "throughput": f"pushes per simulated s: median, {band} ({coverage:.0%})",
+        "time": f"time to target (simulated s, log): median, {band} ({coverage:.0%})",
         "accuracy": "final test accuracy: median, min-max",
     }[mode]
     ax.set(xlabel=axis_label(axis), ylabel=ylabel)
     if reached_any:
         ax.set_yscale("log")
+    if numeric and _geometric(summary[axis]):
+        ax.set_xscale("log")
+        ax.set_xticks(np.unique(summary[axis].to_numpy(float)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    if not throughput:
-        ax.set_title("hollow: some seeds never reached the target (k/n reached)", fontsize=9)
+    what = {"throughput": "throughput", "time": "time to target", "accuracy": "final accuracy"}
+    note = (
+        ""
+        if throughput
+        else "\nhollow: k/n seeds reached the target; ^: a seed never did (censored)"
+    )
+    ax.set_title(f"{name}: {what[mode]} against {axis}, {seeds} seeds{note}", fontsize=9)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _spread(x: pd.Series, grid: pd.Series, k: float) -> pd.Series:
+    """``x`` moved by ``k`` steps of 1 % of the grid's spacing (a factor on a geometric grid)."""
+    values = np.unique(grid.to_numpy(float))
+    if _geometric(grid):
+        return x * (values[1] / values[0]) ** (0.03 * k)
+    step = np.min(np.diff(values)) if len(values) > 1 else 1.0
+    return x + 0.03 * k * step
+
+
+def _geometric(values: pd.Series) -> bool:
+    """Whether a grid's values (3 or more, positive) grow by one factor each step."""
+    grid = np.unique(values.to_numpy(float))
+    if len(grid) < 3 or (grid <= 0).any():
+        return False
+    ratios = grid[1:] / grid[:-1]
+    return bool(np.allclose(ratios, ratios[0], rtol=0.01) and ratios[0] > 1.5)
 
 
 def _sweep_points(group: pd.DataFrame, axis: str, mode: str, numeric: bool) -> pd.DataFrame:
@@ -295,9 +338,7 @@ def _sweep_points(group: pd.DataFrame, axis: str, mode: str, numeric: bool) -> p
 def _draw_sweep_line(ax, stats: pd.DataFrame, strategy: str, color) -> None:
     finite = stats[np.isfinite(stats["median"])]
     ax.plot(finite["x"], finite["median"], marker="o", color=color, label=strategy)
-    ax.fill_between(finite["x"], finite["low"],
-                    finite["high"].clip(upper=finite["median"].max() * 4),
-                    color=color, alpha=0.12)  # fmt: skip
+    ax.fill_between(finite["x"], finite["low"], finite["high"], color=color, alpha=0.12)
     for row in stats.itertuples():
         if row.reached < row.runs and np.isfinite(row.median):
             ax.plot([row.x], [row.median], "o", mfc="white", color=color)
@@ -307,3 +348,5 @@ def _draw_sweep_line(ax, stats: pd.DataFrame, strategy: str, color) -> None:
             ax.annotate(f"{strategy}: {row.reached}/{row.runs} reached", (row.x, 1.0),
                         xycoords=("data", "axes fraction"), fontsize=7, color=color,
                         rotation=90, va="top")  # fmt: skip
+        if getattr(row, "censored", False) and np.isfinite(row.median):
+            ax.plot([row.x], [row.high], "^", color=color, ms=5)

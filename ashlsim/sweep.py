@@ -336,7 +336,7 @@ def write_summary(specs: list[RunSpec], out: Path, failures: list[dict]) -> pd.D
     if len(summary) and axes:
         from .plots import sweep_summary
 
-        sweep_summary(summary, axes[0], out / "summary.png")
+        sweep_summary(summary, axes[0], out / "summary.png", name=out.name)
     summary.attrs["failed"] = len(failures)
     return summary
 
