@@ -331,12 +331,12 @@ def _compare(args) -> int:
     labels = [label for label, _ in resolve_entries(entries)]
     tune = _parse_tune(args.tune)
     tune_seeds = _int_list("--tune-seeds", args.tune_seeds)
-    if not args.quiet:
-        how = f"the {recipe} recipe" if recipe else "their own parameters"
-        if tune:
-            how += f", tuning {', '.join(tune)} on seeds {args.tune_seeds}"
-        print(f"Comparing {', '.join(labels)} on {scenario.name} ({scenario.cluster.workers} "
-              f"workers) under {how}; seeds {args.seeds}.")  # fmt: skip
+    # what runs, always (--quiet silences the progress line only)
+    how = f"the {recipe} recipe" if recipe else "their own parameters"
+    if tune:
+        how += f", tuning {', '.join(tune)} on seeds {args.tune_seeds}"
+    print(f"Comparing {', '.join(labels)} on {scenario.name} ({scenario.cluster.workers} "
+          f"workers) under {how}; seeds {args.seeds}.")  # fmt: skip
 
     bar = FinishedProgress("compare", quiet=args.quiet)
 

@@ -69,7 +69,7 @@ class FinishedProgress:
         self.bar.refresh()
 
     def __call__(self, label: str, seed: int) -> None:
-        self.bar.set_postfix_str(f"{label} seed {seed}", refresh=False)
+        self.bar.set_postfix_str(f"last done: {label} seed {seed}", refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:

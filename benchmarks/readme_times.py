@@ -1,0 +1,104 @@
+"""The host times the README quotes, measured: each command run afresh (its own empty output
+folder, so no sweep reuses a run), wall seconds and CPU seconds (user + system, of the command
+and every process it started), on this machine, with its CPU model.
+
+    python benchmarks/readme_times.py                 # every command but the long ones
+    python benchmarks/readme_times.py --only main_job,heterogeneity
+    python benchmarks/readme_times.py --long          # also the ones of many minutes
+
+Run it on an idle machine: the figures are for one command at a time. The README quotes the
+wall time rounded up, and the CPU time where it differs much (a process pool uses every core).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# name -> (command, with {out} for an output folder; what the README claims; long?)
+COMMANDS = {
+    "main_job": (["ashlsim", "compare", "--out", "{out}", "--quiet"], "45 s", False),
+    "main_job_no_checks": (
+        ["ashlsim", "compare", "--out", "{out}", "--quiet", "--robustness", "none"], "25 s", False),
+    "speed_spread_sweep": (
+        ["ashlsim", "sweep", "experiments/sweeps/speed_spread.yaml", "--out", "{out}",
+         "--no-progress"], "5.5 s", False),
+    "workers_timing_sweep": (
+        ["ashlsim", "sweep", "experiments/sweeps/workers_timing.yaml", "--out", "{out}",
+         "--no-progress"], "8 s", False),
+    "heterogeneity": ([sys.executable, "experiments/heterogeneity.py", "--out", "{out}"], "32 s",
+                      False),
+    "breakdown": ([sys.executable, "experiments/breakdown.py", "--out", "{out}"], "4 s", False),
+    "network_bound": ([sys.executable, "experiments/network_bound.py", "--out", "{out}"], "9 s",
+                      False),
+    "compression": ([sys.executable, "experiments/compression.py", "--out", "{out}"], "25 s",
+                    False),
+    "staleness": ([sys.executable, "experiments/staleness.py", "--out", "{out}"], "45 s", False),
+    "validate": ([sys.executable, "experiments/validate.py", "--out", "{out}"], "6 s", False),
+    "ashl_ablation": ([sys.executable, "experiments/ashl_ablation.py", "--out", "{out}"], "100 s",
+                      True),
+    "convergence": ([sys.executable, "experiments/convergence.py", "--out", "{out}"], "2 min",
+                    True),
+    "fidelity": ([sys.executable, "experiments/fidelity.py", "--out", "{out}"], "6 min", True),
+    "paper_reproduction": (
+        [sys.executable, "experiments/paper_reproduction.py", "--out", "{out}"], "10-30 min", True),
+}  # fmt: skip
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def measure(command: list[str]) -> tuple[float, float, int]:
+    """(wall s, CPU s of the command's processes, exit status)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = [part.replace("{out}", str(Path(tmp) / "out")) for part in command]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env={**os.environ, "MPLBACKEND": "Agg"}, check=False)  # fmt: skip
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if done.returncode != 0:
+        print(done.stderr.decode(errors="replace")[-2000:], file=sys.stderr)
+    return wall, cpu, done.returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help="comma-separated names: " + ", ".join(COMMANDS))
+    parser.add_argument("--long", action="store_true", help="also the commands of many minutes")
+    args = parser.parse_args()
+    names = (
+        args.only.split(",")
+        if args.only
+        else [name for name, (_, _, long) in COMMANDS.items() if args.long or not long]
+    )
+    print(f"# {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print("| command | README says | wall s | CPU s | exit |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        command, claim, _ = COMMANDS[name]
+        wall, cpu, status = measure(command)
+        shown = " ".join(command).replace(sys.executable, "python")
+        print(f"| `{shown}` | {claim} | {wall:.1f} | {cpu:.1f} | {status} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
