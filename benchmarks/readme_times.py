@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from speed import cpu_model  # noqa: E402
 
 # name -> (command, with {out} for an output folder; what the README claims; long?)
 COMMANDS = {
@@ -52,16 +55,6 @@ COMMANDS = {
     "paper_reproduction": (
         [sys.executable, "experiments/paper_reproduction.py", "--out", "{out}"], "10-30 min", True),
 }  # fmt: skip
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def measure(command: list[str]) -> tuple[float, float, int]:

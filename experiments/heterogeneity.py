@@ -35,21 +35,28 @@ def main() -> None:
     stats.to_csv(out / "summary.csv", index=False)
 
     fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
-    for i, (strategy, group) in enumerate(stats.groupby("strategy", sort=False)):
-        style = "-" if strategy in CORE else "--"
+    groups = list(stats.groupby("strategy", sort=False))
+    seen = set()
+    for i, (strategy, group) in enumerate(groups):
+        scheme = strategy.split("(")[0]
+        style = "--" if scheme in seen else "-"  # a second entry of one scheme: dashed
+        seen.add(scheme)
         color = scheme_color(strategy, i)
+        x = group["spread"] * 1.025 ** (i - (len(groups) - 1) / 2)  # apart: none hides another
         med = group["time_to_target_s_median"]
-        ax.plot(group["spread"], med, style, marker="o", color=color, label=strategy)
-        ax.fill_between(group["spread"], group["time_to_target_s_low"],
-                        group["time_to_target_s_high"].clip(upper=med.max() * 4), color=color,
-                        alpha=0.12)  # fmt: skip
-        short = group[group["reached_target"] < group["runs"]]  # some seeds never got there
-        ax.plot(short["spread"], short["time_to_target_s_median"], "o", mfc="white",
-                color=color)  # fmt: skip
+        high = group["time_to_target_s_high"].clip(upper=med.max() * 4)
+        ax.errorbar(x, med, yerr=[med - group["time_to_target_s_low"], high - med], fmt=style,
+                    marker="o", color=color, label=strategy, capsize=2, lw=1.2,
+                    elinewidth=0.8)  # fmt: skip
+        short = group["reached_target"] < group["runs"]  # some seeds never got there
+        ax.plot(x[short], med[short], "o", mfc="white", color=color)
     ax.set(xlabel="speed spread: fastest / slowest worker (same mean speed)",
            ylabel="time to 95 % test accuracy (simulated s)", yscale="log",
-           title=f"{n} workers, digits + MLP, plain SGD: median and interval of {args.seeds} "
-                 "seeds\n(hollow: not every seed reached the target)")  # fmt: skip
+           xscale="log",
+           title=f"{n} workers, digits + MLP, plain SGD: median and interval (bars) of "
+                 f"{args.seeds} seeds\n(hollow: not every seed reached the target)")  # fmt: skip
+    ax.set_xticks(ratios, [f"{r:g}" for r in ratios])  # plain numbers on the log axis
+    ax.set_xticks([], minor=True)
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, ncol=2)
