@@ -188,6 +188,22 @@ def value(allow_zero: bool = False, optional: bool = False) -> Parser:
     return parse
 
 
+def bandwidth(base: Parser) -> Parser:
+    """What ``base`` takes, or a bandwidth that changes over time (``{series: FILE, ...}``:
+    ``ashlsim.series``)."""
+
+    def parse(path, raw):
+        from .series import Series, parse_series
+
+        if isinstance(raw, Series):
+            return raw
+        if isinstance(raw, dict) and "series" in raw:
+            return parse_series(path, raw)
+        return base(path, raw)
+
+    return parse
+
+
 def section(cls) -> Parser:
     return lambda path, data: parse_section(cls, data, path)
 

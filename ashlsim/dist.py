@@ -297,37 +297,51 @@ TRACE_LIMIT = 256 << 20  # bytes of a trace file read; a longer one is refused
 
 
 def _read_trace(field: str, path: str, column: str) -> list[float]:
-    """The numbers in ``column`` of the CSV file ``path`` (blank cells skipped): a regular
-    file of at most ``TRACE_LIMIT`` bytes (a pipe or a device would block or never end)."""
+    """The numbers in ``column`` of the CSV file ``path`` (blank cells skipped)."""
+    return read_columns(field, path, [column], where=("path", "column"))[column]
+
+
+def read_columns(field: str, path: str, columns: list[str], where=None) -> dict[str, list]:
+    """The numbers in ``columns`` of the CSV file ``path``, rows with a blank cell in any of
+    them skipped: a regular file of at most ``TRACE_LIMIT`` bytes (a pipe or a device would
+    block or never end). ``where``: the keys errors name for the file and for a column
+    (default: ``field`` itself and ``field``.column)."""
+    file_field, column_field = (
+        (f"{field}.{where[0]}", f"{field}.{where[1]}") if where else (field, f"{field}.column")
+    )
+    rows = _read_rows(file_field, path)
+    missing = [c for c in columns if not rows or c not in rows[0]]
+    if missing:
+        have = list(rows[0]) if rows else []
+        raise ScenarioError(column_field, missing[0], f"a column of {path}: {have}")
+    out: dict[str, list] = {c: [] for c in columns}
+    for line, row in enumerate(rows, start=2):
+        if any(row[c] in ("", None) for c in out):
+            continue
+        for c in out:  # (each column once, however often it is named)
+            try:
+                out[c].append(float(row[c]))
+            except ValueError:
+                raise ScenarioError(
+                    column_field, f"{c} (line {line})", f"numbers, not {row[c]!r}"
+                ) from None
+    if not out[columns[0]]:
+        raise ScenarioError(column_field, columns, f"a column of {path} with numbers")
+    return out
+
+
+def _read_rows(field: str, path: str) -> list[dict]:
     try:
         file = Path(path)
         if file.exists() and not file.is_file():
-            raise ScenarioError(f"{field}.path", path, "a regular CSV file (not a pipe or folder)")
+            raise ScenarioError(field, path, "a regular CSV file (not a pipe or folder)")
         if file.exists() and file.stat().st_size > TRACE_LIMIT:
-            raise ScenarioError(
-                f"{field}.path", path, f"a CSV file of at most {TRACE_LIMIT >> 20} MB"
-            )
+            raise ScenarioError(field, path, f"a CSV file of at most {TRACE_LIMIT >> 20} MB")
         with open(file, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+            return list(csv.DictReader(handle))
     except ScenarioError:
         raise
     except OSError as exc:
-        raise ScenarioError(
-            f"{field}.path", path, f"a readable CSV file ({exc.strerror})"
-        ) from None
+        raise ScenarioError(field, path, f"a readable CSV file ({exc.strerror})") from None
     except (UnicodeDecodeError, csv.Error, ValueError):
-        raise ScenarioError(f"{field}.path", path, "a CSV text file") from None
-    if not rows or column not in rows[0]:
-        have = list(rows[0]) if rows else []
-        raise ScenarioError(f"{field}.column", column, f"a column of {path}: {have}")
-    values = []
-    for line, row in enumerate(rows, start=2):
-        if row[column] in ("", None):
-            continue
-        try:
-            values.append(float(row[column]))
-        except ValueError:
-            raise ScenarioError(
-                f"{field}.column", f"{column} (line {line})", f"numbers, not {row[column]!r}"
-            ) from None
-    return values
+        raise ScenarioError(field, path, "a CSV text file") from None

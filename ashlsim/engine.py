@@ -25,6 +25,7 @@ from .results import Result
 from .rng import Streams
 from .runloop import RunLoop, no_gc
 from .scenario import Scenario
+from .series import Series, replay
 from .simport import SimPort
 from .strategies import build_strategy
 from .training import LocalTrainer, NullTrainer
@@ -108,16 +109,39 @@ class Simulation(RunLoop):
         (``_build_server``). An engine whose software costs are real models neither."""
         c, n, streams = self.scenario.cluster, self.n_workers, self.streams
         message_s = c.server.message_s if self.models_software else 0.0
+        changing = self._changing_bandwidths()
         self.network = Network(
             self.env,
             c.uplink.bandwidth.per_worker(streams.get("cluster.uplink.bandwidth"), n),
             c.uplink.latency.per_worker(streams.get("cluster.uplink.latency"), n) + message_s,
             c.downlink.bandwidth.per_worker(streams.get("cluster.downlink.bandwidth"), n),
             c.downlink.latency.per_worker(streams.get("cluster.downlink.latency"), n) + message_s,
-            c.server.ingress,
-            c.server.egress,
+            _first(c.server.ingress),
+            _first(c.server.egress),
             faulty=bool(self.scenario.faults),
+            varying=bool(changing),
         )
+        for series, apply in changing:  # bandwidths replayed over time (``ashlsim.series``)
+            self.env.process(replay(self.env, series, n, apply))
+
+    def _changing_bandwidths(self) -> list:
+        """``(series, apply(values))`` for each bandwidth of the scenario that changes over the
+        run: the links' (one value per worker) and the PS card's."""
+        c, out = self.scenario.cluster, []
+        for side, direction in (("uplink", "push"), ("downlink", "pull")):
+            series = getattr(c, side).bandwidth
+            if isinstance(series, Series):
+
+                def apply(values, direction=direction):
+                    for worker, value in enumerate(values):
+                        self.network.set_bandwidth(worker, direction, value)
+
+                out.append((series, apply))
+        for card, direction in (("ingress", "push"), ("egress", "pull")):
+            series = getattr(c.server, card)
+            if isinstance(series, Series):
+                out.append((series, lambda v, d=direction: self.network.set_card(d, v[0])))
+        return out
 
     def _build_workers(self) -> None:
         """Each worker with its speed, jitter, shard and streams."""
@@ -199,6 +223,11 @@ class Simulation(RunLoop):
         if not self.stop_event.triggered:
             self.stop_reason = reason
             self.stop_event.succeed()
+
+
+def _first(capacity):
+    """A PS card's capacity at the start (its first value, if it changes over time)."""
+    return float(capacity.values[0][0]) if isinstance(capacity, Series) else capacity
 
 
 MAX_PARAMS = 20_000_000  # a NumPy proxy model beyond this would take seconds per step

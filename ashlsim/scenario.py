@@ -17,6 +17,7 @@ from typing import ClassVar
 import yaml
 
 from .config import (
+    bandwidth,
     boolean,
     choice,
     dump,
@@ -36,6 +37,7 @@ from .data import DATASETS, PARTITIONS
 from .dist import Constant, Distribution, LogNormal, PerWorker
 from .errors import ScenarioError
 from .models import MODELS
+from .series import Series
 from .yamlio import load_file
 
 
@@ -43,7 +45,9 @@ from .yamlio import load_file
 class LinkSpec:
     """A worker's link to the PS in one direction."""
 
-    bandwidth: Distribution = spec(Constant(1.25e7), value(), "bytes/s")
+    bandwidth: Distribution = spec(
+        Constant(1.25e7), bandwidth(value()), "bytes/s; or {series: FILE, column: ...} over time"
+    )
     latency: Distribution = spec(Constant(0.001), value(allow_zero=True), "s, one way")
 
 
@@ -52,8 +56,10 @@ class ServerSpec:
     """The PS: its network card (capacities shared max-min fairly by concurrent transfers)
     and the software costs a real system adds (``ashlsim calibrate`` measures them)."""
 
-    ingress: float = spec(1.25e8, real(0, exclusive_min=True, allow_inf=True), "bytes/s")
-    egress: float = spec(1.25e8, real(0, exclusive_min=True, allow_inf=True), "bytes/s")
+    ingress: float = spec(1.25e8, bandwidth(real(0, exclusive_min=True, allow_inf=True)),
+                          "bytes/s (null: unbounded); or {series: FILE, column: ...} over time")  # fmt: skip
+    egress: float = spec(1.25e8, bandwidth(real(0, exclusive_min=True, allow_inf=True)),
+                         "bytes/s (null: unbounded); or {series: FILE, column: ...} over time")  # fmt: skip
     message_s: float = spec(
         0.0,
         real(0),
@@ -376,18 +382,7 @@ def set_path(data: dict, path: str, new) -> None:
 def _check(s: Scenario) -> None:
     """Cross-field rules that no single field can check."""
     n = s.cluster.workers
-    per_worker = [
-        ("cluster.speed", s.cluster.speed),
-        ("cluster.flops", s.cluster.flops),
-        ("cluster.jitter", s.cluster.jitter),
-        ("cluster.uplink.bandwidth", s.cluster.uplink.bandwidth),
-        ("cluster.uplink.latency", s.cluster.uplink.latency),
-        ("cluster.downlink.bandwidth", s.cluster.downlink.bandwidth),
-        ("cluster.downlink.latency", s.cluster.downlink.latency),
-    ]
-    for path, dist in per_worker:
-        if isinstance(dist, PerWorker) and len(dist.values) != n:
-            raise ScenarioError(path, list(dist.values), f"one value per worker ({n} values)")
+    _check_per_worker(s.cluster, n)
     if s.data.partition == "proportional" and (s.data.weights is None or len(s.data.weights) != n):
         raise ScenarioError("data.weights", s.data.weights, f"{n} positive numbers")
     if s.stop.time_s is not None and s.eval.every_s < s.stop.time_s * 1e-5:
@@ -411,6 +406,29 @@ def _check(s: Scenario) -> None:
         raise ScenarioError("stop.time_s", s.stop.time_s, "a finite number")
 
 
+def _check_per_worker(c: ClusterSpec, n: int) -> None:
+    """Per-worker lists of ``n`` values; a bandwidth series with one column, or one per
+    worker (the PS card's: one)."""
+    per_worker = [
+        ("cluster.speed", c.speed),
+        ("cluster.flops", c.flops),
+        ("cluster.jitter", c.jitter),
+        ("cluster.uplink.bandwidth", c.uplink.bandwidth),
+        ("cluster.uplink.latency", c.uplink.latency),
+        ("cluster.downlink.bandwidth", c.downlink.bandwidth),
+        ("cluster.downlink.latency", c.downlink.latency),
+    ]
+    for path, dist in per_worker:
+        if isinstance(dist, PerWorker) and len(dist.values) != n:
+            raise ScenarioError(path, list(dist.values), f"one value per worker ({n} values)")
+        if isinstance(dist, Series) and len(dist.columns) not in (1, n):
+            raise ScenarioError(f"{path}.column", list(dist.columns), f"one column, or {n}")
+    for card in ("ingress", "egress"):
+        series = getattr(c.server, card)
+        if isinstance(series, Series) and len(series.columns) != 1:
+            raise ScenarioError(f"cluster.server.{card}.column", list(series.columns), "one column")
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read a scenario YAML file; keys it leaves out take the defaults."""
     data = load_file(path, "scenario") or {}
@@ -431,6 +449,9 @@ def resolve_paths(data, base: Path):
             and not Path(path).is_absolute()
         ):
             out["path"] = str((base / path).resolve())
+        series = out.get("series")  # a bandwidth over time (ashlsim.series)
+        if isinstance(series, str) and series and not Path(series).is_absolute():
+            out["series"] = str((base / series).resolve())
         return out
     if isinstance(data, list):
         return [resolve_paths(item, base) for item in data]

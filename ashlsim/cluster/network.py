@@ -169,6 +169,12 @@ class SharedCapacity:
         if not reserved:
             self._reserved_caps = 0.0  # no drift from float sums
 
+    def set_capacity(self, capacity: float) -> None:
+        """The capacity changes now: the flows in flight go on at their new shares."""
+        self._advance()
+        self.capacity = float(capacity)
+        self._settle()
+
     def set_cap(self, flow: _Flow, cap: float) -> None:
         """Change a flow's cap mid-transfer (0 stalls it: a link outage)."""
         if flow.where is None:
@@ -394,6 +400,7 @@ class Network:
         ingress: float,
         egress: float,
         faulty: bool = False,
+        varying: bool = False,
     ):
         self.env = env
         self.up_bandwidth = [float(b) for b in up_bandwidth]
@@ -401,10 +408,11 @@ class Network:
         self.down_bandwidth = [float(b) for b in down_bandwidth]
         self.down_latency = [float(x) for x in down_latency]
         # If every link at full speed together cannot exceed the PS card, max-min sharing always
-        # gives each transfer its link's rate: the card is uncontended, exactly.
-        if sum(self.up_bandwidth) <= ingress:
+        # gives each transfer its link's rate: the card is uncontended, exactly (unless the
+        # bandwidths change over the run: ``varying``).
+        if sum(self.up_bandwidth) <= ingress and not varying:
             ingress = math.inf
-        if sum(self.down_bandwidth) <= egress:
+        if sum(self.down_bandwidth) <= egress and not varying:
             egress = math.inf
         self.ingress = SharedCapacity(env, ingress)
         self.egress = SharedCapacity(env, egress)
@@ -413,8 +421,9 @@ class Network:
         # a transfer with the shortest latency joins the card before any asked later
         self._min_latency = {"push": min(self.up_latency), "pull": min(self.down_latency)}
         self._active: list = [None] * n  # (shared, flow, bandwidth): a worker's last transfer
-        # With faults, every transfer is a fluid flow so that it can stall and be cancelled.
-        self.faulty = faulty
+        # With faults, or bandwidths that change, every transfer is a fluid flow, so that it can
+        # stall, change its rate or be cancelled.
+        self.faulty = faulty or varying
 
     def fixed_time(self, worker: int, nbytes: float, direction: str) -> float | None:
         """Seconds a transfer takes when nothing can slow it (an uncontended PS card, no
@@ -491,6 +500,23 @@ class Network:
         if entry is not None and entry[1] is not None:  # (a flow yet to join: joins capped)
             shared, flow, bandwidth = entry
             shared.set_cap(flow, bandwidth if up else 0.0)  # no-op for a finished flow
+
+    def set_bandwidth(self, worker: int, direction: str, bandwidth: float) -> None:
+        """``worker``'s link in ``direction`` (push: up, pull: down) changes its bandwidth now:
+        its transfer in flight, if any, goes on at the new rate."""
+        shared = self.ingress if direction == "push" else self.egress
+        if direction == "push":
+            self.up_bandwidth[worker] = float(bandwidth)
+        else:
+            self.down_bandwidth[worker] = float(bandwidth)
+        entry = self._active[worker]
+        if entry is not None and entry[0] is shared and entry[1] is not None:
+            self._active[worker] = (shared, entry[1], float(bandwidth))
+            shared.set_cap(entry[1], float(bandwidth) if self.link_up[worker] else 0.0)
+
+    def set_card(self, direction: str, capacity: float) -> None:
+        """The PS card's capacity in ``direction`` (push: ingress, pull: egress) changes now."""
+        (self.ingress if direction == "push" else self.egress).set_capacity(capacity)
 
     def uncontended_time(self, worker: int, nbytes: float, direction: str) -> float:
         """Seconds a transfer would take alone: latency + bytes / min(link, PS capacity)."""
