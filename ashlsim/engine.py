@@ -98,8 +98,7 @@ class Simulation(RunLoop):
         self.model_size = self.model.size
         params = self.model.init(self.streams.get("init"))
         self.dense_bytes = dense_bytes(s.workload, self.model_size)
-        self.workers: list[Worker] = []  # filled by _build_workers
-        maths = Deltas(self.trainer, self.workers) if self.model.trains else None
+        maths = Deltas(self.trainer) if self.model.trains else None
         apply_s = s.cluster.server.apply_s if self.models_software else 0.0
         self.server = ParameterServer(params, maths, defer=self.defers_maths, apply_s=apply_s)
 
@@ -162,6 +161,7 @@ class Simulation(RunLoop):
             if isinstance(jitter, PerWorker)
             else ([jitter] * n)
         )
+        self.workers: list[Worker] = []
         with no_gc():  # many workers: the collector would rescan them all (gctime.py)
             for i in range(n):
                 # streams made when first drawn from: a timing-only run never draws batches,

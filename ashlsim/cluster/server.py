@@ -33,10 +33,10 @@ class Pending:
 class Deltas:
     """The ``materialize`` of a PS that trains: computes the deltas of pending updates together
     (same-shaped work is one stacked computation, ``training.LocalTrainer.run``) and has each
-    compressed by its worker. ``workers`` is the cluster's list, filled once they exist."""
+    compressed by the worker whose work it is (``Work.owner``)."""
 
-    def __init__(self, trainer, workers: list):
-        self.trainer, self.workers = trainer, workers
+    def __init__(self, trainer):
+        self.trainer = trainer
 
     def __call__(self, updates) -> None:
         pending = [u for u in updates if u.message is None and u.work is not None]
@@ -47,7 +47,7 @@ class Deltas:
                 update.work.params = update.work.params.array
         deltas = self.trainer.run([u.work for u in pending])
         for update, delta in zip(pending, deltas, strict=True):
-            update.message = self.workers[update.worker].message_for(delta, update.work.compressor)
+            update.message = update.work.owner.message_for(delta, update.work.compressor)
 
 
 class ParameterServer:
