@@ -155,6 +155,20 @@ def text(path, value):
     return value
 
 
+def text_or_none(path, value):
+    """A string, or null."""
+    return None if value is None else text(path, value)
+
+
+def text_tuple(path, value):
+    """A list of strings, or null."""
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ScenarioError(path, value, "a non-empty list of names")
+    return tuple(text(f"{path}[{i}]", v) for i, v in enumerate(value))
+
+
 def int_tuple(minimum: int = 1) -> Parser:
     def parse(path, value):
         if not isinstance(value, (list, tuple)):

@@ -9,7 +9,7 @@ import numpy as np
 from .errors import ScenarioError
 from .rng import Deferred
 
-DATASETS = ("digits", "breast_cancer", "synthetic", "teacher", "mnist5k")
+DATASETS = ("digits", "breast_cancer", "synthetic", "teacher", "mnist5k", "file", "arrays")
 PARTITIONS = ("iid", "dirichlet", "proportional")
 
 
@@ -22,6 +22,7 @@ class Dataset:
     X_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
+    sha256: str | None = None  # the user's file or arrays (``datafiles``), as read
 
     @property
     def n_features(self) -> int:
@@ -32,10 +33,13 @@ class Dataset:
         return len(self.y_train)
 
 
-def _raw(spec, rng: np.random.Generator):
+def _raw(spec, rng: np.random.Generator, arrays=None):
     """``(X, y, rows, cols)``: the data set is ``X[rows][:, cols]`` and ``y[rows]`` (None: all,
-    in order), so that a big one is never copied whole to be shuffled."""
+    in order), so that a big one is never copied whole to be shuffled. ``arrays``: the
+    user's ``(X, y)`` (``data.name: arrays``)."""
     name = spec.name
+    if name in ("file", "arrays"):
+        return (*_users(spec, arrays), None, None)
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -71,6 +75,19 @@ def _raw(spec, rng: np.random.Generator):
             ) from None
         return (*mnist_data(), None, None)
     raise ScenarioError("data.name", name, f"one of {', '.join(DATASETS)}")
+
+
+def _users(spec, arrays):
+    """The user's data (``ashlsim.datafiles``): a file, or arrays given to ``run``."""
+    from . import datafiles
+
+    if spec.name == "file":
+        return datafiles.read(spec)
+    if arrays is None:
+        raise ScenarioError(
+            "data.name", "arrays", "arrays given with it: ashlsim.run(scenario, data=(X, y))"
+        )
+    return datafiles.checked(*arrays, "data (the arrays given)")
 
 
 def make_teacher(spec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -189,7 +206,7 @@ def _without_replacement(population: int, samples: int, generator) -> np.ndarray
 
 
 def load_dataset(
-    spec, rng: np.random.Generator, dtype=np.float32, features: bool = True
+    spec, rng: np.random.Generator, dtype=np.float32, features: bool = True, arrays=None
 ) -> Dataset:
     """Load ``spec.name``, shuffle, split off ``spec.test_fraction`` and standardise.
 
@@ -209,7 +226,8 @@ def load_dataset(
             y_test=np.zeros(n_test, dtype=np.int64),
             n_classes=spec.n_classes,
         )
-    X, y, rows, cols = _raw(spec, rng)
+    sha256 = _digest(spec, arrays)
+    X, y, rows, cols = _raw(spec, rng, arrays)
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y) if rows is None else np.asarray(y)[rows]
     _, y = np.unique(y, return_inverse=True)
@@ -235,7 +253,23 @@ def load_dataset(
         X_test=X_test,
         y_test=y[order[:n_test]].astype(np.int64),
         n_classes=int(y.max()) + 1,
+        sha256=sha256,
     )
+
+
+def _digest(spec, arrays) -> str | None:
+    """The digest of the user's data (checked against the one the scenario recorded)."""
+    from . import datafiles
+
+    if spec.name == "file":
+        return datafiles.check_file(spec.path, spec.sha256)
+    if spec.name == "arrays" and arrays is not None:
+        digest = datafiles.arrays_digest(*arrays)
+        if spec.sha256 is not None and spec.sha256 != digest:
+            raise ScenarioError("data.sha256", spec.sha256,
+                                f"the digest of the arrays given (they are {digest})")  # fmt: skip
+        return digest
+    return None
 
 
 def _test_size(spec, n: int) -> int:

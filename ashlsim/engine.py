@@ -8,6 +8,7 @@ docs/DESIGN.md section 1), stop on the first stop condition, and return a ``Resu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -43,8 +44,15 @@ class Simulation(RunLoop):
     worker_class = Worker
     port_class = SimPort
 
-    def __init__(self, scenario: Scenario, seed: int | None = None, events: bool | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int | None = None,
+        events: bool | None = None,
+        data: tuple | None = None,
+    ):
         self.scenario = scenario
+        self._arrays = data  # the user's (X, y), for ``data.name: arrays``
         self.seed = scenario.seed if seed is None else int(seed)
         self.streams = Streams(self.seed)
         self.env = Environment()
@@ -63,9 +71,10 @@ class Simulation(RunLoop):
         s = self.scenario
         # a timing-only run reads the data set's sizes only, and its labels for a label skew
         features = s.model.name != "none" or s.data.partition == "dirichlet"
-        self.data = load_dataset(
-            s.data, self.streams.get("data"), np.dtype(s.model.dtype), features=features
-        )
+        self.data = load_dataset(s.data, self.streams.get("data"), np.dtype(s.model.dtype),
+                                 features=features, arrays=self._arrays)  # fmt: skip
+        if self.data.sha256 is not None and s.data.sha256 is None:  # the user's data: recorded
+            s = self.scenario = s.replace(data=dataclasses.replace(s.data, sha256=self.data.sha256))
         model = build_model(s.model, self.data.n_features, self.data.n_classes)
         if model is None:  # timing only: message sizes come from the virtual workload
             if s.workload.param_bytes is None:
@@ -237,10 +246,17 @@ def run(scenario: Scenario | dict | None = None, seed: int | None = None, **opti
     """Simulate ``scenario`` (default: the built-in one) and return its ``Result``.
 
     ``seed`` overrides ``scenario.seed``; ``events=True`` records pull/compute/push/wait intervals.
+    ``data=(X, y)``: train on these arrays (samples first; labels are classes) instead of the
+    scenario's data set (``data.name`` becomes ``arrays``; the saved scenario records their
+    digest, ``ashlsim.datafiles``).
     BLAS runs on ``blas_threads`` threads during the run (default ``ASHLSIM_BLAS_THREADS``, else
     1): a simulation's matrices are small, and several runs share the cores (``blas_threads``).
     """
     threads = options.pop("blas_threads", None)
+    if options.get("data") is not None:
+        if scenario is None or isinstance(scenario, dict):
+            scenario = Scenario.from_dict(scenario or {})
+        scenario = scenario.with_overrides({"data.name": "arrays"})
     with blas_threads(threads):
         return build(Simulation, scenario, seed, **options).run()
 

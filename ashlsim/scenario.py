@@ -31,6 +31,8 @@ from .config import (
     section,
     spec,
     text,
+    text_or_none,
+    text_tuple,
     value,
 )
 from .data import DATASETS, PARTITIONS
@@ -129,6 +131,12 @@ class DataSpec:
         1.8, real(0, exclusive_min=True), "teacher: std of its hidden pre-activations"
     )
     task_seed: int = spec(0, integer(0), "teacher: the task's seed (a run's seed splits it)")
+    path: str | None = spec(None, text_or_none, "file: .npz, .npy, .csv or .parquet (datafiles)")
+    label: str = spec("label", text, "file (.csv, .parquet): the label column")
+    features: tuple[str, ...] | None = spec(
+        None, text_tuple, "file: feature columns (default: all others)"
+    )
+    sha256: str | None = spec(None, text_or_none, "file, arrays: the data's digest, as recorded")
 
 
 @dataclass(frozen=True)
@@ -297,6 +305,7 @@ class Scenario:
         written = copy.deepcopy(data)
         if isinstance(data, dict):
             data = resolve(written)  # names from the catalogue -> numbers
+        data = _data_source(data)
         cluster = data.get("cluster")
         if isinstance(cluster, dict) and "speeds" in cluster:  # alias: one speed per worker
             if "speed" in cluster:
@@ -350,6 +359,19 @@ class Scenario:
         return Scenario.from_dict(data)
 
 
+def _data_source(data: dict) -> dict:
+    """``data.path`` names the user's file (``data.name: file``, which it implies); a path
+    with another data set's name is an error naming both."""
+    section = data.get("data")
+    if not isinstance(section, dict) or section.get("path") is None:
+        return data
+    name = section.get("name", "file")
+    if name != "file":
+        raise ScenarioError("data.path", section["path"],
+                            f"data.path or data.name ({name!r}), not both: each names the data")  # fmt: skip
+    return {**data, "data": {**section, "name": "file"}}
+
+
 def _differences(data: dict, default: dict) -> dict:
     """The keys of ``data`` whose values differ from ``default``'s, section by section (a
     scheme, a distribution or a list differs as a whole)."""
@@ -383,6 +405,8 @@ def _check(s: Scenario) -> None:
     """Cross-field rules that no single field can check."""
     n = s.cluster.workers
     _check_per_worker(s.cluster, n)
+    if s.data.name == "file" and not s.data.path:
+        raise ScenarioError("data.path", s.data.path, "the data file (data.name: file)")
     if s.data.partition == "proportional" and (s.data.weights is None or len(s.data.weights) != n):
         raise ScenarioError("data.weights", s.data.weights, f"{n} positive numbers")
     if s.stop.time_s is not None and s.eval.every_s < s.stop.time_s * 1e-5:
@@ -449,6 +473,10 @@ def resolve_paths(data, base: Path):
             and not Path(path).is_absolute()
         ):
             out["path"] = str((base / path).resolve())
+        section = out.get("data")  # the user's data file (ashlsim.datafiles)
+        file = section.get("path") if isinstance(section, dict) else None
+        if isinstance(file, str) and file and not Path(file).is_absolute():
+            out["data"] = {**section, "path": str((base / file).resolve())}
         series = out.get("series")  # a bandwidth over time (ashlsim.series)
         if isinstance(series, str) and series and not Path(series).is_absolute():
             out["series"] = str((base / series).resolve())

@@ -1,0 +1,142 @@
+"""The user's own data: a file named in the scenario, or arrays handed to ``run``.
+
+``data: {path: FILE}`` reads
+
+- ``.npz``: arrays ``X`` (samples first; an image set may keep its shape, e.g. ``(n, c, h, w)``)
+  and ``y`` (class labels);
+- ``.npy``: ``X`` from ``FILE`` and ``y`` from the file next to it named ``*_y.npy`` (``FILE``
+  is then ``*_X.npy``);
+- ``.csv`` and ``.parquet`` (pandas): the ``label`` column (``data.label``, default
+  ``label``) and the feature columns (``data.features``, default every other column).
+
+The features are flattened for the proxy models; labels are classes (integers, or strings:
+each distinct value a class) and need at least two. A relative path is taken from the scenario
+file's folder. The scenario records the file's SHA-256 (``data.sha256``): a run of a saved
+scenario whose file changed since is refused, naming both digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ScenarioError
+
+SUFFIXES = (".npz", ".npy", ".csv", ".parquet")
+MAX_FILE_BYTES = 4 << 30  # a data file larger than this is refused before it is read
+
+
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of a data file (of both files for an ``.npy`` pair)."""
+    digest = hashlib.sha256()
+    for part in _parts(Path(path)):
+        with open(part, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_file(path: str, recorded: str | None) -> str:
+    """The file's digest, after checking it is a readable data file of a known kind and, if
+    the scenario recorded a digest, that it is still that file."""
+    file = Path(path)
+    if file.suffix not in SUFFIXES:
+        raise ScenarioError("data.path", path, f"a file ending in {', '.join(SUFFIXES)}")
+    for part in _parts(file):
+        if not part.is_file():
+            raise ScenarioError("data.path", str(part), "a regular data file that exists")
+        if part.stat().st_size > MAX_FILE_BYTES:
+            raise ScenarioError("data.path", str(part), f"at most {MAX_FILE_BYTES >> 30} GB")
+    digest = file_digest(file)
+    if recorded is not None and recorded != digest:
+        raise ScenarioError(
+            "data.sha256",
+            recorded,
+            f"the digest of {path} as the scenario recorded it: the file has changed since "
+            f"(now {digest})",
+        )
+    return digest
+
+
+def _parts(file: Path) -> list[Path]:
+    if file.suffix == ".npy":
+        if not file.stem.endswith("_X"):
+            raise ScenarioError("data.path", str(file), "an .npy file named *_X.npy (and *_y.npy)")
+        return [file, file.with_name(file.stem[:-2] + "_y.npy")]
+    return [file]
+
+
+def read(spec) -> tuple[np.ndarray, np.ndarray]:
+    """``(X, y)`` of the file ``spec.path``: X flattened to (samples, features), y classes."""
+    file = Path(spec.path)
+    try:
+        X, y = _read_arrays(file, spec)
+    except ScenarioError:
+        raise
+    except ImportError:
+        raise ScenarioError("data.path", spec.path,
+                            'a .parquet file needs pyarrow: pip install -e ".[parquet]"') from None  # fmt: skip
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # damaged
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise ScenarioError("data.path", spec.path, f"a readable data file ({reason})") from None
+    return checked(X, y, f"data.path {spec.path}")
+
+
+def _read_arrays(file: Path, spec) -> tuple[np.ndarray, np.ndarray]:
+    if file.suffix == ".npz":
+        with np.load(file, allow_pickle=False) as arrays:
+            missing = {"X", "y"} - set(arrays.files)
+            if missing:
+                raise ScenarioError("data.path", str(file), f"arrays X and y (no {missing})")
+            return arrays["X"], arrays["y"]
+    if file.suffix == ".npy":
+        x_file, y_file = _parts(file)
+        return np.load(x_file, allow_pickle=False), np.load(y_file, allow_pickle=False)
+    import pandas as pd
+
+    table = pd.read_csv(file) if file.suffix == ".csv" else pd.read_parquet(file)
+    if spec.label not in table.columns:
+        raise ScenarioError("data.label", spec.label, f"a column of {file}: {list(table.columns)}")
+    features = list(spec.features) if spec.features else [c for c in table if c != spec.label]
+    missing = [c for c in features if c not in table.columns]
+    if missing:
+        raise ScenarioError("data.features", missing[0], f"columns of {file}")
+    return table[features].to_numpy(), table[spec.label].to_numpy()
+
+
+def checked(X, y, field: str) -> tuple[np.ndarray, np.ndarray]:
+    """Features as a float matrix (samples first, the rest flattened) and labels as classes
+    0..k-1, or a ScenarioError naming ``field``."""
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim < 2 or y.ndim != 1 or len(X) != len(y):
+        raise ScenarioError(field, f"X {X.shape}, y {y.shape}",
+                            "X with samples first and y one label per sample")  # fmt: skip
+    if X.dtype.kind not in "biuf":
+        raise ScenarioError(field, f"X of {X.dtype}", "numeric features")
+    X = X.reshape(len(X), -1).astype(np.float64)
+    if not np.isfinite(X).all():
+        raise ScenarioError(field, "NaN or inf in X", "finite features")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or (y != np.round(y)).any():
+            raise ScenarioError(field, "labels that are not whole numbers", "class labels")
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "biuUSO":
+        raise ScenarioError(field, f"labels of {y.dtype}", "class labels")
+    classes, y = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ScenarioError(field, f"{len(classes)} class", "at least two classes")
+    if len(y) < 20:
+        raise ScenarioError(field, f"{len(y)} samples", "at least 20 samples")
+    return X, y
+
+
+def arrays_digest(X, y) -> str:
+    """The SHA-256 of arrays handed to ``run`` (recorded like a file's)."""
+    digest = hashlib.sha256()
+    for array in (np.ascontiguousarray(X), np.ascontiguousarray(y)):
+        digest.update(str((array.dtype, array.shape)).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
