@@ -734,3 +734,23 @@ def test_results_compare_by_everything_they_hold():
     assert one == again and one != other and one != "a result"
     again.history.loc[0, "loss"] += 1e-12
     assert one != again
+
+
+def test_a_rerun_sweep_says_how_many_runs_it_reused(tmp_path, capsys):
+    sweep_file = tmp_path / "s.yaml"
+    sweep_file.write_text("base: {stop: {time_s: 0.3}, data: {name: digits}}\n"
+                          "grid: {cluster.workers: [2, 3]}\nseeds: [0]\n")  # fmt: skip
+    argv = ["sweep", str(sweep_file), "--out", str(tmp_path / "o"), "--executor", "sequential",
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "2 runs finished, 0 failed" in capsys.readouterr().out
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "2 runs finished (2 already done, reused)" in out and "schemes.csv" in out
+
+
+def test_compare_says_what_it_runs_even_when_quiet(tmp_path, capsys):
+    assert main(["compare", "--strategies", "bsp", "--seeds", "0", "--robustness", "none",
+                 "--quiet", "--set", "stop.time_s=0.2", "--set", "data.name=digits",
+                 "--out", str(tmp_path / "o")]) == 0  # fmt: skip
+    assert capsys.readouterr().out.startswith("Comparing bsp on default (8 workers)")
