@@ -91,6 +91,7 @@ def figure(histories: dict[str, pd.DataFrame], reds: pd.DataFrame, target, path)
         ax.axhline(target, color="grey", lw=0.8, ls="--")
     ax.set(xscale="log", xlabel="simulated time (s, log scale)", ylabel="test accuracy (median)",
            title="Authors' recipe: accuracy against time", ylim=(0.0, 1.0))  # fmt: skip
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))  # 1, 10, 100
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
 
@@ -115,7 +116,7 @@ def figure(histories: dict[str, pd.DataFrame], reds: pd.DataFrame, target, path)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(x, BASELINES)
     ax.set(ylabel="ASHL's time-to-accuracy reduction (%)",
-           title="ASHL against each baseline: median and its interval (>= 95 %, 98 % with 10 seeds)")  # fmt: skip
+           title="ASHL vs each baseline: median, 98 % interval (10 seeds)")  # fmt: skip
     from matplotlib.patches import Patch
 
     handles = [Patch(facecolor="white", edgecolor="black", hatch=hatches[k % len(hatches)],
