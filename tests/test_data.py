@@ -254,7 +254,7 @@ def test_a_timing_only_run_builds_no_synthetic_set_and_runs_the_same(monkeypatch
     assert lean.data.X_train.shape == (2400, 0)
     real = engine.load_dataset
     monkeypatch.setattr(
-        engine, "load_dataset", lambda spec, rng, dtype, features: real(spec, rng, dtype)
+        engine, "load_dataset", lambda spec, rng, dtype, features, arrays: real(spec, rng, dtype)
     )
     full = Simulation(scenario)
     assert full.data.X_train.shape == (2400, 16)

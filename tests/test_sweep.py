@@ -148,6 +148,6 @@ def test_a_timing_only_sweep_plots_pushes_per_simulated_second(tmp_path, monkeyp
     for line in ax.lines[:2]:  # one per scheme: x = workers, y = the median over the seeds
         runs = summary[summary["strategy"] == line.get_label()]
         rates = (runs["updates"] / runs["elapsed_s"]).groupby(runs["cluster.workers"]).median()
-        assert list(line.get_xdata()) == [2, 4]
+        assert list(line.get_xdata()) == pytest.approx([2, 4], rel=0.05)  # (set apart)
         assert list(line.get_ydata()) == pytest.approx(list(rates))
     assert summary["final_accuracy"].isna().all() and (summary["updates"] > 0).all()
