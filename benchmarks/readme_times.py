@@ -53,7 +53,10 @@ COMMANDS = {
                     True),
     "fidelity": ([sys.executable, "experiments/fidelity.py", "--out", "{out}"], "6 min", True),
     "paper_reproduction": (
-        [sys.executable, "experiments/paper_reproduction.py", "--out", "{out}"], "10-30 min", True),
+        [sys.executable, "experiments/paper_reproduction.py", "--out", "{out}"], "13 min", True),
+    "sim_vs_real": (
+        [sys.executable, "experiments/sim_vs_real.py", "--seeds", "2", "--out", "{out}"], "12 min",
+        True),
 }  # fmt: skip
 
 
