@@ -124,7 +124,8 @@ def _run_one(args, engine, options) -> int:
         raise ScenarioError("--seed", args.seed, "an integer >= 0")
     scenario = resolve_scenario(args.scenario, args.strategy, args.set, args.recipe)
     check_output(args.out)
-    for name in ("history.csv", "workers.csv", "scenario.yaml", "run.json", "curve.png"):
+    written = ["history.csv", "workers.csv", "scenario.yaml", "run.json", "curve.png"]
+    for name in [*written, *(["trace.json"] if args.trace else [])]:
         check_target(Path(args.out) / name)  # a run writes these: refused now, not after it
     with claim(args.out):  # no other command writes into it meanwhile
         bar = RunProgress(scenario.stop.time_s, f"{scenario.name}/{scenario.strategy.name}",
