@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ScenarioError
+from .yamlio import refuse_special
 
 
 class Distribution:
@@ -333,8 +334,7 @@ def read_columns(field: str, path: str, columns: list[str], where=None) -> dict[
 def _read_rows(field: str, path: str) -> list[dict]:
     try:
         file = Path(path)
-        if file.exists() and not file.is_file():
-            raise ScenarioError(field, path, "a regular CSV file (not a pipe or folder)")
+        refuse_special(file, field, "CSV")
         if file.exists() and file.stat().st_size > TRACE_LIMIT:
             raise ScenarioError(field, path, f"a CSV file of at most {TRACE_LIMIT >> 20} MB")
         with open(file, newline="", encoding="utf-8") as handle:

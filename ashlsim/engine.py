@@ -236,7 +236,7 @@ class Simulation(RunLoop):
 
 def _first(capacity):
     """A PS card's capacity at the start (its first value, if it changes over time)."""
-    return float(capacity.values[0][0]) if isinstance(capacity, Series) else capacity
+    return float(capacity.row(0, 1)[0]) if isinstance(capacity, Series) else capacity
 
 
 MAX_PARAMS = 20_000_000  # a NumPy proxy model beyond this would take seconds per step

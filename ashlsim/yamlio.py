@@ -69,16 +69,22 @@ def loads(text: str, source: str = "value"):
 MAX_FILE_BYTES = 64 << 20  # a scenario, recipe or sweep file longer than this is not one
 
 
+def refuse_special(path: Path, field: str, kind: str) -> None:
+    """Refuse a path to read that exists but is not a regular file: a FIFO or a device would
+    block or never end, a folder is no file (a missing one is left to ``open`` to name)."""
+    if path.exists() and not path.is_file():
+        raise ScenarioError(
+            field, str(path), f"a regular {kind} file (not a device, pipe or folder)"
+        )
+
+
 def load_file(path: str | Path, what: str = "scenario"):
     """Read and parse a YAML file: unreadable, binary, malformed or oversized files, and
     anything that is not a regular file (a FIFO or a device would block or never end), are
     ScenarioErrors."""
     path = Path(path)
     try:
-        if path.exists() and not path.is_file():
-            raise ScenarioError(
-                what, str(path), "a regular YAML file (not a device, pipe or folder)"
-            )
+        refuse_special(path, what, "YAML")
         with path.open("rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
         if len(raw) > MAX_FILE_BYTES:
