@@ -8,6 +8,7 @@
 from .compare import compare, load_recipe, summarize, verdict
 from .engine import Simulation, run
 from .errors import ScenarioError
+from .models import register_model
 from .results import Result
 from .scenario import Scenario, default_scenario, load_scenario
 from .strategies import register_strategy
@@ -22,6 +23,7 @@ __all__ = [
     "default_scenario",
     "load_recipe",
     "load_scenario",
+    "register_model",
     "register_strategy",
     "run",
     "summarize",

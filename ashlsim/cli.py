@@ -289,26 +289,45 @@ def _cmd_catalogue(args) -> int:
     return 0
 
 
-def _cmd_strategies(args) -> int:
-    """Every scheme: where it comes from, its parameters with defaults and meanings."""
+def _print_classes(registry: dict) -> None:
+    """Each class of a registry (schemes, models): its summary, its parameters with defaults
+    and meanings."""
     import dataclasses
 
     from .config import dump
 
-    for name, cls in STRATEGIES.items():
+    for name, cls in registry.items():
         doc = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
         print(f"{name}: {' '.join(doc.split())}")
         for field in dataclasses.fields(cls.Params):
             if field.name == "name":
                 continue
             default = dump(getattr(cls.Params(), field.name))
-            shown = _flow(default)
             note = _note(field)
-            print(f"    {field.name} = {shown}" + (f"  # {note}" if note else ""))
+            print(f"    {field.name} = {_flow(default)}" + (f"  # {note}" if note else ""))
         print()
+
+
+def _cmd_strategies(args) -> int:
+    """Every scheme: where it comes from, its parameters with defaults and meanings."""
+    from .strategies import all_strategies
+
+    _print_classes(all_strategies())
     print(
         "Write a scheme with its parameters as NAME(param=value, ...), e.g. "
         f"{next(iter(STRATEGIES))}(server_lr=2); add your own: docs/extending.md"
+    )
+    return 0
+
+
+def _cmd_models(args) -> int:
+    """Every learning model a scenario's ``model:`` block can name, with its parameters."""
+    from .models import all_models
+
+    _print_classes(all_models())
+    print(
+        "Name one in a scenario as model: {name: NAME, ...} or --set model.name=NAME; "
+        "add your own: docs/extending.md"
     )
     return 0
 
@@ -369,7 +388,7 @@ def _report_comparison(scenario, table, summary, args, tuned: bool) -> None:
     from .report import throughput_verdict, verdict
 
     extra = " tuning.csv" if tuned else ""
-    if scenario.model.name == "none":  # timing only: throughput, not time to accuracy
+    if not scenario.model.trains:  # timing only: throughput, not time to accuracy
         shown = ["strategy", "runs", "pushes_per_s_median", "pushes_per_s_low",
                  "pushes_per_s_high", "mean_idle_share_mean", "bytes_up_mean"]  # fmt: skip
         print(summary[shown].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
@@ -579,14 +598,16 @@ def _parser_sweep(sub) -> None:
 
 
 def _parser_listings(sub) -> None:
-    """``scenario``, ``strategies`` and ``catalogue``: what there is, printed."""
+    """``scenario``, ``strategies``, ``models`` and ``catalogue``: what there is, printed."""
     p = sub.add_parser("scenario", help="print the resolved scenario as YAML")
     _scenario_args(p)
     p.add_argument("--explain", action="store_true", help="every field with its meaning and unit")
     p.set_defaults(func=_cmd_scenario)
     p = sub.add_parser("strategies", help="every scheme, its parameters and defaults")
     p.set_defaults(func=_cmd_strategies)
-    p = sub.add_parser("catalogue", help="the models, devices and networks a scenario can name")
+    p = sub.add_parser("models", help="every learning model, its parameters and defaults")
+    p.set_defaults(func=_cmd_models)
+    p = sub.add_parser("catalogue", help="the workloads, devices and networks a scenario can name")
     p.set_defaults(func=_cmd_catalogue)
 
 

@@ -190,11 +190,9 @@ class Runner:
 
     def _executor(self):
         if self._pool is None:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
+            from .plugins import pool
 
-            context = mp.get_context("spawn")  # no forked BLAS threads or SimPy state
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = pool(self.workers)
         return self._pool
 
 

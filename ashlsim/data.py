@@ -10,6 +10,7 @@ from .errors import ScenarioError
 from .rng import Deferred
 
 DATASETS = ("digits", "breast_cancer", "synthetic", "teacher", "mnist5k", "file", "arrays")
+IMAGES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28)}  # built-in image sets: one sample's shape
 PARTITIONS = ("iid", "dirichlet", "proportional")
 
 
@@ -23,10 +24,17 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int
     sha256: str | None = None  # the user's file or arrays (``datafiles``), as read
+    image_shape: tuple[int, ...] | None = None  # one sample's shape, where it is not flat
 
     @property
     def n_features(self) -> int:
         return self.X_train.shape[1]
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One sample's shape: ``(channels, height, width)`` for an image set (``X`` holds
+        them flattened), else ``(n_features,)``."""
+        return self.image_shape or (self.n_features,)
 
     @property
     def n_train(self) -> int:
@@ -229,6 +237,8 @@ def load_dataset(
     sha256 = _digest(spec, arrays)
     X, y, rows, cols = _raw(spec, rng, arrays)
     X = np.asarray(X, dtype=np.float64)
+    image_shape = IMAGES.get(spec.name) or _image_shape(X.shape[1:])
+    X = X.reshape(len(X), -1)
     y = np.asarray(y) if rows is None else np.asarray(y)[rows]
     _, y = np.unique(y, return_inverse=True)
     order = rng.permutation(len(y))
@@ -254,7 +264,16 @@ def load_dataset(
         y_test=y[order[:n_test]].astype(np.int64),
         n_classes=int(y.max()) + 1,
         sha256=sha256,
+        image_shape=image_shape,
     )
+
+
+def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """A sample's shape as the user's array has it: ``(h, w)`` is one channel, ``(1, h, w)``;
+    ``(c, h, w)`` as given; a flat sample (``(features,)``) has none."""
+    if len(shape) <= 1:
+        return None
+    return (1, *shape) if len(shape) == 2 else tuple(shape)
 
 
 def _digest(spec, arrays) -> str | None:

@@ -108,7 +108,7 @@ def _read_arrays(file: Path, spec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def checked(X, y, field: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features as a float matrix (samples first, the rest flattened) and labels as classes
+    """Features as floats (samples first, in the array's shape) and labels as classes
     0..k-1, or a ScenarioError naming ``field``."""
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim < 2 or y.ndim != 1 or len(X) != len(y):
@@ -116,7 +116,7 @@ def checked(X, y, field: str) -> tuple[np.ndarray, np.ndarray]:
                             "X with samples first and y one label per sample")  # fmt: skip
     if X.dtype.kind not in "biuf":
         raise ScenarioError(field, f"X of {X.dtype}", "numeric features")
-    X = X.reshape(len(X), -1).astype(np.float64)
+    X = X.astype(np.float64)  # (an image set keeps its shape: ``data.load_dataset`` reads it)
     if not np.isfinite(X).all():
         raise ScenarioError(field, "NaN or inf in X", "finite features")
     if y.dtype.kind == "f":

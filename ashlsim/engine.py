@@ -17,10 +17,11 @@ from .blas import blas_threads
 from .cluster import Environment, Network, ParameterServer, Worker
 from .cluster.server import Deltas
 from .compression import dense_bytes, virtual_values
+from .config import dump_section
 from .data import BatchSampler, load_dataset, partition
 from .dist import Constant, PerWorker
 from .errors import ScenarioError
-from .models import NoModel, build_model
+from .models import NoModel, build_model, initial_params
 from .records import RunRecords
 from .results import Result
 from .rng import Streams
@@ -70,23 +71,25 @@ class Simulation(RunLoop):
         """The data, the proxy model (or none: timing only) and the worker optimizer."""
         s = self.scenario
         # a timing-only run reads the data set's sizes only, and its labels for a label skew
-        features = s.model.name != "none" or s.data.partition == "dirichlet"
+        features = s.model.trains or s.data.partition == "dirichlet"
         self.data = load_dataset(s.data, self.streams.get("data"), np.dtype(s.model.dtype),
                                  features=features, arrays=self._arrays)  # fmt: skip
         if self.data.sha256 is not None and s.data.sha256 is None:  # the user's data: recorded
             s = self.scenario = s.replace(data=dataclasses.replace(s.data, sha256=self.data.sha256))
-        model = build_model(s.model, self.data.n_features, self.data.n_classes)
+        model = build_model(s.model, self.data)
         if model is None:  # timing only: message sizes come from the virtual workload
             if s.workload.param_bytes is None:
                 raise ScenarioError(
-                    "workload.param_bytes", None, "a size in bytes when model.name is none"
+                    "workload.param_bytes",
+                    None,
+                    f"a size in bytes when model.name is {s.model.name}",
                 )
             model = NoModel(virtual_values(s.workload, 0), s.model.dtype)
         self.model = model
         if model.trains and model.size > MAX_PARAMS:  # before allocating it
             raise ScenarioError(
-                "model.hidden",
-                list(s.model.hidden),
+                "model",
+                dump_section(s.model),
                 f"a proxy model of at most {MAX_PARAMS:.0e} parameters (this one has "
                 f"{self.model.size:.3g}); a big network's timing goes in workload",
             )
@@ -105,7 +108,7 @@ class Simulation(RunLoop):
         """The PS with the initial parameters; it computes deltas through the workers."""
         s = self.scenario
         self.model_size = self.model.size
-        params = self.model.init(self.streams.get("init"))
+        params = initial_params(self.model, self.streams.get("init"))
         self.dense_bytes = dense_bytes(s.workload, self.model_size)
         maths = Deltas(self.trainer) if self.model.trains else None
         apply_s = s.cluster.server.apply_s if self.models_software else 0.0

@@ -162,7 +162,7 @@ def _write_comparison(scenario, table, history, out: Path, fmt: str) -> pd.DataF
         text = yaml.safe_dump(data, sort_keys=False)
         (folder / f"{scenario_file_name(label)}.yaml").write_text(text)
     title = f"{scenario.name}, {scenario.cluster.workers} workers"
-    if scenario.model.name == "none":  # timing only: no accuracy nor loss, but progress
+    if not scenario.model.trains:  # timing only: no accuracy nor loss, but progress
         compare_curves(history, out / f"updates.{fmt}", metric="updates", title=title)
         return summary
     target = scenario.stop.target_accuracy

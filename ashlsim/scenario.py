@@ -2,7 +2,8 @@
 
 ``Scenario.from_dict`` validates every field and raises ``ScenarioError`` naming its path, the bad
 value and what is allowed; ``to_dict`` gives plain data back; ``load_scenario(path)`` reads YAML.
-The strategy block is validated by the strategy class it names (``strategies.parse_strategy``).
+The strategy block is validated by the strategy class it names (``strategies.parse_strategy``),
+the model block by the model class it names (``models.parse_model``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from .config import (
     choice,
     dump,
     dump_section,
-    int_tuple,
     integer,
     optional_section,
     parse_section,
@@ -38,7 +38,8 @@ from .config import (
 from .data import DATASETS, PARTITIONS
 from .dist import Constant, Distribution, LogNormal, PerWorker
 from .errors import ScenarioError
-from .models import MODELS
+from .models import DEFAULT as DEFAULT_MODEL
+from .models import ModelParams, parse_model
 from .series import Series
 from .yamlio import load_file
 
@@ -105,13 +106,6 @@ class WorkloadSpec:
     bytes_per_value: int = spec(4, integer(1), "bytes")
     bytes_per_index: int = spec(4, integer(1), "bytes")
     header_bytes: int = spec(64, integer(0), "bytes per message")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str = spec("mlp", choice(*MODELS))
-    hidden: tuple[int, ...] = spec((32,), int_tuple(1), "hidden layer widths (mlp)")
-    dtype: str = spec("float32", choice("float32", "float64"))
 
 
 @dataclass(frozen=True)
@@ -284,7 +278,10 @@ class Scenario:
     seed: int = spec(0, integer(0))
     cluster: ClusterSpec = spec(ClusterSpec(), section(ClusterSpec))
     workload: WorkloadSpec = spec(WorkloadSpec(), section(WorkloadSpec))
-    model: ModelSpec = spec(ModelSpec(), section(ModelSpec))
+    model: ModelParams = dataclasses.field(
+        default_factory=lambda: parse_model({"name": DEFAULT_MODEL}),
+        metadata={"parse": lambda path, data: parse_model(data, path)},
+    )
     data: DataSpec = spec(DataSpec(), section(DataSpec))
     training: TrainingSpec = spec(TrainingSpec(), section(TrainingSpec))
     strategy: object = dataclasses.field(
@@ -372,6 +369,10 @@ def _data_source(data: dict) -> dict:
     return {**data, "data": {**section, "name": "file"}}
 
 
+WHOLE = ("strategy", "model")  # blocks whose fields depend on the name they give
+KEPT = {"strategy": (), "model": ("dtype",)}  # what a new name keeps of the old block
+
+
 def _differences(data: dict, default: dict) -> dict:
     """The keys of ``data`` whose values differ from ``default``'s, section by section (a
     scheme, a distribution or a list differs as a whole)."""
@@ -381,12 +382,13 @@ def _differences(data: dict, default: dict) -> dict:
         if mine == base:
             continue
         nested = isinstance(mine, dict) and isinstance(base, dict) and "dist" not in mine
-        out[key] = _differences(mine, base) if nested and key != "strategy" else mine
+        out[key] = _differences(mine, base) if nested and key not in WHOLE else mine
     return out
 
 
 def set_path(data: dict, path: str, new) -> None:
-    """Set ``a.b.c`` in nested dicts; a new strategy name drops the old strategy's parameters."""
+    """Set ``a.b.c`` in nested dicts; a new strategy (model) name drops the old one's
+    parameters (but the model's dtype)."""
     keys = path.split(".")
     node = data
     for i, key in enumerate(keys[:-1]):
@@ -396,8 +398,9 @@ def set_path(data: dict, path: str, new) -> None:
         elif not isinstance(child, dict):
             raise ScenarioError(".".join(keys[: i + 1]), child, "a mapping to set keys inside")
         node = child
-    if keys == ["strategy", "name"] and node.get("name") != new:
-        node.clear()
+    if len(keys) == 2 and keys[0] in WHOLE and keys[1] == "name" and node.get("name") != new:
+        for key in [key for key in node if key not in KEPT[keys[0]]]:
+            del node[key]
     node[keys[-1]] = new
 
 
@@ -422,9 +425,9 @@ def _check(s: Scenario) -> None:
     for i, fault in enumerate(s.faults):
         if fault.worker >= n:
             raise ScenarioError(f"faults[{i}].worker", fault.worker, f"a worker index < {n}")
-    if s.model.name == "none" and s.stop.target_accuracy is not None:
+    if not s.model.trains and s.stop.target_accuracy is not None:
         raise ScenarioError(
-            "stop.target_accuracy", s.stop.target_accuracy, "null with model.name: none"
+            "stop.target_accuracy", s.stop.target_accuracy, f"null with model.name: {s.model.name}"
         )
     if s.stop.time_s is not None and math.isinf(s.stop.time_s):  # pragma: no cover - parser
         raise ScenarioError("stop.time_s", s.stop.time_s, "a finite number")

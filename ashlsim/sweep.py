@@ -26,6 +26,8 @@ import yaml
 from .entries import load_recipe, recipe_entries, resolve_entries
 from .errors import ScenarioError
 from .folders import claim
+from .plugins import pool as process_pool
+from .plugins import register, registered
 from .progress import CountProgress
 from .scenario import Scenario, load_scenario, resolve_paths
 from .stats import summarize
@@ -261,14 +263,12 @@ def _run_sequential(todo, runs_dir, finished, **_):
 
 
 def _run_pool(todo, runs_dir, finished, workers=None, **_):
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
     if not todo:
         return
     workers = workers or os.cpu_count() or 1
-    context = mp.get_context("spawn")  # no forked BLAS threads or SimPy state
-    with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
+    with process_pool(min(workers, len(todo))) as pool:
         futures = {pool.submit(_guarded, spec, runs_dir): spec for spec in todo}
         try:
             for future in as_completed(futures):
@@ -304,6 +304,7 @@ def _run_dask(todo, runs_dir, finished, workers=None, scheduler=None, **_):
         )
         client = Client(cluster)
     try:
+        client.run(register, registered())  # what this process registered
         futures = {client.submit(_guarded, spec, runs_dir, pure=False): spec for spec in todo}
         for future in as_completed(futures):
             finished(futures[future], future.result())

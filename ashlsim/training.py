@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import BatchSampler, Dataset
-from .models import Model
+from .models import Model, loss_and_grad
 
 
 @dataclass(slots=True, eq=False)
@@ -134,7 +134,9 @@ class LocalTrainer:
         self.nesterov, self.weight_decay = training.nesterov, training.weight_decay
         # one plain step's delta is -lr * grad: the model computes it without a pass
         self.plain = not self.momentum and not self.weight_decay
-        self.stacked = True  # batch several workers' steps together when they arrive together
+        # batch several workers' steps together when they arrive together, if the model can
+        self.stacked = model.stacks
+        self.loss_and_grad = loss_and_grad(model)  # the stacked signature, whatever the model
 
     def learning_rate(self, epochs: float) -> float:
         """The worker learning rate after ``epochs`` applied (``schedule_factor``)."""
@@ -232,18 +234,18 @@ class LocalTrainer:
         X, y, params = self.data.X_train, self.data.y_train, work.params
         index = np.stack(work.batches)
         stack = np.broadcast_to(params, (len(work.batches), params.size))
-        grads = self.model.loss_and_grad(stack, X[index], y[index], -work.lr)[1]
+        grads = self.loss_and_grad(stack, X[index], y[index], -work.lr)[1]
         return grads.sum(axis=0)
 
     def _one(self, work: Work) -> np.ndarray:
-        X, y, model = self.data.X_train, self.data.y_train, self.model
+        X, y, loss_and_grad = self.data.X_train, self.data.y_train, self.loss_and_grad
         lr, velocity, params = work.lr, work.start_velocity(), work.params
         if len(work.batches) == 1 and self.plain:  # one plain step: delta = -lr * grad
             batch = work.batches[0]
-            return model.loss_and_grad(params, X[batch], y[batch], -lr)[1]
+            return loss_and_grad(params, X[batch], y[batch], -lr)[1]
         local = params
         for batch in work.batches:
-            _, grad = model.loss_and_grad(local, X[batch], y[batch])
+            _, grad = loss_and_grad(local, X[batch], y[batch])
             grad, velocity = self._direction(grad, velocity, local)
             local = local - lr * grad
         if self.momentum:
@@ -252,7 +254,7 @@ class LocalTrainer:
 
     def _stacked(self, works: list[Work]) -> np.ndarray:
         """G workers' steps in lockstep: parameters (G, d), batches (G, B, F)."""
-        X, y, model = self.data.X_train, self.data.y_train, self.model
+        X, y, loss_and_grad = self.data.X_train, self.data.y_train, self.loss_and_grad
         first = works[0].params
         shared = all(w.params is first for w in works)  # one round's pull: no copies
         lr = np.array([w.lr for w in works], dtype=first.dtype)[:, None]
@@ -264,7 +266,7 @@ class LocalTrainer:
                 if shared
                 else [w.params for w in works]
             )
-            return model.loss_and_grad(params, X[index], y[index], -lr[:, :, None])[1]
+            return loss_and_grad(params, X[index], y[index], -lr[:, :, None])[1]
         if shared:
             start = np.broadcast_to(first, (len(works), first.size))
         else:
@@ -277,7 +279,7 @@ class LocalTrainer:
         local = start
         for step in range(len(works[0].batches)):
             index = np.stack([w.batches[step] for w in works])
-            _, grad = model.loss_and_grad(local, X[index], y[index])
+            _, grad = loss_and_grad(local, X[index], y[index])
             grad, velocity = self._direction(grad, velocity, local)
             local = local - lr * grad
         if self.momentum:

@@ -2,10 +2,12 @@
 code names no scheme."""
 
 import ast
+import dataclasses
 import re
 from pathlib import Path
 
 import ashlsim
+from ashlsim.models import MODELS, ModelParams
 from ashlsim.strategies import STRATEGIES
 
 PACKAGE = Path(ashlsim.__file__).resolve().parent
@@ -25,6 +27,19 @@ def test_shared_code_names_no_scheme_nor_its_parameters():
     found = [f"{path.name}:{i}: {line.strip()}" for path in SHARED
              for i, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]  # fmt: skip
     assert not found, found
+
+
+def test_shared_code_names_no_model_nor_its_parameters():
+    """Models are found by name in the registry; shared code reads what a model declares
+    (``trains``, ``stacks``, ``segments``). ("none" is also a value of other settings.)"""
+    names = [name for name in MODELS if name != "none"]
+    fields = {f.name for cls in MODELS.values() for f in dataclasses.fields(cls.Params)}
+    only_one = sorted(fields - {f.name for f in dataclasses.fields(ModelParams)})
+    quoted, attributes = "|".join(names), "|".join(only_one)
+    pattern = re.compile(rf"""(['"])({quoted})\1|\bmodel\.({attributes})\b""")
+    found = [f"{path.name}:{i}: {line.strip()}" for path in [*SHARED, PACKAGE / "data.py"]
+             for i, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]  # fmt: skip
+    assert only_one and not found, found
 
 
 def test_strategies_import_neither_simpy_nor_the_engine_nor_the_cluster():

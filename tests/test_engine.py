@@ -48,7 +48,7 @@ def replay_sgd(scenario, rounds):
     gradient step, round after round."""
     streams = Streams(scenario.seed)
     data = load_dataset(scenario.data, streams.get("data"), np.float64)
-    model = build_model(scenario.model, data.n_features, data.n_classes)
+    model = build_model(scenario.model, data)
     params = model.init(streams.get("init"))
     n = scenario.cluster.workers
     shards = partition(data.y_train, n, streams.get("data.partition"), "iid")

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from ashlsim.models import MLP, Softmax, build_model
-from ashlsim.scenario import ModelSpec
+from ashlsim.models import MLP, DataShape, Softmax, build_model, parse_model
 
 
 def finite_difference(model, params, X, y, eps=1e-6, samples=40, seed=0):
@@ -63,9 +62,8 @@ def test_flop_counts():
 def test_stacked_gradients_equal_separate_ones(name, dtype):
     """Batched maths: G workers' gradients in one stacked computation."""
     rng = np.random.default_rng(5)
-    model = build_model(
-        ModelSpec(name=name, hidden=(3000, 8), dtype=dtype), 12, 4
-    )  # 12 x 3000: a big layer
+    block = {"name": name, "dtype": dtype, **({"hidden": [3000, 8]} if name == "mlp" else {})}
+    model = build_model(parse_model(block), DataShape((12,), 4))  # 12 x 3000: a big layer
     G, B = 5, 7
     params = np.stack([model.init(rng) for _ in range(G)])
     X = rng.normal(size=(G, B, 12)).astype(dtype)

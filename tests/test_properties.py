@@ -62,7 +62,9 @@ def _bounded(scenario: Scenario) -> Scenario:
     data["faults"] = [f for f in data["faults"] if f["worker"] < data["cluster"]["workers"]]
     data["stop"] = {"time_s": 0.3, "target_accuracy": None, "epochs": None}
     data["eval"]["every_s"] = 0.1
-    data["model"]["hidden"] = [min(h, 64) for h in data["model"]["hidden"]][:2]
+    for key in ("hidden", "channels", "dense"):  # the model's widths, if it has them
+        if key in data["model"]:
+            data["model"][key] = [min(h, 64) for h in data["model"][key]][:2]
     data["data"]["n_samples"] = min(data["data"]["n_samples"], 2000)
     data["data"]["weights"] = None if data["data"]["partition"] != "proportional" else \
         [1.0] * data["cluster"]["workers"]  # fmt: skip

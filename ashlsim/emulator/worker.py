@@ -50,7 +50,7 @@ class RemoteTrainee:
         self.streams = Streams(seed)
         s = scenario
         self.data = load_dataset(s.data, self.streams.get("data"), np.dtype(s.model.dtype))
-        self.model = build_model(s.model, self.data.n_features, self.data.n_classes)
+        self.model = build_model(s.model, self.data)
         # the largest message it may be sent: the model's values (a virtual one's, timing only)
         self.model_values = self.model.size if self.model is not None else 0
         self.itemsize = np.dtype(s.model.dtype).itemsize

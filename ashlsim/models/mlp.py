@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .base import Model, softmax_cross_entropy
+from ..config import int_tuple, spec, text
+from .base import Model, ModelParams, softmax_cross_entropy
 
 # A weight matrix of at least this many values is not copied into a stack when parameter
 # vectors come as a list (see ``MLP.loss_and_grad``): its products run vector by vector.
 PER_VECTOR = 1 << 15
 
 
+@dataclass(frozen=True)
+class MLPParams(ModelParams):
+    name: str = spec("mlp", text)
+    hidden: tuple[int, ...] = spec((32,), int_tuple(1), "hidden layer widths")
+
+
 class MLP(Model):
     """Layers ``n_features -> *hidden -> n_classes``; parameters are each layer's W then b."""
+
+    name = "mlp"
+    Params = MLPParams
+    stacks = True
+
+    @classmethod
+    def build(cls, params, shape):
+        return cls(shape.n_features, tuple(params.hidden), shape.n_classes, params.dtype)
 
     def __init__(self, n_features: int, hidden: tuple[int, ...], n_classes: int, dtype=np.float32):
         self.widths = (n_features, *hidden, n_classes)

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from .base import Model, softmax_cross_entropy
+from ..config import spec, text
+from .base import Model, ModelParams, softmax_cross_entropy
+
+
+@dataclass(frozen=True)
+class SoftmaxParams(ModelParams):
+    name: str = spec("softmax", text)
+
+
+@dataclass(frozen=True)
+class LogisticParams(ModelParams):
+    name: str = spec("logistic", text)
 
 
 class Softmax(Model):
     """Linear logits ``X @ W + b``; parameters ``[W.ravel(), b]`` with W of shape (d, k)."""
+
+    name = "softmax"
+    Params = SoftmaxParams
+    stacks = True
+
+    @classmethod
+    def build(cls, params, shape):
+        return cls(shape.n_features, shape.n_classes, params.dtype)
 
     def __init__(self, n_features: int, n_classes: int, dtype=np.float32):
         self.d, self.n_classes, self.dtype = n_features, n_classes, np.dtype(dtype)
@@ -45,3 +66,10 @@ class Softmax(Model):
     @property
     def flops_per_sample(self):
         return 6.0 * self.d * self.n_classes
+
+
+class Logistic(Softmax):
+    """Softmax regression by its two-class name (the same model for any number of classes)."""
+
+    name = "logistic"
+    Params = LogisticParams

@@ -24,6 +24,7 @@ from .ssp import SSP
 STRATEGIES: dict[str, type[Strategy]] = {
     cls.name: cls for cls in (BSP, ASP, SSP, LocalSGD, ASHL, ADSP, ADACOMM)
 }
+BUILTIN = frozenset(STRATEGIES)
 DEFAULT = "bsp"  # the scheme of a scenario that names none
 ENTRY_POINTS = "ashlsim.strategies"
 _plugins_loaded = False
@@ -65,6 +66,12 @@ def _load_plugins() -> None:
             warnings.warn(f"ashlsim: plugin {entry.name!r} not loaded: {exc}", stacklevel=2)
 
 
+def all_strategies() -> dict[str, type[Strategy]]:
+    """Every scheme a scenario can name, plugins included."""
+    _load_plugins()
+    return dict(STRATEGIES)
+
+
 def parse_strategy(data, path: str = "strategy"):
     """Validate a ``strategy:`` block with the parameters of the scheme it names."""
     if isinstance(data, StrategyParams):
@@ -102,6 +109,7 @@ __all__ = [
     "RoundBarrier",
     "Strategy",
     "StrategyParams",
+    "all_strategies",
     "build_strategy",
     "parse_strategy",
     "register_strategy",
