@@ -21,7 +21,12 @@ CASES = [  # (name, sample shape, model block, batch)
     ("digits 1x8x8", (1, 8, 8), {"channels": [8, 16], "dense": [32]}, 32),
     ("mnist 1x28x28", (1, 28, 28), {"channels": [8, 16], "dense": [32]}, 32),
     ("mnist 1x28x28", (1, 28, 28), {"channels": [8, 16], "dense": [32]}, 128),
-    ("mnist 1x28x28, wider", (1, 28, 28), {"channels": [16, 32], "kernels": [5], "dense": [64]}, 64),
+    (
+        "mnist 1x28x28, wider",
+        (1, 28, 28),
+        {"channels": [16, 32], "kernels": [5], "dense": [64]},
+        64,
+    ),
 ]
 
 
@@ -30,7 +35,9 @@ def torch_twin(model, params):
     layers, tensors = [], model._tensors(params)
     for i, (k, pad, p, cin, cout) in enumerate(model.convs):
         conv = torch.nn.Conv2d(cin, cout, k, padding=pad)
-        conv.weight.data = torch.from_numpy(tensors[2 * i].reshape(cin, k, k, cout).transpose(3, 0, 1, 2).copy())
+        conv.weight.data = torch.from_numpy(
+            tensors[2 * i].reshape(k, k, cin, cout).transpose(3, 2, 0, 1).copy()
+        )
         conv.bias.data = torch.from_numpy(tensors[2 * i + 1].copy())
         layers += [conv, torch.nn.ReLU()] + ([torch.nn.MaxPool2d(p)] if p > 1 else [])
     layers.append(torch.nn.Flatten())
@@ -88,13 +95,14 @@ def one_case(shape, block, batch, rng, repeats):
         return loss
 
     loss, grad = model.loss_and_grad(params, X, y)
-    theirs = float(torch_step())
+    theirs = float(torch_step().detach())
     assert abs(loss - theirs) < 1e-5 * max(1.0, abs(loss)), (loss, theirs)
     last = model.dense[-1]  # the output layer's W gradient: the same layout in both
     np.testing.assert_allclose(grad[model.size - last[1] - last[0] * last[1] : model.size - last[1]].reshape(last),
                                net[-1].weight.grad.numpy().T, rtol=1e-3, atol=1e-5)  # fmt: skip
     return (median_ms(lambda: model.loss_and_grad(params, X, y), repeats),
             median_ms(torch_step, repeats), model.size)  # fmt: skip
+
 
 if __name__ == "__main__":
     main()

@@ -37,7 +37,7 @@ def reference_logits(model, params, X):
     for x in X.reshape(len(X), c, h, w):
         a = x
         for i, (k, pad, p, cin, cout) in enumerate(model.convs):
-            W = tensors[2 * i].reshape(cin, k, k, cout)
+            W = tensors[2 * i].reshape(k, k, cin, cout).transpose(2, 0, 1, 3)
             b = tensors[2 * i + 1]
             a = np.pad(a, ((0, 0), (pad, pad), (pad, pad)))
             H, Wd = a.shape[1] - k + 1, a.shape[2] - k + 1
@@ -90,9 +90,9 @@ def test_the_gradient_is_the_derivative_of_the_loss(block):
 
 def test_max_pooling_sends_each_windows_gradient_to_its_first_maximum():
     z = np.array([[1.0, 3.0], [3.0, 2.0]]).reshape(1, 2, 2, 1)  # a tie: 3 at (0,1) and (1,0)
-    pooled, where = _max_pool(z, 2)
+    pooled = _max_pool(z, 2)
     assert pooled.ravel().tolist() == [3.0]
-    dz = _max_pool_back(np.ones((1, 1, 1, 1)), where, z.shape, 2)
+    dz = _max_pool_back(np.ones((1, 1, 1, 1)), z, pooled, 2)
     assert dz.ravel().tolist() == [0.0, 1.0, 0.0, 0.0]
 
 
@@ -102,7 +102,7 @@ def test_float32_stays_float32_and_the_layout_is_per_tensor():
     X = np.random.default_rng(1).normal(size=(4, 64)).astype(np.float32)
     loss, grad = model.loss_and_grad(params, X, np.arange(4))
     assert params.dtype == grad.dtype == np.float32
-    # conv 1x3x3x8 + 8, conv 8x3x3x16 + 16, dense (2*2*16)x32 + 32, 32x10 + 10
+    # conv 3x3x1x8 + 8, conv 3x3x8x16 + 16, dense (2*2*16)x32 + 32, 32x10 + 10
     assert model.segments == (72, 8, 1152, 16, 2048, 32, 320, 10)
     assert model.flops_per_sample == 6 * (64 * 9 * 8 + 16 * 72 * 16 + 64 * 32 + 320)
 

@@ -1,10 +1,10 @@
 """A convolutional network in NumPy: convolution + ReLU + max-pooling blocks, then dense layers.
 
 Layout: activations are ``(batch, height, width, channels)`` (channels last), so that each
-convolution is one matrix product of the im2col matrix ``(batch * height * width, channels *
-kh * kw)`` (built by ``sliding_window_view``, one copy) with the kernel ``(channels * kh * kw,
-out)``, and its output is already channels last. Parameters, in the vector's order: each
-convolution's kernel ``(in, kh, kw, out)`` and bias, then each dense layer's W ``(in, out)`` and
+convolution is one matrix product of the im2col matrix ``(batch * height * width, kh * kw *
+channels)`` (a window view copied once) with the kernel ``(kh * kw * channels, out)``, and its
+output is already channels last. Parameters, in the vector's order: each convolution's kernel
+``(kh, kw, in, out)`` and bias, then each dense layer's W ``(in, out)`` and
 b. Max-pooling is over non-overlapping ``p x p`` windows (a remainder row or column is dropped,
 as PyTorch's ``MaxPool2d`` does); its gradient goes to the first maximum of each window.
 """
@@ -74,7 +74,7 @@ class CNN(Model):
                 )
             self.macs += height * width * channels * k * k * out
             self.convs.append((k, pad, p, channels, out))
-            tensors += [(channels, k, k, out), (out,)]
+            tensors += [(k, k, channels, out), (out,)]
             channels, height, width = out, height // p, width // p
             if height < 1 or width < 1:
                 raise ScenarioError("model.pool", p, "a window no larger than the feature map")
@@ -120,8 +120,8 @@ class CNN(Model):
             z += tensors[2 * i + 1]
             np.maximum(z, 0, out=z)
             z = z.reshape(len(X), *spatial, out)
-            pooled, where = _max_pool(z, p)
-            saved.append((a.shape, cols, z, where))
+            pooled = _max_pool(z, p)
+            saved.append((a.shape, cols, z, pooled))
             a = pooled
         a = a.reshape(len(X), -1)
         dense = []
@@ -156,15 +156,14 @@ class CNN(Model):
                 delta *= a > 0
         for i in range(len(self.convs) - 1, -1, -1):
             k, pad, p, _, out = self.convs[i]
-            in_shape, cols, z, where = saved[i]
-            pooled = z.shape if where is None else (*where.shape[:3], out)
-            dz = _max_pool_back(delta.reshape(pooled), where, z.shape, p)
+            in_shape, cols, z, pooled = saved[i]
+            dz = _max_pool_back(delta.reshape(pooled.shape), z, pooled, p)
             dz *= z > 0
             dz = dz.reshape(-1, out)
             np.matmul(cols.T, dz, out=grads[2 * i])
             grads[2 * i + 1][...] = dz.sum(axis=0)
             if i:
-                delta = _col2im(dz @ tensors[2 * i].T, in_shape, k, pad)
+                delta = _input_grad(dz, tensors[2 * i], in_shape, k, pad)
         return loss, grad
 
     @property
@@ -174,52 +173,58 @@ class CNN(Model):
 
 
 def _im2col(a, k, pad):
-    """``(B*H'*W', C*k*k)`` patches of ``a`` ``(B, H, W, C)`` (columns ordered C, kh, kw) and
-    the output's ``(H', W')``."""
+    """``(B*H'*W', k*k*C)`` patches of ``a`` ``(B, H, W, C)`` (columns ordered kh, kw, C) and
+    the output's ``(H', W')``: a view of the windows, copied once into the matrix."""
     if pad:
         a = np.pad(a, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    windows = sliding_window_view(a, (k, k), axis=(1, 2))  # (B, H', W', C, k, k)
-    spatial = windows.shape[1:3]
-    return windows.reshape(-1, windows.shape[3] * k * k), spatial
+    windows = sliding_window_view(a, (k, k), axis=(1, 2))  # (B, H', W', C, k, k), a view
+    B, Ho, Wo, C = windows.shape[:4]
+    return windows.transpose(0, 1, 2, 4, 5, 3).reshape(B * Ho * Wo, k * k * C), (Ho, Wo)
 
 
-def _col2im(dcols, in_shape, k, pad):
-    """The gradient of ``a`` ``(B, H, W, C)`` from the gradient of its patches (the adjoint of
-    ``_im2col``): each of the k*k kernel offsets adds its slice."""
+def _input_grad(dz, kernel, in_shape, k, pad):
+    """The gradient of the convolution's input ``(B, H, W, C)`` from its output's ``dz``
+    ``(B*H'*W', out)``: per kernel offset, one product with that offset's ``(C, out)`` slice
+    added where the offset read (on a padded map, cropped at the end). Faster than ``dz @
+    kernel.T`` and folding the ``(B*H'*W', k*k*C)`` result back: no such matrix is made."""
     B, H, W, C = in_shape
-    Hp, Wp = H + 2 * pad, W + 2 * pad
-    Ho, Wo = Hp - k + 1, Wp - k + 1
-    dcols = dcols.reshape(B, Ho, Wo, C, k, k)
-    out = np.zeros((B, Hp, Wp, C), dcols.dtype)
+    Ho, Wo = H + 2 * pad - k + 1, W + 2 * pad - k + 1
+    out = np.zeros((B, H + 2 * pad, W + 2 * pad, C), dz.dtype)
+    per_offset = kernel.reshape(k, k, C, -1)
     for i in range(k):
         for j in range(k):
-            out[:, i : i + Ho, j : j + Wo, :] += dcols[:, :, :, :, i, j]
-    return out[:, pad : pad + H, pad : pad + W, :] if pad else out
+            out[:, i : i + Ho, j : j + Wo] += (dz @ per_offset[i, j].T).reshape(B, Ho, Wo, C)
+    return out[:, pad : pad + H, pad : pad + W] if pad else out
+
+
+def _windows(z, p):
+    """The ``p*p`` strided views of ``z`` ``(B, H, W, C)``, one per offset in its windows
+    (row-major), each ``(B, H // p, W // p, C)``."""
+    Ho, Wo = z.shape[1] // p, z.shape[2] // p
+    return [z[:, i : Ho * p : p, j : Wo * p : p] for i in range(p) for j in range(p)]
 
 
 def _max_pool(z, p):
-    """Max over non-overlapping ``p x p`` windows of ``z`` ``(B, H, W, C)``, and the index of
-    each window's first maximum (row-major within the window)."""
+    """Max over non-overlapping ``p x p`` windows of ``z`` ``(B, H, W, C)``."""
     if p == 1:
-        return z, None
-    B, H, W, C = z.shape
-    Ho, Wo = H // p, W // p
-    windows = z[:, : Ho * p, : Wo * p, :].reshape(B, Ho, p, Wo, p, C).transpose(0, 1, 3, 5, 2, 4)
-    windows = windows.reshape(B, Ho, Wo, C, p * p)
-    where = windows.argmax(axis=-1)
-    return np.take_along_axis(windows, where[..., None], axis=-1)[..., 0], where
+        return z
+    views = _windows(z, p)
+    best = views[0].copy()
+    for view in views[1:]:
+        np.maximum(best, view, out=best)
+    return best
 
 
-def _max_pool_back(dout, where, z_shape, p):
-    """The gradient of the pooled map's input: each window's gradient to its maximum."""
+def _max_pool_back(dout, z, pooled, p):
+    """The gradient of the pooled map's input ``z``: each window's gradient to its first
+    maximum (row-major), as PyTorch's ``MaxPool2d`` does."""
     if p == 1:
         return dout.copy()  # (dout may be a view of what the next layer keeps)
-    B, H, W, C = z_shape
-    Ho, Wo = H // p, W // p
-    dwin = np.zeros((B, Ho, Wo, C, p * p), dout.dtype)
-    np.put_along_axis(dwin, where[..., None], dout[..., None], axis=-1)
-    dz = np.zeros(z_shape, dout.dtype)
-    dz[:, : Ho * p, : Wo * p, :] = (
-        dwin.reshape(B, Ho, Wo, C, p, p).transpose(0, 1, 4, 2, 5, 3).reshape(B, Ho * p, Wo * p, C)
-    )
+    dz = np.zeros(z.shape, dout.dtype)
+    remaining, hit = np.ones(pooled.shape, bool), np.empty(pooled.shape, bool)
+    for view, target in zip(_windows(z, p), _windows(dz, p), strict=True):
+        np.equal(view, pooled, out=hit)
+        hit &= remaining
+        np.multiply(dout, hit, out=target)
+        remaining &= ~hit
     return dz

@@ -13,6 +13,7 @@ PyTorch generator seeded from the run's ``init`` stream, so the run's seed fixes
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,8 +98,15 @@ class TorchModel(Model):
         )
 
     def _build(self):
-        module = self.factory(tuple(self.shape.sample_shape), self.shape.n_classes,
-                              **(self.params.options or {}))  # fmt: skip
+        options = self.params.options or {}
+        try:
+            inspect.signature(self.factory).bind(self.shape.sample_shape, 1, **options)
+        except ValueError:  # no signature to read (a built-in): the call will tell
+            pass
+        except TypeError as exc:
+            raise ScenarioError("model.options", options,
+                                f"the arguments {self.params.factory} takes ({exc})") from None  # fmt: skip
+        module = self.factory(tuple(self.shape.sample_shape), self.shape.n_classes, **options)
         if not isinstance(module, self.torch.nn.Module):
             raise ScenarioError("model.factory", self.params.factory,
                                 f"a function returning a torch.nn.Module, not {type(module).__name__}")  # fmt: skip
@@ -131,7 +139,7 @@ class TorchModel(Model):
         loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(y).to(self.device))
         grads = torch.autograd.grad(loss, list(tensors.values()))
         grad = torch.cat([g.reshape(-1) for g in grads]).cpu().numpy()
-        return float(loss), grad.astype(self.dtype, copy=False)
+        return float(loss.detach()), grad.astype(self.dtype, copy=False)
 
     def logits(self, params, X):
         torch = self.torch
