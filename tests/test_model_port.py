@@ -40,7 +40,9 @@ def finite_difference_check(model, features, rng, n=40, B=6, eps=1e-6, tol=1e-6)
         up, down = params.copy(), params.copy()
         up[i] += eps
         down[i] -= eps
-        numeric = (model.loss_and_grad(up, X, y)[0] - model.loss_and_grad(down, X, y)[0]) / (2 * eps)
+        numeric = (model.loss_and_grad(up, X, y)[0] - model.loss_and_grad(down, X, y)[0]) / (
+            2 * eps
+        )
         assert grad[i] == pytest.approx(numeric, abs=tol, rel=tol), i
     return loss
 
