@@ -166,3 +166,16 @@ def test_wrong_shapes_are_one_line(capsys, tmp_path):
     assert main(["run", "--set", "model.name=cnn", "--set", "data.name=teacher",
                  "--out", str(tmp_path / "x"), "--no-progress"]) == 2  # fmt: skip
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_the_emulators_worker_processes_train_it_as_the_simulator_does():
+    from ashlsim.emulator import emulate
+
+    scenario = make(model={"name": "cnn", "channels": [4], "dense": [16]},
+                    cluster={"workers": 3, "speed": [1000, 1000, 500]},
+                    training={"batch_size": 64, "lr": 0.05}, strategy={"name": "asp"},
+                    stop={"time_s": 2.0})  # fmt: skip
+    sim, emu = ashlsim.run(scenario), emulate(scenario, seed=0)
+    assert emu.pushes_applied == emu.pushes_sent > 0
+    assert emu.history["accuracy"].iloc[-1] == pytest.approx(sim.history["accuracy"].iloc[-1],
+                                                             abs=0.08)  # fmt: skip

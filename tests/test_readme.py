@@ -16,7 +16,11 @@ def test_readme_python_blocks_run():
 def test_readme_opens_with_install_and_test_commands():
     first_block = re.search(r"```bash\n(.*?)```", README.read_text(), flags=re.S).group(1)
     lines = [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
-    assert lines == ['pip install -e ".[test]" && ashlsim compare', "python -m pytest"]
+    assert lines == ['pip install -e ".[test]" && ashlsim compare',
+                     'pip install -e ".[torch]" && python -m pytest']  # fmt: skip
+    ci = (README.parent / ".ci" / "run").read_text()  # CI runs what the README says
+    assert 'pip install -e ".[test]" && ashlsim compare' in ci
+    assert 'pip install -e ".[torch]" && python -m pytest' in ci
 
 
 def test_the_readmes_copy_of_a_sweep_file_is_the_file():

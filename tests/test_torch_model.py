@@ -98,3 +98,15 @@ def test_a_bad_factory_is_one_line(block, message, tmp_path, capsys):
 def test_cuda_where_there_is_none_is_one_line():
     with pytest.raises(ScenarioError, match="no CUDA device"):
         Simulation(make(model={**TORCH_CNN, "device": "cuda"}))
+
+
+def test_the_emulators_worker_processes_build_the_module_too():
+    from ashlsim.emulator import emulate
+
+    scenario = make(model=TORCH_CNN, cluster={"workers": 2, "speed": [1000, 500]},
+                    training={"batch_size": 64, "lr": 0.05}, strategy={"name": "asp"},
+                    stop={"time_s": 1.5})  # fmt: skip
+    sim, emu = ashlsim.run(scenario), emulate(scenario, seed=0)
+    assert emu.pushes_applied == emu.pushes_sent > 0
+    assert emu.history["accuracy"].iloc[-1] == pytest.approx(sim.history["accuracy"].iloc[-1],
+                                                             abs=0.08)  # fmt: skip
