@@ -68,6 +68,24 @@ def throughput_verdict(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def learning_problem(scenarios) -> str:
+    """What the schemes learned, in a few words, from their scenarios (dicts): the model with
+    its own parameters, on which data, e.g. ``mlp(hidden=[32]) on teacher (16 features, 3
+    classes)``, so that no one reads one problem's verdict as another's."""
+    found = []
+    for scenario in scenarios:
+        model = {k: v for k, v in scenario["model"].items() if k not in ("name", "dtype")}
+        args = ", ".join(f"{k}={v}" for k, v in model.items() if v not in (None, {}, []))
+        data = scenario["data"]
+        name = Path(data["path"]).name if data["name"] == "file" else data["name"]
+        if data["name"] in ("teacher", "synthetic"):
+            name += f" ({data['n_features']} features, {data['n_classes']} classes)"
+        text = f"{scenario['model']['name']}({args})" if args else scenario["model"]["name"]
+        if text + f" on {name}" not in found:
+            found.append(text + f" on {name}")
+    return found[0] if len(found) == 1 else "; ".join(found)
+
+
 def verdict(summary: pd.DataFrame, target: float | None = None, table=None) -> str:
     """One paragraph a user can act on: who reaches the target first, and whether the
     difference to each other scheme is significant (95 % intervals of the median apart); the
@@ -75,6 +93,8 @@ def verdict(summary: pd.DataFrame, target: float | None = None, table=None) -> s
     and which flip it, and any tuned value at the edge of its grid."""
     reached = summary[np.isfinite(summary["time_to_target_s_median"])]
     what = f"{target:.0%} accuracy" if target else "the target"
+    if table is not None and table.attrs.get("scenarios"):  # the answer is this problem's
+        what += f" (learning {learning_problem(table.attrs['scenarios'].values())})"
     if reached.empty:
         return f"No scheme reached {what} in most seeds: run longer or lower the target."
     ranked = reached.sort_values("time_to_target_s_median")

@@ -213,3 +213,16 @@ def test_sweep_files_take_per_scheme_settings_and_recipes(tmp_path):
     runs = plan(spec["base"], spec["grid"], spec["strategies"], spec["seeds"])
     assert [r.scenario["training"]["momentum"] for r in runs] == [0.0, 0.9]
     assert np.isclose(runs[0].scenario["training"]["weight_decay"], 5e-4)
+
+
+def test_the_verdict_names_the_learning_problem():
+    """So that a digits-softmax answer is not read as a ResNet answer."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = ashlsim.compare(make(model={"name": "mlp", "hidden": [8]},
+                                     stop={"time_s": 1.0, "target_accuracy": 0.5}),
+                                ["asp"], seeds=[0], robustness="none")  # fmt: skip
+    text = ashlsim.verdict(ashlsim.summarize(table), 0.5, table)
+    assert text.startswith("Fastest to 50% accuracy (learning mlp(hidden=[8]) on digits): asp")
