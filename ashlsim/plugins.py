@@ -12,10 +12,7 @@ def registered() -> tuple[dict, dict]:
     """The schemes and models registered beyond the built-ins: ``(strategies, models)``."""
     from . import models, strategies
 
-    return (
-        {k: v for k, v in strategies.STRATEGIES.items() if k not in strategies.BUILTIN},
-        {k: v for k, v in models.MODELS.items() if k not in models.BUILTIN},
-    )
+    return strategies.REGISTRY.added(), models.REGISTRY.added()
 
 
 def register(added: tuple[dict, dict]) -> None:

@@ -10,7 +10,7 @@ import pytest
 from conftest import make
 
 import ashlsim
-from ashlsim import Simulation, strategies
+from ashlsim import Simulation, registry, strategies
 from ashlsim.cli import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -65,9 +65,9 @@ def test_the_command_line_and_compare_find_a_registered_scheme(fedbuff, tmp_path
 def test_an_entry_point_plugin_is_found_by_name(monkeypatch):
     strategies.STRATEGIES.pop("fedbuff", None)
     entry = metadata.EntryPoint("fedbuff", "examples.fedbuff:FedBuff", strategies.ENTRY_POINTS)
-    monkeypatch.setattr(strategies.metadata, "entry_points",
+    monkeypatch.setattr(registry.metadata, "entry_points",
                         lambda group: [entry] if group == strategies.ENTRY_POINTS else [])  # fmt: skip
-    monkeypatch.setattr(strategies, "_plugins_loaded", False)
+    monkeypatch.setattr(strategies.REGISTRY, "plugins_loaded", False)
     try:
         scenario = make(strategy={"name": "fedbuff", "buffer_size": 2})
         assert scenario.strategy.buffer_size == 2

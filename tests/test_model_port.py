@@ -12,7 +12,7 @@ import pytest
 from conftest import SCHEMES, make, scheme_block
 
 import ashlsim
-from ashlsim import Simulation, models
+from ashlsim import Simulation, models, registry
 from ashlsim.cli import main
 from ashlsim.errors import ScenarioError
 from ashlsim.extend import DataShape, spec, text
@@ -118,9 +118,9 @@ def test_the_command_line_compare_and_sweep_find_a_registered_model(tanhnet, tmp
 def test_an_entry_point_model_is_found_by_name(monkeypatch):
     models.MODELS.pop("tanhnet", None)
     entry = metadata.EntryPoint("tanhnet", "examples.tanhnet:TanhNet", models.ENTRY_POINTS)
-    monkeypatch.setattr(models.metadata, "entry_points",
+    monkeypatch.setattr(registry.metadata, "entry_points",
                         lambda group: [entry] if group == models.ENTRY_POINTS else [])  # fmt: skip
-    monkeypatch.setattr(models, "_plugins_loaded", False)
+    monkeypatch.setattr(models.REGISTRY, "plugins_loaded", False)
     try:
         assert make(model={"name": "tanhnet", "width": 3}).model.width == 3
     finally:

@@ -8,68 +8,34 @@ find them by name.
 
 from __future__ import annotations
 
-import dataclasses
-from importlib import metadata
-
 import numpy as np
 
 from ..config import parse_section
 from ..errors import ScenarioError
+from ..registry import Registry
 from .base import DataShape, Model, ModelParams, NoModel, per_vector
 from .cnn import CNN
 from .mlp import MLP
 from .softmax import Logistic, Softmax
 from .torch_model import TorchModel
 
-MODELS: dict[str, type[Model]] = {
-    cls.name: cls for cls in (Softmax, Logistic, MLP, CNN, TorchModel, NoModel)
-}
-BUILTIN = frozenset(MODELS)
-DEFAULT = "mlp"  # the model of a scenario that names none
 ENTRY_POINTS = "ashlsim.models"
-_plugins_loaded = False
+REGISTRY = Registry("model", Model, ModelParams, ENTRY_POINTS,
+                    (Softmax, Logistic, MLP, CNN, TorchModel, NoModel))  # fmt: skip
+MODELS: dict[str, type[Model]] = REGISTRY.classes
+DEFAULT = "mlp"  # the model of a scenario that names none
 
 
 def register_model(cls: type[Model], *, replace: bool = False) -> type[Model]:
     """Make the model ``cls`` available by its ``name`` everywhere a model is named. ``cls``
     is a ``Model`` subclass with a ``name`` and a frozen dataclass ``Params`` (a subclass of
     ``ModelParams`` whose ``name`` field defaults to that name). Usable as a decorator."""
-    name = getattr(cls, "name", None)
-    if not (isinstance(cls, type) and issubclass(cls, Model)):
-        raise TypeError(f"{cls!r} is not a Model subclass")
-    if not isinstance(name, str) or not name.isidentifier():
-        raise TypeError(f"{cls.__name__}.name must be an identifier, not {name!r}")
-    params = cls.Params
-    if not (dataclasses.is_dataclass(params) and issubclass(params, ModelParams)):
-        raise TypeError(f"{cls.__name__}.Params must be a dataclass subclass of ModelParams")
-    if params().name != name:
-        raise TypeError(f"{cls.__name__}.Params.name must default to {name!r}")
-    if name in MODELS and MODELS[name] is not cls and not replace:
-        raise ValueError(f"a model named {name!r} exists; pass replace=True to replace it")
-    MODELS[name] = cls
-    return cls
-
-
-def _load_plugins() -> None:
-    """Register the models other packages declare under the ``ashlsim.models`` entry points
-    (once; a plugin that fails to load is reported, not fatal)."""
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    for entry in metadata.entry_points(group=ENTRY_POINTS):
-        try:
-            register_model(entry.load())
-        except Exception as exc:  # a broken plugin must not break the simulator
-            import warnings
-
-            warnings.warn(f"ashlsim: model plugin {entry.name!r} not loaded: {exc}", stacklevel=2)
+    return REGISTRY.register(cls, replace=replace)
 
 
 def all_models() -> dict[str, type[Model]]:
     """Every model a scenario can name, plugins included."""
-    _load_plugins()
-    return dict(MODELS)
+    return REGISTRY.everything()
 
 
 def parse_model(data, path: str = "model") -> ModelParams:
@@ -82,12 +48,8 @@ def parse_model(data, path: str = "model") -> ModelParams:
         data = {"name": data}
     if not isinstance(data, dict):
         raise ScenarioError(path, data, f"a mapping with a name: one of {', '.join(MODELS)}")
-    name = data.get("name", DEFAULT)
-    if isinstance(name, str) and name not in MODELS:
-        _load_plugins()
-    if not isinstance(name, str) or name not in MODELS:
-        raise ScenarioError(f"{path}.name", name, f"one of {', '.join(MODELS)}")
-    return parse_section(MODELS[name].Params, data, path)
+    cls = REGISTRY.lookup(data.get("name", DEFAULT), f"{path}.name")
+    return parse_section(cls.Params, data, path)
 
 
 def build_model(params: ModelParams, shape: DataShape) -> Model | None:
