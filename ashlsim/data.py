@@ -95,7 +95,7 @@ def _users(spec, arrays):
         raise ScenarioError(
             "data.name", "arrays", "arrays given with it: ashlsim.run(scenario, data=(X, y))"
         )
-    return datafiles.checked(*arrays, "data (the arrays given)")
+    return datafiles.with_test(arrays, "data (the arrays given)")
 
 
 def make_teacher(spec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -236,13 +236,23 @@ def load_dataset(
         )
     sha256 = _digest(spec, arrays)
     X, y, rows, cols = _raw(spec, rng, arrays)
+    given = 0  # samples at the end of X that are a given test split (the user's)
+    if isinstance(X, tuple):
+        (X, X_given), (y, y_given) = X, y
+        given = len(y_given)
+        X, y = np.concatenate([X, X_given]), np.concatenate([y, y_given])
     X = np.asarray(X, dtype=np.float64)
     image_shape = IMAGES.get(spec.name) or _image_shape(X.shape[1:])
     X = X.reshape(len(X), -1)
     y = np.asarray(y) if rows is None else np.asarray(y)[rows]
     _, y = np.unique(y, return_inverse=True)
-    order = rng.permutation(len(y))
-    n_test = _test_size(spec, len(y))
+    if given:
+        _check_given_test(y, given)
+        order = np.concatenate([np.arange(len(y) - given, len(y)), rng.permutation(len(y) - given)])
+        n_test = given
+    else:
+        order = rng.permutation(len(y))
+        n_test = _test_size(spec, len(y))
     test, train = order[:n_test], order[n_test:]
     # the same values as ``(X - mean) / std`` of the training rows, ``.astype(dtype)``, a
     # chunk at a time: a large synthetic set (half a million samples) is gigabytes otherwise
@@ -266,6 +276,14 @@ def load_dataset(
         sha256=sha256,
         image_shape=image_shape,
     )
+
+
+def _check_given_test(y: np.ndarray, given: int) -> None:
+    """A given test split's classes must all be among the training set's."""
+    unseen = np.setdiff1d(y[-given:], y[:-given])
+    if unseen.size:
+        raise ScenarioError("data (test split)", f"{unseen.size} class(es) absent from training",
+                            "test labels that the training set also has")  # fmt: skip
 
 
 def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:

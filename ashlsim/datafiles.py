@@ -3,13 +3,15 @@
 ``data: {path: FILE}`` reads
 
 - ``.npz``: arrays ``X`` (samples first; an image set may keep its shape, e.g. ``(n, c, h, w)``)
-  and ``y`` (class labels);
+  and ``y`` (class labels), and optionally ``X_test`` and ``y_test``: a given test split (then
+  ``data.test_fraction`` is not used);
 - ``.npy``: ``X`` from ``FILE`` and ``y`` from the file next to it named ``*_y.npy`` (``FILE``
   is then ``*_X.npy``);
 - ``.csv`` and ``.parquet`` (pandas): the ``label`` column (``data.label``, default
   ``label``) and the feature columns (``data.features``, default every other column).
 
-The features are flattened for the proxy models; labels are classes (integers, or strings:
+In Python, ``ashlsim.run(scenario, data=(X, y))`` or ``data=(X, y, X_test, y_test)``. The
+features are flattened for the models (which read the sample shape); labels are classes (integers, or strings:
 each distinct value a class) and need at least two. A relative path is taken from the scenario
 file's folder. The scenario records the file's SHA-256 (``data.sha256``): a run of a saved
 scenario whose file changed since is refused, naming both digests.
@@ -70,10 +72,11 @@ def _parts(file: Path) -> list[Path]:
 
 
 def read(spec) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)`` of the file ``spec.path``: X flattened to (samples, features), y classes."""
+    """``(X, y)`` of the file ``spec.path`` (``with_test``: with a given test split, if the
+    file has one), checked."""
     file = Path(spec.path)
     try:
-        X, y = _read_arrays(file, spec)
+        arrays = _read_arrays(file, spec)
     except ScenarioError:
         raise
     except ImportError:
@@ -82,16 +85,37 @@ def read(spec) -> tuple[np.ndarray, np.ndarray]:
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # damaged
         reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise ScenarioError("data.path", spec.path, f"a readable data file ({reason})") from None
-    return checked(X, y, f"data.path {spec.path}")
+    return with_test(arrays, f"data.path {spec.path}")
 
 
-def _read_arrays(file: Path, spec) -> tuple[np.ndarray, np.ndarray]:
+def with_test(arrays, field: str):
+    """``(X, y)`` checked; or, from ``(X, y, X_test, y_test)``, ``((X, X_test), (y, y_test))``:
+    a given test split, its samples of the training set's shape."""
+    if len(arrays) not in (2, 4):
+        raise ScenarioError(field, f"{len(arrays)} arrays", "(X, y) or (X, y, X_test, y_test)")
+    X, y = checked(arrays[0], arrays[1], field)
+    if len(arrays) == 2:
+        return X, y
+    X_test, y_test = checked(arrays[2], arrays[3], f"{field}, test split", minimum=1)
+    if X_test.shape[1:] != X.shape[1:]:
+        raise ScenarioError(f"{field}, test split", f"samples of shape {X_test.shape[1:]}",
+                            f"the training samples' shape {X.shape[1:]}")  # fmt: skip
+    return (X, X_test), (y, y_test)
+
+
+def _read_arrays(file: Path, spec) -> tuple:
     if file.suffix == ".npz":
         with np.load(file, allow_pickle=False) as arrays:
             missing = {"X", "y"} - set(arrays.files)
             if missing:
                 raise ScenarioError("data.path", str(file), f"arrays X and y (no {missing})")
-            return arrays["X"], arrays["y"]
+            test = {"X_test", "y_test"} & set(arrays.files)
+            if len(test) == 1:
+                raise ScenarioError(
+                    "data.path", str(file), "X_test and y_test together, or neither"
+                )
+            names = ["X", "y", "X_test", "y_test"] if test else ["X", "y"]
+            return tuple(arrays[name] for name in names)
     if file.suffix == ".npy":
         x_file, y_file = _parts(file)
         return np.load(x_file, allow_pickle=False), np.load(y_file, allow_pickle=False)
@@ -107,7 +131,7 @@ def _read_arrays(file: Path, spec) -> tuple[np.ndarray, np.ndarray]:
     return table[features].to_numpy(), table[spec.label].to_numpy()
 
 
-def checked(X, y, field: str) -> tuple[np.ndarray, np.ndarray]:
+def checked(X, y, field: str, minimum: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """Features as floats (samples first, in the array's shape) and labels as classes
     0..k-1, or a ScenarioError naming ``field``."""
     X, y = np.asarray(X), np.asarray(y)
@@ -125,18 +149,18 @@ def checked(X, y, field: str) -> tuple[np.ndarray, np.ndarray]:
         y = y.astype(np.int64)
     if y.dtype.kind not in "biuUSO":
         raise ScenarioError(field, f"labels of {y.dtype}", "class labels")
-    classes, y = np.unique(y, return_inverse=True)
-    if len(classes) < 2:
-        raise ScenarioError(field, f"{len(classes)} class", "at least two classes")
-    if len(y) < 20:
-        raise ScenarioError(field, f"{len(y)} samples", "at least 20 samples")
+    if minimum > 1 and len(np.unique(y)) < 2:  # (a test split may hold one class)
+        raise ScenarioError(field, f"{len(np.unique(y))} class", "at least two classes")
+    if len(y) < minimum:
+        raise ScenarioError(field, f"{len(y)} samples", f"at least {minimum} samples")
     return X, y
 
 
-def arrays_digest(X, y) -> str:
-    """The SHA-256 of arrays handed to ``run`` (recorded like a file's)."""
+def arrays_digest(*arrays) -> str:
+    """The SHA-256 of arrays handed to ``run`` (``X, y`` and any test split; recorded like a
+    file's)."""
     digest = hashlib.sha256()
-    for array in (np.ascontiguousarray(X), np.ascontiguousarray(y)):
+    for array in map(np.ascontiguousarray, arrays):
         digest.update(str((array.dtype, array.shape)).encode())
         digest.update(array.tobytes())
     return digest.hexdigest()

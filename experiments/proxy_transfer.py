@@ -70,7 +70,12 @@ def clusters() -> dict[str, Scenario]:
         "cluster.downlink.bandwidth": 1.25e9, "cluster.server": {"ingress": 1.25e9, "egress": 1.25e9},
         "stop.time_s": 50000.0, "eval.every_s": 5.0,
     })  # fmt: skip
-    return {"default": default, "testbed": testbed, "catalogue": catalogue, "comm_bound": comm_bound}
+    return {
+        "default": default,
+        "testbed": testbed,
+        "catalogue": catalogue,
+        "comm_bound": comm_bound,
+    }
 
 
 def sequential_steps(problem: dict, seeds, bar) -> tuple[float, float]:

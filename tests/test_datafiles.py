@@ -124,3 +124,32 @@ def test_a_path_and_another_data_sets_name_are_an_error():
         ashlsim.Scenario.from_dict({"data": {"name": "digits", "path": "x.npz"}})
     with pytest.raises(ScenarioError, match="arrays given"):
         ashlsim.run(ashlsim.Scenario.from_dict({"data": {"name": "arrays"}, **SHORT}))
+
+
+def test_a_given_test_split_is_the_test_set(tmp_path):
+    """``X_test``/``y_test`` in the .npz (or four arrays in Python) are the test set as given:
+    the training set is all of X, standardised with its own statistics."""
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(120, 5)), rng.integers(0, 3, 120)
+    X_test, y_test = rng.normal(size=(30, 5)) + 1.0, rng.integers(0, 3, 30)
+    np.savez(tmp_path / "split.npz", X=X, y=y, X_test=X_test, y_test=y_test)
+    sim = ashlsim.Simulation(make(data={"name": "file", "path": str(tmp_path / "split.npz")}))
+    data = sim.data
+    assert (data.n_train, len(data.y_test)) == (120, 30)
+    np.testing.assert_array_equal(data.y_test, y_test)  # in the order given
+    mean, std = X.mean(axis=0), X.std(axis=0)
+    np.testing.assert_allclose(data.X_test, (X_test - mean) / std, rtol=1e-12)
+    in_python = ashlsim.Simulation(make(data={"name": "arrays"}), data=(X, y, X_test, y_test))
+    np.testing.assert_array_equal(in_python.data.X_test, data.X_test)
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"X_test": np.zeros((5, 4))}, "X_test and y_test together"),
+    ({"X_test": np.zeros((5, 3)), "y_test": np.zeros(5)}, "training samples' shape"),
+    ({"X_test": np.zeros((5, 4)), "y_test": np.full(5, 7)}, "absent from training"),
+])  # fmt: skip
+def test_a_bad_test_split_is_one_line(arrays, message, tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "bad.npz", X=rng.normal(size=(40, 4)), y=rng.integers(0, 2, 40), **arrays)
+    with pytest.raises(ScenarioError, match=message):
+        ashlsim.Simulation(make(data={"name": "file", "path": str(tmp_path / "bad.npz")}))
