@@ -140,7 +140,7 @@ def figure(summary: pd.DataFrame, path) -> None:
     fig, axes = plt.subplots(1, len(names), figsize=(4.0 * len(names), 4.2), sharey=True,
                              constrained_layout=True)  # fmt: skip
     problems = list(summary["problem"].drop_duplicates())
-    markers = dict(zip(problems, "osD^v", strict=False))
+    markers = dict(zip(problems, "osDX", strict=False))
     for ax, cluster in zip(np.atleast_1d(axes), names, strict=True):
         part = summary[summary["cluster"] == cluster]
         schemes = list(part["strategy"].drop_duplicates())
@@ -153,10 +153,13 @@ def figure(summary: pd.DataFrame, path) -> None:
                     ax.plot(x[i], 0.97, marker="^", color=scheme_color(s), ms=6, mfc="white",
                             transform=ax.get_xaxis_transform(), clip_on=False)  # fmt: skip
                     continue
-                ax.errorbar(x[i], y.iloc[i], yerr=[[y.iloc[i] - low.iloc[i]],
-                            [min(high.iloc[i], 1e3) - y.iloc[i]]], fmt=markers[problem],
-                            color=scheme_color(s), ms=6, capsize=2, lw=1,
+                top = high.iloc[i] if np.isfinite(high.iloc[i]) else y.iloc[i]
+                ax.errorbar(x[i], y.iloc[i], yerr=[[y.iloc[i] - low.iloc[i]], [top - y.iloc[i]]],
+                            fmt=markers[problem], color=scheme_color(s), ms=6, capsize=2, lw=1,
                             mfc="white" if j % 2 else scheme_color(s))  # fmt: skip
+                if not np.isfinite(high.iloc[i]):  # the interval has no upper end: an arrow
+                    ax.annotate("", xy=(x[i], y.iloc[i] * 4), xytext=(x[i], y.iloc[i]),
+                                arrowprops={"arrowstyle": "->", "color": scheme_color(s), "lw": 1})  # fmt: skip
         ax.set_xticks(range(len(schemes)), schemes, rotation=30)
         ax.set_yscale("log")
         ax.set_title(cluster)
@@ -166,7 +169,7 @@ def figure(summary: pd.DataFrame, path) -> None:
                           mfc="white" if j % 2 else "black", label=PROBLEMS[p][1])
                for j, p in enumerate(problems)]  # fmt: skip
     handles.append(plt.Line2D([], [], marker="^", color="black", ls="none", mfc="white",
-                              label="did not reach it (median)"))  # fmt: skip
+                              label="did not reach it (median); an arrow: no upper end"))  # fmt: skip
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
     fig.suptitle("Time to target per scheme, normalised per problem: median and 95 % interval")
     fig.savefig(path, dpi=130)
