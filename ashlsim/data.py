@@ -246,13 +246,7 @@ def load_dataset(
     X = X.reshape(len(X), -1)
     y = np.asarray(y) if rows is None else np.asarray(y)[rows]
     _, y = np.unique(y, return_inverse=True)
-    if given:
-        _check_given_test(y, given)
-        order = np.concatenate([np.arange(len(y) - given, len(y)), rng.permutation(len(y) - given)])
-        n_test = given
-    else:
-        order = rng.permutation(len(y))
-        n_test = _test_size(spec, len(y))
+    order, n_test = _split(spec, rng, y, given)
     test, train = order[:n_test], order[n_test:]
     # the same values as ``(X - mean) / std`` of the training rows, ``.astype(dtype)``, a
     # chunk at a time: a large synthetic set (half a million samples) is gigabytes otherwise
@@ -278,12 +272,19 @@ def load_dataset(
     )
 
 
-def _check_given_test(y: np.ndarray, given: int) -> None:
-    """A given test split's classes must all be among the training set's."""
+def _split(spec, rng: np.random.Generator, y: np.ndarray, given: int) -> tuple[np.ndarray, int]:
+    """``(order, n_test)``: the first ``n_test`` positions of ``order`` are the test set, the
+    rest the training set, shuffled. ``given``: the last samples are a given test split (kept
+    in their order; its classes must all be among the training set's); else a random
+    ``test_fraction``."""
+    if not given:
+        return rng.permutation(len(y)), _test_size(spec, len(y))
     unseen = np.setdiff1d(y[-given:], y[:-given])
     if unseen.size:
         raise ScenarioError("data (test split)", f"{unseen.size} class(es) absent from training",
                             "test labels that the training set also has")  # fmt: skip
+    n = len(y) - given
+    return np.concatenate([np.arange(n, len(y)), rng.permutation(n)]), given
 
 
 def _image_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
