@@ -213,12 +213,18 @@ def test_a_worker_that_fails_is_reported_with_its_output(monkeypatch, tmp_path):
     assert worker_processes(os.getpid()) == []
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_and_a_killed_parent_leave_no_worker_behind(tmp_path):
     command = [sys.executable, "-m", "ashlsim", "emulate", "--quiet", "--out", str(tmp_path)]
     command += ["--set", "stop.time_s=60", "--set", "cluster.workers=4"]
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-        parent = subprocess.Popen(command, stderr=subprocess.PIPE)
+        # as from a terminal: Ctrl-C's signal not ignored, whatever this process inherited
+        # (a shell's background job ignores SIGINT, and so would its children)
+        parent = subprocess.Popen(command, stderr=subprocess.PIPE, preexec_fn=_default_sigint)
         deadline = time.monotonic() + 60
         while len(worker_processes(parent.pid)) < 4 and time.monotonic() < deadline:
             time.sleep(0.1)
