@@ -17,6 +17,10 @@ import pandas as pd
 from .errors import ScenarioError
 from .folders import STAGING, claim, clean_staging
 
+# columns a run always fills (a loss, an accuracy or a staleness may be nan; these never are)
+COUNTED = {"time_s", "updates", "version", "epoch", "bytes_up", "bytes_down", "worker", "speed",
+           "compute_s", "comm_s", "wait_s", "down_s", "iterations", "samples", "pushes",
+           "lost_pushes", "dropped", "applied", "start_s", "end_s"}  # fmt: skip
 HISTORY_COLUMNS = [
     "time_s",
     "updates",
@@ -387,6 +391,9 @@ def _read_frame(path: Path, field: str, columns, numeric, rows) -> pd.DataFrame:
     for column in numeric:
         if not pd.api.types.is_numeric_dtype(table[column]):
             raise ScenarioError(f"{field} column {column}", table[column].dtype.name, "numbers")
+    for column in set(numeric) & COUNTED:  # (a truncated row leaves them empty)
+        if table[column].isna().any():
+            raise ScenarioError(f"{field} column {column}", "an empty cell", "a number in every row")
     if rows is not None and len(table) != rows:
         raise ScenarioError(field, f"{len(table)} rows", f"one row per worker ({rows})")
     return table

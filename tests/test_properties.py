@@ -6,7 +6,7 @@ import time
 import pytest
 import yaml
 from conftest import scenario_dict
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import ashlsim
@@ -275,6 +275,7 @@ FILES = ["run.json", "history.csv", "workers.csv", "events.csv", "scenario.yaml"
 @given(st.lists(st.tuples(st.sampled_from(FILES),
                           st.sampled_from(["delete", "truncate", "flip", "junk", "empty"]),
                           st.floats(0, 1), st.binary(max_size=40)), min_size=1, max_size=3))  # fmt: skip
+@example(damage=[("history.csv", "truncate", 0.625, b"")])  # a row cut mid-way: empty cells
 def test_any_damaged_saved_run_loads_or_is_a_scenario_error(tmp_path_factory, a_saved_run, damage):
     import shutil
 
