@@ -393,7 +393,9 @@ def _read_frame(path: Path, field: str, columns, numeric, rows) -> pd.DataFrame:
             raise ScenarioError(f"{field} column {column}", table[column].dtype.name, "numbers")
     for column in set(numeric) & COUNTED:  # (a truncated row leaves them empty)
         if table[column].isna().any():
-            raise ScenarioError(f"{field} column {column}", "an empty cell", "a number in every row")
+            raise ScenarioError(
+                f"{field} column {column}", "an empty cell", "a number in every row"
+            )
     if rows is not None and len(table) != rows:
         raise ScenarioError(field, f"{len(table)} rows", f"one row per worker ({rows})")
     return table
