@@ -21,7 +21,9 @@ class MLPParams(ModelParams):
 
 
 class MLP(Model):
-    """Layers ``n_features -> *hidden -> n_classes``; parameters are each layer's W then b."""
+    """A multi-layer perceptron: ReLU hidden layers of the ``hidden`` widths, a softmax output.
+
+    Layers ``n_features -> *hidden -> n_classes``; parameters are each layer's W then b."""
 
     name = "mlp"
     Params = MLPParams

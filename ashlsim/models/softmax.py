@@ -21,7 +21,9 @@ class LogisticParams(ModelParams):
 
 
 class Softmax(Model):
-    """Linear logits ``X @ W + b``; parameters ``[W.ravel(), b]`` with W of shape (d, k)."""
+    """Multinomial logistic (softmax) regression: logits ``X @ W + b``.
+
+    Parameters ``[W.ravel(), b]`` with W of shape (d, k)."""
 
     name = "softmax"
     Params = SoftmaxParams

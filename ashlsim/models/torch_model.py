@@ -74,7 +74,8 @@ def load_factory(path: str | None):
 
 
 class TorchModel(Model):
-    """A ``torch.nn.Module`` from the user's factory, trained in simulated time."""
+    """Any PyTorch module (the ``torch`` extra), made by ``factory(sample_shape, n_classes,
+    **options)`` and trained in simulated time, on the CPU or a GPU."""
 
     name = "torch"
     Params = TorchParams
