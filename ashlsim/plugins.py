@@ -2,7 +2,7 @@
 handed on to the processes ``compare`` and ``sweep`` spawn, which start with the built-ins only.
 
 A class goes by reference (its module and name), so it must be importable: defined at a
-module's top level, not in ``__main__`` of an interactive session.
+module's top level, not in ``__main__`` of the interactive interpreter.
 """
 
 from __future__ import annotations

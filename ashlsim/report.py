@@ -54,18 +54,22 @@ def throughput_verdict(summary: pd.DataFrame) -> str:
     if few:
         lines.append(TOO_FEW_SEEDS)
     for row in ranked.iloc[1:].itertuples():
-        if few:
-            sig = "not judged"
-        elif row.pushes_per_s_high >= best["pushes_per_s_low"]:
-            sig = "not significant"
-        else:
-            sig = "significantly fewer"
+        overlaps = row.pushes_per_s_high >= best["pushes_per_s_low"]
+        sig = _judgement(few, overlaps, "significantly fewer")
         lines.append(f"  {row.strategy}: median {row.pushes_per_s_median:.4g}: {sig}.")
     lines.append(
         "  (timing only: a push is not the same progress in every scheme: a round's N averaged "
         "pushes make one step, a push of several local steps carries several)"
     )
     return "\n".join(lines)
+
+
+def _judgement(few: bool, overlaps: bool, apart: str) -> str:
+    """A scheme against the best: not judged with too few seeds, else not significant when
+    the intervals overlap, else ``apart``."""
+    if few:
+        return "not judged"
+    return "not significant" if overlaps else apart
 
 
 def learning_problem(scenarios) -> str:
@@ -80,9 +84,9 @@ def learning_problem(scenarios) -> str:
         name = Path(data["path"]).name if data["name"] == "file" else data["name"]
         if data["name"] in ("teacher", "synthetic"):
             name += f" ({data['n_features']} features, {data['n_classes']} classes)"
-        text = f"{scenario['model']['name']}({args})" if args else scenario["model"]["name"]
-        if text + f" on {name}" not in found:
-            found.append(text + f" on {name}")
+        model_text = f"{scenario['model']['name']}({args})" if args else scenario["model"]["name"]
+        if f"{model_text} on {name}" not in found:
+            found.append(f"{model_text} on {name}")
     return found[0] if len(found) == 1 else "; ".join(found)
 
 
@@ -113,10 +117,7 @@ def verdict(summary: pd.DataFrame, target: float | None = None, table=None) -> s
             continue
         median = row.time_to_target_s_median
         where = f"median {_fmt(median)} s" if math.isfinite(median) else "did not reach it"
-        if few:
-            sig = "not judged"
-        else:
-            sig = "not significant" if row.overlaps_best else "significantly slower"
+        sig = _judgement(few, row.overlaps_best, "significantly slower")
         lines.append(f"  {row.strategy}: {where} ({row.reached_target}/{row.runs}): {sig}.")
     lines.append(_resolution_text(summary))
     if table is not None:

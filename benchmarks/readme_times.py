@@ -27,6 +27,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from speed import cpu_model  # noqa: E402
 
+
+def _script(name: str, *extra: str) -> list[str]:
+    """The command that runs ``experiments/NAME.py`` into ``{out}``."""
+    return [sys.executable, f"experiments/{name}.py", *extra, "--out", "{out}"]
+
+
 # name -> (command, with {out} for an output folder; what the README claims; long?)
 COMMANDS = {
     "main_job": (["ashlsim", "compare", "--out", "{out}", "--quiet"], "45 s", False),
@@ -38,25 +44,17 @@ COMMANDS = {
     "workers_timing_sweep": (
         ["ashlsim", "sweep", "experiments/sweeps/workers_timing.yaml", "--out", "{out}",
          "--no-progress"], "8 s", False),
-    "heterogeneity": ([sys.executable, "experiments/heterogeneity.py", "--out", "{out}"], "32 s",
-                      False),
-    "breakdown": ([sys.executable, "experiments/breakdown.py", "--out", "{out}"], "4 s", False),
-    "network_bound": ([sys.executable, "experiments/network_bound.py", "--out", "{out}"], "9 s",
-                      False),
-    "compression": ([sys.executable, "experiments/compression.py", "--out", "{out}"], "25 s",
-                    False),
-    "staleness": ([sys.executable, "experiments/staleness.py", "--out", "{out}"], "45 s", False),
-    "validate": ([sys.executable, "experiments/validate.py", "--out", "{out}"], "6 s", False),
-    "ashl_ablation": ([sys.executable, "experiments/ashl_ablation.py", "--out", "{out}"], "100 s",
-                      True),
-    "convergence": ([sys.executable, "experiments/convergence.py", "--out", "{out}"], "2 min",
-                    True),
-    "fidelity": ([sys.executable, "experiments/fidelity.py", "--out", "{out}"], "6 min", True),
-    "paper_reproduction": (
-        [sys.executable, "experiments/paper_reproduction.py", "--out", "{out}"], "13 min", True),
-    "sim_vs_real": (
-        [sys.executable, "experiments/sim_vs_real.py", "--seeds", "2", "--out", "{out}"], "12 min",
-        True),
+    "heterogeneity": (_script("heterogeneity"), "32 s", False),
+    "breakdown": (_script("breakdown"), "4 s", False),
+    "network_bound": (_script("network_bound"), "9 s", False),
+    "compression": (_script("compression"), "25 s", False),
+    "staleness": (_script("staleness"), "45 s", False),
+    "validate": (_script("validate"), "6 s", False),
+    "ashl_ablation": (_script("ashl_ablation"), "100 s", True),
+    "convergence": (_script("convergence"), "2 min", True),
+    "fidelity": (_script("fidelity"), "6 min", True),
+    "paper_reproduction": (_script("paper_reproduction"), "13 min", True),
+    "sim_vs_real": (_script("sim_vs_real", "--seeds", "2"), "12 min", True),
 }  # fmt: skip
 
 

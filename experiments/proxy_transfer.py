@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import math
+import sys
 import warnings
 
 import matplotlib.pyplot as plt
@@ -192,8 +193,6 @@ def main() -> None:
         problems.remove("digits_torch_cnn")
     seeds = list(range(args.seeds))
     warnings.simplefilter("ignore", UserWarning)  # the step-size warning: the lr is tuned
-    import sys
-
     sys.path.insert(0, str(ROOT))  # the PyTorch factory lives in examples/
     chosen = {k: v for k, v in clusters().items() if k in args.clusters.split(",")}
     with Timer() as timer:
