@@ -44,7 +44,8 @@ class Dataset:
 def _raw(spec, rng: np.random.Generator, arrays=None):
     """``(X, y, rows, cols)``: the data set is ``X[rows][:, cols]`` and ``y[rows]`` (None: all,
     in order), so that a big one is never copied whole to be shuffled. ``arrays``: the
-    user's ``(X, y)`` (``data.name: arrays``)."""
+    user's ``(X, y)`` (``data.name: arrays``). The user's data with a given test split come
+    as ``X = (X, X_test)`` and ``y = (y, y_test)`` (``datafiles.with_test``)."""
     name = spec.name
     if name in ("file", "arrays"):
         return (*_users(spec, arrays), None, None)
