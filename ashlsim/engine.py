@@ -15,6 +15,7 @@ import numpy as np
 
 from .blas import blas_threads
 from .cluster import Environment, Network, ParameterServer, Worker
+from .cluster.fabric import FabricNetwork
 from .cluster.server import Deltas
 from .compression import dense_bytes, virtual_values
 from .config import dump_section
@@ -65,6 +66,8 @@ class Simulation(RunLoop):
         self._build_records(scenario.eval.events if events is None else events)
         self._build_workers()
         self.strategy = build_strategy(scenario.strategy, self.port_class(self))
+        if not self.strategy.through_server:  # no PS to queue at: the workers hold the model
+            self.server.apply_s = 0.0
 
     # ---- set-up --------------------------------------------------------------------------------
     def _build_learning(self) -> None:
@@ -111,7 +114,9 @@ class Simulation(RunLoop):
         params = initial_params(self.model, self.streams.get("init"))
         self.dense_bytes = dense_bytes(s.workload, self.model_size)
         maths = Deltas(self.trainer) if self.model.trains else None
-        apply_s = s.cluster.server.apply_s if self.models_software else 0.0
+        # k shards apply their parts of a push at once
+        server = s.cluster.server
+        apply_s = server.apply_s / server.shards if self.models_software else 0.0
         self.server = ParameterServer(params, maths, defer=self.defers_maths, apply_s=apply_s)
 
     def _build_network(self) -> None:
@@ -121,7 +126,7 @@ class Simulation(RunLoop):
         c, n, streams = self.scenario.cluster, self.n_workers, self.streams
         message_s = c.server.message_s if self.models_software else 0.0
         changing = self._changing_bandwidths()
-        self.network = Network(
+        links = (
             self.env,
             c.uplink.bandwidth.per_worker(streams.get("cluster.uplink.bandwidth"), n),
             c.uplink.latency.per_worker(streams.get("cluster.uplink.latency"), n) + message_s,
@@ -129,9 +134,13 @@ class Simulation(RunLoop):
             c.downlink.latency.per_worker(streams.get("cluster.downlink.latency"), n) + message_s,
             _first(c.server.ingress),
             _first(c.server.egress),
-            faulty=bool(self.scenario.faults),
-            varying=bool(changing),
         )
+        if c.server.shards > 1 or c.racks is not None:  # beyond the star: ``cluster.fabric``
+            racks = c.racks and (c.racks.size, c.racks.uplink.bandwidth, c.racks.downlink.bandwidth)
+            self.network = FabricNetwork(*links, shards=c.server.shards, racks=racks)
+        else:
+            faulty = bool(self.scenario.faults)
+            self.network = Network(*links, faulty=faulty, varying=bool(changing))
         for series, apply in changing:  # bandwidths replayed over time (``ashlsim.series``)
             self.env.process(replay(self.env, series, n, apply))
 

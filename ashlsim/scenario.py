@@ -69,6 +69,28 @@ class ServerSpec:
         "s of software cost per message (serializing, sockets), on every pull and push",
     )
     apply_s: float = spec(0.0, real(0), "s the PS is busy with each push, one push at a time")
+    shards: int = spec(
+        1, integer(1, 1024), "k servers, each with its own cards and 1/k of the parameters"
+    )
+
+
+@dataclass(frozen=True)
+class RackLinkSpec:
+    """A rack's link to the core (the other racks and the PS) in one direction."""
+
+    bandwidth: float = spec(
+        1.25e9, real(0, exclusive_min=True, allow_inf=True), "bytes/s, shared by all crossing it"
+    )
+
+
+@dataclass(frozen=True)
+class RackSpec:
+    """Workers in racks, filled in index order; whatever leaves a rack (a push, a message to
+    another rack) shares its uplink, whatever enters it its downlink."""
+
+    size: int = spec(8, integer(1), "workers per rack")
+    uplink: RackLinkSpec = spec(RackLinkSpec(), section(RackLinkSpec), "rack to core")
+    downlink: RackLinkSpec = spec(RackLinkSpec(), section(RackLinkSpec), "core to rack")
 
 
 @dataclass(frozen=True)
@@ -92,6 +114,7 @@ class ClusterSpec:
     uplink: LinkSpec = spec(LinkSpec(), section(LinkSpec))
     downlink: LinkSpec = spec(LinkSpec(), section(LinkSpec))
     server: ServerSpec = spec(ServerSpec(), section(ServerSpec))
+    racks: RackSpec | None = spec(None, optional_section(RackSpec), "null: one switch for all")
     stragglers: StragglerSpec | None = spec(None, optional_section(StragglerSpec))
 
 

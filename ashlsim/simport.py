@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+from .cluster import collectives
 from .compression import build_compressor, layer_segments
 from .data import partition
 
@@ -86,6 +87,13 @@ class SimPort:
         )
         for worker, shard in zip(sim.workers, shards, strict=True):
             worker.sampler.reshard(shard)
+
+    # ---- communication among the workers ------------------------------------------------------
+    def allreduce(self, workers, algorithm: str) -> tuple[float, dict]:
+        """(seconds, bytes each sends) of an all-reduce of the dense delta among ``workers`` by
+        ``algorithm`` (``cluster.collectives``), over their links as they are now."""
+        sim = self._sim
+        return collectives.allreduce(sim.network, list(workers), sim.dense_bytes, algorithm)
 
     # ---- what the run records -----------------------------------------------------------------
     def stage_changed(self, from_stage: str, to_stage: str, reason: str) -> None:

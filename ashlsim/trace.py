@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PHASES = ("pull", "compute", "push", "wait")
+PHASES = ("pull", "compute", "push", "wait", "exchange")
 PS_PID, WORKERS_PID = 0, 1  # two "processes" in the viewer: the PS card, the workers
 
 

@@ -425,6 +425,15 @@ class Network:
         # stall, change its rate or be cancelled.
         self.faulty = faulty or varying
 
+    def peer_route(self, src: int, dst: int) -> tuple[int, int]:
+        """What a message from worker ``src`` to worker ``dst`` crosses (``collectives``):
+        ``src``'s uplink and ``dst``'s downlink, indices into ``peer_capacity``."""
+        return (src, len(self.up_bandwidth) + dst)
+
+    def peer_capacity(self) -> list[float]:
+        """The links' bandwidths: the uplinks, then the downlinks."""
+        return self.up_bandwidth + self.down_bandwidth
+
     def fixed_time(self, worker: int, nbytes: float, direction: str) -> float | None:
         """Seconds a transfer takes when nothing can slow it (an uncontended PS card, no
         faults): then a worker waits one timeout instead of a shared flow."""

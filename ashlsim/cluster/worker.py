@@ -15,7 +15,7 @@ from simpy.events import NORMAL, URGENT
 
 from ..compression import identity, message_bytes
 from ..rng import Deferred
-from ..strategies.base import Update, check_local_steps
+from ..strategies.base import Exchange, Update, check_local_steps
 
 
 class Recorder:
@@ -65,6 +65,15 @@ class Recorder:
         self.pushes += 1
         return now - start
 
+    def exchanged(self, start: float, now: float, nbytes: int) -> None:
+        """Communication among the workers (``strategies.base.Exchange``): ``nbytes`` sent and
+        as many received."""
+        self.comm_s += now - start
+        self.bytes_up += nbytes
+        self.bytes_down += nbytes
+        self.totals.bytes_up += nbytes
+        self.totals.bytes_down += nbytes
+
     def computing(self, start: float, end: float, steps: int, samples: int) -> None:
         """A computation that will end at ``end`` without an event of its own (its push is
         the same timeout): recorded by ``settle`` when the push ends, or when the run stops,
@@ -113,6 +122,10 @@ class LoggingRecorder(Recorder):
     def pushed(self, start, now, nbytes):
         self.log(self.index, "push", start, now)
         return super().pushed(start, now, nbytes)
+
+    def exchanged(self, start, now, nbytes):
+        super().exchanged(start, now, nbytes)
+        self.log(self.index, "exchange", start, now)
 
     def cut(self, kind, start, now):
         super().cut(kind, start, now)
@@ -377,6 +390,7 @@ class Iterations:
         "pull_bytes",
         "batch",
         "pull_fixed",
+        "local",
         "cached",
         "join",
         "push_fixed_for",
@@ -404,6 +418,7 @@ class Iterations:
         "then",
         "due",
         "message",
+        "gate_event",
     )
 
     def __init__(self, worker: Worker, on_queue: bool = False):
@@ -416,9 +431,12 @@ class Iterations:
         self.network, self.server, self.strategy = sim.network, sim.server, sim.strategy
         self.record = worker.stats
         self.prepare = worker.trainer.prepare if sim.model.trains else None  # timing only
-        self.pull_bytes, self.batch = sim.dense_bytes, worker.sampler.batch_size
+        self.batch = worker.sampler.batch_size
+        # a scheme that moves its own bytes (an all-reduce): pulls and pushes are free, local
+        self.local = not sim.strategy.through_server
+        self.pull_bytes = 0 if self.local else sim.dense_bytes
         # None: the pull goes through a card that can be shared
-        self.pull_fixed = sim.network.fixed_time(self.index, self.pull_bytes, "pull")
+        self.pull_fixed = self._transfer_time(self.pull_bytes, "pull")
         self.cached = sim.strategy.cached_reads  # may compute on its own model, not pull
         self.join = worker.joins_compute_and_push
         self.push_fixed_for = (None, None)  # (bytes, seconds): recomputed when the size changes
@@ -452,8 +470,8 @@ class Iterations:
         # change the speed (straggler episodes, faults) its compute time is too: read once,
         # the worker's object is not touched at every iteration
         if steady:
-            self.push_bytes = worker.push_bytes
-            self.fixed = sim.network.fixed_time(self.index, self.push_bytes, "push")
+            self.push_bytes = 0 if self.local else worker.push_bytes
+            self.fixed = self._transfer_time(self.push_bytes, "push")
         self.compute_fixed = (
             worker.compute_time(self.steady_steps)
             if steady
@@ -526,11 +544,19 @@ class Iterations:
         gate = self.strategy.gate(self.index)
         if gate is None:
             return self._pull()
-        self.since, self.next = self.env.now, self._gated
+        self.since, self.next, self.gate_event = self.env.now, self._gated, gate
         return gate
 
     def _gated(self):
-        self.record.waited(self.since, self.env.now)
+        now, exchange = self.env.now, self.gate_event._value
+        self.gate_event = None
+        sent = exchange.nbytes.get(self.index) if isinstance(exchange, Exchange) else None
+        if sent is None:
+            self.record.waited(self.since, now)
+        else:  # the scheme's own communication ended the wait (an all-reduce)
+            start = max(self.since, exchange.start_s)
+            self.record.waited(self.since, start)
+            self.record.exchanged(start, now, round(sent))
         return self._pull()
 
     def _pull(self):
@@ -622,11 +648,14 @@ class Iterations:
     def _size_push(self) -> None:
         """The push's bytes (the compressor's as of the computation's start) and its time
         when nothing can slow it."""
-        push_bytes = self.push_bytes = self.worker.push_bytes
+        push_bytes = self.push_bytes = 0 if self.local else self.worker.push_bytes
         if self.push_fixed_for[0] != push_bytes:
-            fixed = self.network.fixed_time(self.index, push_bytes, "push")
-            self.push_fixed_for = (push_bytes, fixed)
+            self.push_fixed_for = (push_bytes, self._transfer_time(push_bytes, "push"))
         self.fixed = self.push_fixed_for[1]
+
+    def _transfer_time(self, nbytes: int, direction: str) -> float | None:
+        """A transfer's seconds when nothing can slow it (none: ``local``), else None."""
+        return 0.0 if self.local else self.network.fixed_time(self.index, nbytes, direction)
 
     def _computed(self):
         now, steps = self.env.now, self.steps

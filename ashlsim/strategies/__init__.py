@@ -12,6 +12,7 @@ from ..errors import ScenarioError
 from ..registry import Registry
 from .adacomm import ADACOMM
 from .adsp import ADSP
+from .allreduce import AllReduce
 from .ashl import ASHL
 from .asp import ASP
 from .base import ClockGate, RoundBarrier, Strategy, StrategyParams
@@ -21,7 +22,7 @@ from .ssp import SSP
 
 ENTRY_POINTS = "ashlsim.strategies"
 REGISTRY = Registry("scheme", Strategy, StrategyParams, ENTRY_POINTS,
-                    (BSP, ASP, SSP, LocalSGD, ASHL, ADSP, ADACOMM))  # fmt: skip
+                    (BSP, ASP, SSP, LocalSGD, ASHL, ADSP, ADACOMM, AllReduce))  # fmt: skip
 STRATEGIES: dict[str, type[Strategy]] = REGISTRY.classes
 DEFAULT = "bsp"  # the scheme of a scenario that names none
 

@@ -116,6 +116,17 @@ class Update:
         return (self.worker, self.seq)
 
 
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """What a scheme that moves its own bytes (no PS transfers: ``through_server`` False) gives
+    the workers it releases, as the value of its gate's event: the communication among them
+    began at ``start_s`` (their wait at the gate ended then) and each worker sent, and
+    received, ``nbytes[worker]`` bytes. A worker the dict leaves out only waited."""
+
+    start_s: float
+    nbytes: dict
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """One evaluation of the global model, as ``Strategy.observe`` receives it (a row of
@@ -168,6 +179,9 @@ class Port(Protocol):
     def lr_factor(self) -> float: ...  # the worker learning rate now over its base value
     def reshard(self, weights: list[float]) -> None: ...
 
+    # communication among the workers (schemes without PS transfers)
+    def allreduce(self, workers: list[int], algorithm: str) -> tuple[float, dict]: ...
+
     # what the run records
     def stage_changed(self, from_stage: str, to_stage: str, reason: str) -> None: ...
 
@@ -186,6 +200,9 @@ class Strategy:
     # iteration is then known in full when its pull starts (``cluster.worker.Iterations``).
     # Read from the class that sets it, never inherited: a subclass may vary either.
     steady: bool = False
+    # a worker's pull and push cross the network to the PS; False: they are free (the worker
+    # holds the model) and the scheme moves its bytes itself, through the port (``allreduce``)
+    through_server: bool = True
 
     def __init__(self, params, port: Port):
         self.params = params

@@ -1,0 +1,81 @@
+"""All-reduce among workers over their own links, without the PS: its time and its bytes.
+
+An all-reduce runs in steps (Thakur, Rabenseifner & Gropp 2005). In a step every message is
+sent at once; the messages share the links they cross max-min fairly (``fabric.max_min_rates``:
+a worker's uplink, the receiver's downlink and, between racks, both racks' links to the core);
+the step ends when its slowest message is through. A message from worker i to worker j takes
+``(latency_up[i] + latency_down[j]) / 2 + bytes / rate``: a link's latency is its one-way time
+to the PS through the switch, half of it on each side (docs/DESIGN.md section 2). A step's
+time is fixed when it starts: link outages and bandwidth changes reach PS transfers, not the
+collectives. Every member sends as many bytes as it receives.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .fabric import max_min_rates
+
+ALGORITHMS = ("ring", "halving_doubling")
+
+
+def step_s(network, messages: list[tuple[int, int, float]]) -> float:
+    """Seconds for the messages ``(src, dst, bytes)`` sent at once to be through."""
+    if not messages:
+        return 0.0
+    routes = [network.peer_route(src, dst) for src, dst, _ in messages]
+    rates = max_min_rates(routes, network.peer_capacity())
+    up, down = network.up_latency, network.down_latency
+    return max(
+        (up[src] + down[dst]) / 2 + nbytes / rate
+        for (src, dst, nbytes), rate in zip(messages, rates, strict=True)
+    )
+
+
+def ring(network, members: list[int], nbytes: float) -> tuple[float, dict[int, float]]:
+    """Ring all-reduce of ``nbytes`` among ``members`` (in their order): a reduce-scatter and
+    an all-gather, 2(p-1) steps in which every member sends n/p bytes to the next. The steps
+    are alike, so one is priced: O(p). Returns (seconds, bytes each member sends)."""
+    p = len(members)
+    if p <= 1:
+        return 0.0, dict.fromkeys(members, 0.0)
+    chunk = nbytes / p
+    messages = [(members[i], members[(i + 1) % p], chunk) for i in range(p)]
+    steps = 2 * (p - 1)
+    return steps * step_s(network, messages), dict.fromkeys(members, steps * chunk)
+
+
+def halving_doubling(network, members, nbytes) -> tuple[float, dict[int, float]]:
+    """Rabenseifner's all-reduce: a reduce-scatter by recursive halving (log2 p steps, partners
+    p/2, p/4, ... apart exchange n/2, n/4, ... bytes) and an all-gather by recursive doubling
+    (the same steps in reverse). With p not a power of two, the r = p - 2^k members beyond the
+    first 2^k first send their vector to a partner among them and get the result back at the
+    end (two steps of n bytes). Returns (seconds, bytes each member sends)."""
+    p = len(members)
+    if p <= 1:
+        return 0.0, dict.fromkeys(members, 0.0)
+    core = 1 << (p.bit_length() - 1)
+    extra = [(members[core + i], members[i]) for i in range(p - core)]
+    sent = dict.fromkeys(members, 0.0)
+    seconds = 0.0
+    if extra:
+        seconds += 2 * step_s(network, [(e, c, nbytes) for e, c in extra])
+        for e, c in extra:  # (to the partner, then back)
+            sent[e] += nbytes
+            sent[c] += nbytes
+    distance, size = core // 2, nbytes / 2
+    while distance >= 1:
+        messages = [(members[i], members[i ^ distance], size) for i in range(core)]
+        seconds += 2 * step_s(network, messages)  # once halving, once doubling
+        for i in range(core):
+            sent[members[i]] += 2 * size
+        distance, size = distance // 2, size / 2
+    return seconds, sent
+
+
+def allreduce(network, members: list[int], nbytes: float, algorithm: str):
+    """(seconds, bytes each member sends) of an all-reduce of ``nbytes`` by ``algorithm``."""
+    seconds, sent = (ring if algorithm == "ring" else halving_doubling)(network, members, nbytes)
+    if math.isinf(seconds):
+        raise ValueError("an all-reduce through a link of no bandwidth never ends")
+    return seconds, sent
