@@ -76,10 +76,11 @@ class Result:
 
     ``history``: one row per evaluation of the global model (simulated ``time_s``). ``workers``:
     one row per worker (seconds computing, communicating and waiting, counts and bytes).
-    ``events``: pull/compute/push/wait intervals (and faults) when recorded. ``faults``: one row
+    ``events``: pull/compute/push/wait/exchange intervals (and faults) when recorded. ``faults``: one row
     per injected fault (``end_s`` inf: never over). ``lost_pushes``: pushes computed by a worker
     that crashed before delivering them (never applied). ``pushes_dropped``: pushes the scheme
-    refused on arrival (late ones a barrier drops), never applied. ``pushes_pending``: pushes received
+    refused on arrival (late ones a barrier drops) or lost after it (an all-reduce's delta whose
+    machine crashed), never applied. ``pushes_pending``: pushes received
     but not applied when the run stopped (a round's buffer, pushes held at a bound):
     ``pushes_sent == pushes_applied + pushes_dropped + pushes_pending``. ``stop_reason``: ``time_limit``,
     ``target_accuracy``, ``epochs``, ``diverged`` or ``all_workers_down``.

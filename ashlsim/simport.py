@@ -89,11 +89,11 @@ class SimPort:
             worker.sampler.reshard(shard)
 
     # ---- communication among the workers ------------------------------------------------------
-    def allreduce(self, workers, algorithm: str) -> tuple[float, dict]:
+    def all_reduce(self, workers, algorithm: str) -> tuple[float, dict]:
         """(seconds, bytes each sends) of an all-reduce of the dense delta among ``workers`` by
         ``algorithm`` (``cluster.collectives``), over their links as they are now."""
         sim = self._sim
-        return collectives.allreduce(sim.network, list(workers), sim.dense_bytes, algorithm)
+        return collectives.all_reduce(sim.network, list(workers), sim.dense_bytes, algorithm)
 
     # ---- what the run records -----------------------------------------------------------------
     def stage_changed(self, from_stage: str, to_stage: str, reason: str) -> None:

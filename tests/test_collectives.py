@@ -5,16 +5,13 @@ import math
 
 import numpy as np
 import pytest
-import simpy
-
-from ashlsim.cluster import Environment
 from conftest import make
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ashlsim
 from ashlsim import Simulation
-from ashlsim.cluster import collectives
+from ashlsim.cluster import Environment, collectives
 from ashlsim.cluster.fabric import Fabric, FabricNetwork, max_min_rates
 from ashlsim.cluster.network import Network
 from ashlsim.errors import ScenarioError
@@ -51,7 +48,9 @@ def test_max_min_rates_are_feasible_and_every_flow_has_a_bottleneck(routes, capa
     for f, route in enumerate(routes):
         assert any(
             load[r] >= capacity[r] * (1 - 1e-9)
-            and all(rates[g] <= rates[f] * (1 + 1e-9) for g, other in enumerate(routes) if r in other)
+            and all(
+                rates[g] <= rates[f] * (1 + 1e-9) for g, other in enumerate(routes) if r in other
+            )
             for r in route
         )
 
@@ -258,6 +257,12 @@ def test_halving_doubling_across_racks_shares_the_uplinks():
     assert seconds == pytest.approx(across + inside, rel=1e-12)
 
 
+def test_the_scheme_names_the_algorithms_the_port_knows():
+    from ashlsim.strategies.allreduce import ALGORITHMS
+
+    assert set(ALGORITHMS) == set(collectives.ALGORITHMS)
+
+
 def test_a_ring_of_1024_prices_one_step_not_each_step(monkeypatch):
     env = Environment()
     network = Network(env, *links(1024, 1e9, 1e-5), 1e12, 1e12)
@@ -358,14 +363,14 @@ def test_allreduce_wait_stalls_the_ring_until_the_worker_is_back():
 def counting_allreduces(sim, extra_s=0.0):
     """Record (time, members) of each all-reduce ``sim`` starts; each lasts ``extra_s``
     longer than the network says."""
-    calls, allreduce = [], sim.strategy.port.allreduce
+    calls, allreduce = [], sim.strategy.port.all_reduce
 
     def counting(workers, algorithm):
         calls.append((sim.env.now, len(workers)))
         seconds, sent = allreduce(workers, algorithm)
         return seconds + extra_s, sent
 
-    sim.strategy.port.allreduce = counting
+    sim.strategy.port.all_reduce = counting
     return calls
 
 
@@ -394,7 +399,7 @@ def test_a_crash_during_the_allreduce_abandons_it_and_loses_the_delta():
     assert calls[0] == (pytest.approx(compute), 4)
     assert calls[1] == (pytest.approx(crash_at + back_after + compute), 4)
     assert sim.strategy.round_ends[0] > crash_at + back_after + compute + 0.2
-    assert sim.strategy.lost == [0, 0, 1, 0]
+    assert [w.dropped for w in sim.workers] == [0, 0, 1, 0]  # its delta, lost with it
     assert sim.server.applied_pushes == 4 * sim.server.version
 
 

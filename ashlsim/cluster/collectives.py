@@ -16,8 +16,6 @@ import math
 
 from .fabric import max_min_rates
 
-ALGORITHMS = ("ring", "halving_doubling")
-
 
 def step_s(network, messages: list[tuple[int, int, float]]) -> float:
     """Seconds for the messages ``(src, dst, bytes)`` sent at once to be through."""
@@ -73,9 +71,12 @@ def halving_doubling(network, members, nbytes) -> tuple[float, dict[int, float]]
     return seconds, sent
 
 
-def allreduce(network, members: list[int], nbytes: float, algorithm: str):
+def all_reduce(network, members: list[int], nbytes: float, algorithm: str):
     """(seconds, bytes each member sends) of an all-reduce of ``nbytes`` by ``algorithm``."""
-    seconds, sent = (ring if algorithm == "ring" else halving_doubling)(network, members, nbytes)
+    seconds, sent = ALGORITHMS[algorithm](network, members, nbytes)
     if math.isinf(seconds):
         raise ValueError("an all-reduce through a link of no bandwidth never ends")
     return seconds, sent
+
+
+ALGORITHMS = {"ring": ring, "halving_doubling": halving_doubling}

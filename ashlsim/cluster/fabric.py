@@ -213,9 +213,7 @@ class FabricNetwork:
         """Move ``nbytes`` now, split evenly over the shards; the event succeeds when all are
         through."""
         k = self.shards
-        flows = [
-            self.fabric.start(self.route(worker, s, direction), nbytes / k) for s in range(k)
-        ]
+        flows = [self.fabric.start(self.route(worker, s, direction), nbytes / k) for s in range(k)]
         self._active[worker] = flows
         if k == 1:
             return flows[0].done
@@ -264,4 +262,3 @@ class FabricNetwork:
             [self.route(worker, s, direction) for s in range(self.shards)], self.fabric.capacity
         )
         return latency + nbytes / self.shards / min(rates)
-

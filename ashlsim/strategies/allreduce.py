@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cluster.collectives import ALGORITHMS
 from ..config import choice, integer, spec, text
 from ..errors import ScenarioError
 from .base import MAX_LOCAL_STEPS, BarrierParams, Exchange, Strategy
+
+# the algorithms the port's ``all_reduce`` knows (``cluster.collectives``)
+ALGORITHMS = ("ring", "halving_doubling")
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,8 @@ class AllReduce(Strategy):
     recursive halving and doubling), and every worker holds the new model. No PS, no pull, no
     push: the learning is BSP's (H = 1) or Local SGD's, only the time differs.
 
-    A worker that crashes loses its delta; an all-reduce under way is abandoned (the ring is
-    broken). With ``on_failure: wait`` the round waits for it to restart and compute again;
+    A worker that crashes loses its delta (counted in ``dropped``); an all-reduce under way
+    is abandoned (the ring is broken). With ``on_failure: wait`` the round waits for it to restart and compute again;
     with ``drop`` the others run the all-reduce without it after ``failure_timeout_s``, and it
     rejoins at the next round. A delta computed from a model older than the last round's (its
     worker came back during an all-reduce) is dropped, counted in ``dropped``."""
@@ -55,7 +57,6 @@ class AllReduce(Strategy):
         self._buffer: dict[int, object] = {}  # this round's deltas, by worker
         self._done = self.port.event()
         self._running = None  # (token, start, bytes by participant) of the all-reduce now
-        self.lost = [0] * self.n  # deltas lost with their machine while their round waited
 
     def local_steps(self, worker):
         return self.params.local_steps
@@ -79,7 +80,7 @@ class AllReduce(Strategy):
         if any(worker not in self._buffer for worker in self.members):
             return
         participants = sorted(self._buffer)
-        seconds, sent = self.port.allreduce(participants, self.params.algorithm)
+        seconds, sent = self.port.all_reduce(participants, self.params.algorithm)
         token = object()
         self._running = (token, self.port.now(), sent)
         self.port.call_later(seconds, lambda: self._finish(token))
@@ -103,8 +104,8 @@ class AllReduce(Strategy):
 
     def worker_down(self, worker):
         lost = self._buffer.pop(worker, None)
-        if lost is not None:  # computed, never averaged: its machine is gone
-            self.lost[worker] += 1
+        if lost is not None:  # computed, never averaged: its machine is gone (``dropped``)
+            self.port.discard(lost)
             if self._running is not None and worker in self._running[2]:
                 self._running = None  # the ring is broken: the others wait, as they are
         if self.params.on_failure == "drop":
@@ -117,6 +118,3 @@ class AllReduce(Strategy):
 
     def worker_up(self, worker):
         self.members.add(worker)
-
-    def worker_columns(self):
-        return {"lost_at_gate": list(self.lost)}

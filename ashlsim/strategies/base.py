@@ -180,7 +180,7 @@ class Port(Protocol):
     def reshard(self, weights: list[float]) -> None: ...
 
     # communication among the workers (schemes without PS transfers)
-    def allreduce(self, workers: list[int], algorithm: str) -> tuple[float, dict]: ...
+    def all_reduce(self, workers: list[int], algorithm: str) -> tuple[float, dict]: ...
 
     # what the run records
     def stage_changed(self, from_stage: str, to_stage: str, reason: str) -> None: ...
@@ -201,7 +201,7 @@ class Strategy:
     # Read from the class that sets it, never inherited: a subclass may vary either.
     steady: bool = False
     # a worker's pull and push cross the network to the PS; False: they are free (the worker
-    # holds the model) and the scheme moves its bytes itself, through the port (``allreduce``)
+    # holds the model) and the scheme moves its bytes itself, through the port (``all_reduce``)
     through_server: bool = True
 
     def __init__(self, params, port: Port):
