@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import make
+from conftest import SCHEMES, make, scheme_block
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -409,3 +409,79 @@ def test_allreduce_is_deterministic_and_bytes_are_not_through_the_ps():
     assert a.history.equals(b.history)
     # a PS card of 1 B/s would stop every PS scheme; the all-reduce never touches it
     assert a.history["version"].iloc[-1] > 50
+
+
+# ---- sharded PS and racks in a run ------------------------------------------------------------
+
+FAST = {"bandwidth": 1e9, "latency": 0.001}
+
+
+@pytest.mark.parametrize("shards", [1, 2, 4])
+def test_a_bsp_round_through_a_sharded_ps_is_its_closed_form(shards):
+    """Four equal workers pull at once through k egress cards of B (links faster), compute,
+    push at once through k ingress cards: 2 * (latency + 4 S / (k B)) + compute."""
+    B = 2e5
+    scenario = make(cluster={"speed": 1000.0, "uplink": FAST, "downlink": FAST,
+                             "server": {"ingress": B, "egress": B, "shards": shards}})  # fmt: skip
+    sim = Simulation(scenario)
+    sim.run()
+    S = push_nbytes(scenario)
+    T = 2 * (0.001 + 4 * S / (shards * B)) + 16 / 1000
+    ends = np.array(sim.strategy.barrier.round_ends)
+    np.testing.assert_allclose(ends, T * np.arange(1, len(ends) + 1), rtol=1e-9)
+
+
+def test_a_bsp_round_through_oversubscribed_racks_is_its_closed_form():
+    """Racks of 2 whose links to the core carry B: a rack's two pulls (and pushes) share it,
+    B/2 each; the PS card is unbounded."""
+    B = 1e5
+    scenario = make(cluster={"speed": 1000.0, "uplink": FAST, "downlink": FAST,
+                             "racks": {"size": 2, "uplink": {"bandwidth": B},
+                                       "downlink": {"bandwidth": B}}})  # fmt: skip
+    sim = Simulation(scenario)
+    sim.run()
+    S = push_nbytes(scenario)
+    T = 2 * (0.001 + 2 * S / B) + 16 / 1000
+    ends = np.array(sim.strategy.barrier.round_ends)
+    np.testing.assert_allclose(ends, T * np.arange(1, len(ends) + 1), rtol=1e-9)
+
+
+def test_without_shards_or_contended_racks_a_run_is_the_stars():
+    """Racks whose links are never the bottleneck change nothing: the same rounds as the
+    star's (its own model of the card), to float rounding."""
+    star = Simulation(make(cluster={"server": {"ingress": 2e6, "egress": 2e6}}))
+    star.run()
+    racked = Simulation(make(cluster={"server": {"ingress": 2e6, "egress": 2e6},
+                                      "racks": {"size": 2, "uplink": {"bandwidth": 1e12},
+                                                "downlink": {"bandwidth": 1e12}}}))  # fmt: skip
+    racked.run()
+    a, b = star.strategy.barrier.round_ends, racked.strategy.barrier.round_ends
+    assert len(a) == len(b) > 20
+    np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_every_scheme_runs_on_shards_and_racks_with_faults_and_changing_bandwidth(scheme, tmp_path):
+    series = tmp_path / "card.csv"
+    series.write_text("time_s,bandwidth\n0,4e5\n0.7,1e5\n1.2,8e5\n")
+    faults = [{"kind": "crash", "worker": 1, "at_s": 0.6, "recover_after_s": 0.5},
+              {"kind": "link_down", "worker": 2, "at_s": 0.3, "duration_s": 0.4}]  # fmt: skip
+    cluster = {"server": {"ingress": {"series": str(series), "column": "bandwidth"}, "egress": 4e5, "shards": 2},
+               "racks": {"size": 2, "uplink": {"bandwidth": 3e5}}}  # fmt: skip
+    scenario = make(cluster=cluster, strategy=scheme_block(scheme, faults=True), faults=faults)
+    result = ashlsim.run(scenario)
+    assert result.history["loss"].iloc[-1] < result.history["loss"].iloc[0]
+    assert (
+        result.pushes_applied + result.pushes_dropped + result.pushes_pending == result.pushes_sent
+    )
+    again = ashlsim.run(scenario)
+    np.testing.assert_array_equal(result.final_params, again.final_params)
+
+
+def test_shards_and_racks_are_checked_naming_the_field():
+    with pytest.raises(ScenarioError, match=r"cluster.server.shards"):
+        make(cluster={"server": {"shards": 0}})
+    with pytest.raises(ScenarioError, match=r"cluster.racks.size"):
+        make(cluster={"racks": {"size": 0}})
+    with pytest.raises(ScenarioError, match=r"cluster.racks.uplink.bandwidth"):
+        make(cluster={"racks": {"uplink": {"bandwidth": -1}}})
