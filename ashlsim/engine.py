@@ -126,18 +126,22 @@ class Simulation(RunLoop):
         c, n, streams = self.scenario.cluster, self.n_workers, self.streams
         message_s = c.server.message_s if self.models_software else 0.0
         changing = self._changing_bandwidths()
+        # k shards, each with a card of B and an even part of every transfer, move bytes as
+        # one card of k*B (docs/DESIGN.md section 2; ``FabricNetwork`` with ``shards`` is the
+        # reference the tests compare)
+        shards = c.server.shards
         links = (
             self.env,
             c.uplink.bandwidth.per_worker(streams.get("cluster.uplink.bandwidth"), n),
             c.uplink.latency.per_worker(streams.get("cluster.uplink.latency"), n) + message_s,
             c.downlink.bandwidth.per_worker(streams.get("cluster.downlink.bandwidth"), n),
             c.downlink.latency.per_worker(streams.get("cluster.downlink.latency"), n) + message_s,
-            _first(c.server.ingress),
-            _first(c.server.egress),
+            _first(c.server.ingress) * shards,
+            _first(c.server.egress) * shards,
         )
-        if c.server.shards > 1 or c.racks is not None:  # beyond the star: ``cluster.fabric``
-            racks = c.racks and (c.racks.size, c.racks.uplink.bandwidth, c.racks.downlink.bandwidth)
-            self.network = FabricNetwork(*links, shards=c.server.shards, racks=racks)
+        if c.racks is not None:  # beyond the star: ``cluster.fabric``
+            racks = (c.racks.size, c.racks.uplink.bandwidth, c.racks.downlink.bandwidth)
+            self.network = FabricNetwork(*links, racks=racks)
         else:
             faulty = bool(self.scenario.faults)
             self.network = Network(*links, faulty=faulty, varying=bool(changing))
@@ -157,10 +161,11 @@ class Simulation(RunLoop):
                         self.network.set_bandwidth(worker, direction, value)
 
                 out.append((series, apply))
+        shards = c.server.shards  # (one card of k times a shard's: ``_build_network``)
         for card, direction in (("ingress", "push"), ("egress", "pull")):
             series = getattr(c.server, card)
             if isinstance(series, Series):
-                out.append((series, lambda v, d=direction: self.network.set_card(d, v[0])))
+                out.append((series, lambda v, d=direction: self.network.set_card(d, v[0] * shards)))
         return out
 
     def _build_workers(self) -> None:

@@ -485,3 +485,35 @@ def test_shards_and_racks_are_checked_naming_the_field():
         make(cluster={"racks": {"size": 0}})
     with pytest.raises(ScenarioError, match=r"cluster.racks.uplink.bandwidth"):
         make(cluster={"racks": {"uplink": {"bandwidth": -1}}})
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(1, 4),
+    st.lists(st.tuples(st.floats(0, 1), st.floats(1e4, 1e6), st.sampled_from(["push", "pull"])),
+             min_size=1, max_size=6),
+    st.sampled_from([None, 2, 3]),
+)  # fmt: skip
+def test_k_shards_move_bytes_as_one_card_of_k_times_the_capacity(shards, transfers, rack):
+    """Every transfer splits evenly over the shards, so each shard sees the same flows at
+    the same rates: k cards of B carry what one card of k*B carries (the engine's model),
+    with or without racks, for any arrivals."""
+    ends = []
+    for k, card in ((shards, 3e5), (1, 3e5 * shards)):
+        env = Environment()
+        racks = None if rack is None else (rack, 4e5, 4e5)
+        up = [1e6, 5e5, 2e5, 8e5, 1e6, 3e5]
+        network = FabricNetwork(env, up, [0.001] * 6, up[::-1], [0.002] * 6, card, card,
+                                shards=k, racks=racks)  # fmt: skip
+        done = {}
+
+        def move(at, nbytes, direction, worker, network=network, env=env, done=done):
+            yield env.timeout(at)
+            yield from network.move(worker, nbytes, direction)
+            done[worker] = env.now
+
+        for worker, (at, nbytes, direction) in enumerate(transfers):
+            env.process(move(at, nbytes, direction, worker))
+        env.run()
+        ends.append([done[w] for w in range(len(transfers))])
+    np.testing.assert_allclose(ends[0], ends[1], rtol=1e-9)
