@@ -84,9 +84,12 @@ def _timing_scenario(
     ingress=None,
     time_s=100.0,
     seed=0,
+    shards=1,
+    racks=None,
 ) -> Scenario:
     """A timing-only cluster (no SGD): batch 1, so a compute takes ``jitter / speed`` s."""
     link = {"bandwidth": bandwidth, "latency": latency}
+    server = {"ingress": ingress, "egress": None, "shards": shards}
     return Scenario.from_dict(
         {
             "name": "validation",
@@ -97,7 +100,8 @@ def _timing_scenario(
                 "jitter": jitter,
                 "uplink": link,
                 "downlink": link,
-                "server": {"ingress": ingress, "egress": None},
+                "server": server,
+                "racks": racks,
             },
             "model": {"name": "none"},
             "workload": {"param_bytes": param_bytes, "header_bytes": 0},
@@ -274,6 +278,83 @@ def local_sgd_round(
     )
 
 
+def sharded_ingress_contention(n: int = 8, shards: int = 4, nbytes: float = 1e6,
+                               capacity: float = 1e8, latency: float = 0.002):  # fmt: skip
+    """n workers push S bytes at once through a PS of k shards, each with an ingress of B
+    bytes/s (links faster): every shard carries n*S/k, so each push lasts
+    ``latency + n * S / (k * B)``."""
+    scenario = _timing_scenario(n, [1.0] * n, {"name": "bsp"}, latency=latency,
+                                param_bytes=nbytes, ingress=capacity, time_s=5.0,
+                                shards=shards)  # fmt: skip
+    result = Simulation(scenario, events=True).run()
+    pushes = result.events.query("kind == 'push'")
+    durations = (pushes["end_s"] - pushes["start_s"]).to_numpy()[:n]
+    predicted = latency + n * nbytes / (shards * capacity)
+    return _exact_check(
+        f"sharded PS ingress, {n} pushes, {shards} shards",
+        "L + n*S/(k*B)",
+        predicted,
+        _worst(durations, predicted),
+        n,
+    )
+
+
+def rack_uplink_contention(m: int = 4, racks: int = 2, nbytes: float = 1e6,
+                           uplink: float = 1e7, latency: float = 0.002):  # fmt: skip
+    """Racks of m workers whose uplinks to the core carry B bytes/s (links and PS card
+    faster): a rack's m simultaneous pushes share it, so each lasts ``latency + m * S / B``."""
+    n = m * racks
+    rack = {"size": m, "uplink": {"bandwidth": uplink}, "downlink": {"bandwidth": 1e15}}
+    scenario = _timing_scenario(n, [1.0] * n, {"name": "bsp"}, latency=latency,
+                                param_bytes=nbytes, time_s=5.0, racks=rack)  # fmt: skip
+    result = Simulation(scenario, events=True).run()
+    pushes = result.events.query("kind == 'push'")
+    durations = (pushes["end_s"] - pushes["start_s"]).to_numpy()[:n]
+    predicted = latency + m * nbytes / uplink
+    return _exact_check(
+        f"rack uplink, racks of {m}",
+        "L + m*S/B_rack",
+        predicted,
+        _worst(durations, predicted),
+        n,
+    )
+
+
+def allreduce_round(algorithm: str = "ring", n: int = 8, nbytes: float = 4e6,
+                    latency: float = 0.001, slow: float = 2.5e6):  # fmt: skip
+    """All-reduce BSP with constant compute times, links of 1e7 B/s but one uplink of
+    ``slow``: a round is the slowest computation, then the all-reduce, whose every step waits
+    for its slowest message (Thakur, Rabenseifner & Gropp 2005). Ring: 2(n-1) steps of
+    ``latency + (S/n) / slow``; halving-doubling (n a power of two): step k of the halving
+    carries S/2^k, and the slow uplink sets each of the 2 log2 n steps."""
+    computes = [0.01 * (1 + i % 3) for i in range(n)]
+    bandwidth = [1e7] * n
+    bandwidth[n // 2] = slow
+    scenario = _timing_scenario(n, [1 / c for c in computes],
+                                {"name": "allreduce", "algorithm": algorithm},
+                                latency=latency, bandwidth=bandwidth, param_bytes=nbytes,
+                                time_s=20.0)  # fmt: skip
+    scenario = scenario.with_overrides({"cluster.downlink.bandwidth": 1e7})
+    sim = Simulation(scenario)
+    sim.run()
+    rounds = np.diff(np.array(sim.strategy.round_ends), prepend=0.0)
+    if algorithm == "ring":
+        exchange = 2 * (n - 1) * (latency + nbytes / n / slow)
+        formula = "max_i t_i + 2(p-1)(L + S/(p*B_min))"
+    else:
+        steps = [nbytes / 2**k for k in range(1, int(math.log2(n)) + 1)]
+        exchange = 2 * sum(latency + size / slow for size in steps)
+        formula = "max_i t_i + 2 sum_k (L + S/(2^k*B_min))"
+    predicted = max(computes) + exchange
+    return _exact_check(
+        f"all-reduce BSP round ({algorithm}), {n} workers, one slow link",
+        formula,
+        predicted,
+        _worst(rounds, predicted),
+        len(rounds),
+    )
+
+
 def all_checks(quick: bool = False) -> list[Check]:
     """The report's cases (``quick``: fewer rounds, for tests)."""
     rounds = 300 if quick else 3000
@@ -283,4 +364,7 @@ def all_checks(quick: bool = False) -> list[Check]:
     checks.append(ps_ingress_staggered())
     checks.append(ssp_two_speed_classes(time_s=50.0 if quick else 200.0))
     checks.append(local_sgd_round())
+    checks.append(sharded_ingress_contention())
+    checks.append(rack_uplink_contention())
+    checks += [allreduce_round(algorithm) for algorithm in ("ring", "halving_doubling")]
     return checks

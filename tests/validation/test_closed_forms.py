@@ -43,6 +43,24 @@ def test_local_sgd_round_is_the_slowest_worker_with_its_communication():
     assert check.passed, check.row()
 
 
+@pytest.mark.parametrize("shards", [1, 2, 8])
+def test_a_sharded_ps_divides_the_contention_by_its_shards(shards):
+    check = v.sharded_ingress_contention(n=8, shards=shards)
+    assert check.passed, check.row()
+
+
+@pytest.mark.parametrize("m", [2, 5])
+def test_a_rack_uplink_is_shared_by_its_rack(m):
+    check = v.rack_uplink_contention(m=m, racks=3)
+    assert check.passed, check.row()
+
+
+@pytest.mark.parametrize("algorithm, n", [("ring", 5), ("ring", 8), ("halving_doubling", 8)])
+def test_an_allreduce_round_waits_for_the_slowest_link_at_every_step(algorithm, n):
+    check = v.allreduce_round(algorithm, n=n)
+    assert check.passed, check.row()
+
+
 def test_a_wrong_prediction_fails():
     check = v.bsp_exponential_round(8, rounds=300, seed=1)
     check.predicted *= 1.15  # e.g. forgetting that a round waits for the slowest
