@@ -322,7 +322,7 @@ class Scenario:
         """The scenario a mapping describes (as a file has it: catalogue names allowed)."""
         from .catalogue import resolve
 
-        written = copy.deepcopy(data)
+        written = _unshared_copy(data)
         if isinstance(data, dict):
             data = resolve(written)  # names from the catalogue -> numbers
         data = _data_source(data)
@@ -354,7 +354,7 @@ class Scenario:
         written = getattr(self, "_written", None)
         if written is None:
             return _differences(self.to_dict(), Scenario.from_dict({}).to_dict())
-        return copy.deepcopy(written)
+        return _unshared_copy(written)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -377,6 +377,17 @@ class Scenario:
         for path, new in overrides.items():
             set_path(data, path, new)
         return Scenario.from_dict(data)
+
+
+def _unshared_copy(data):
+    """A deep copy in which no two places share a mapping or list, even where ``data`` does (a
+    YAML anchor and its alias, one dict given for two sections): setting one key path
+    (``with_overrides``) must change that place only. ``copy.deepcopy`` keeps such sharing."""
+    if isinstance(data, dict):
+        return {key: _unshared_copy(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return type(data)(_unshared_copy(value) for value in data)
+    return copy.deepcopy(data)
 
 
 def _data_source(data: dict) -> dict:

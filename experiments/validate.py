@@ -62,6 +62,12 @@ def main(argv=None) -> int:
         "  compute, push), measured on the push intervals of the event log.",
         "- SSP: the fast workers' push count may lead by at most s + 1, which sets the tolerance.",
         "- Local SGD: constant times, per-worker bandwidths; every round is checked.",
+        "- Sharded PS: k shards each with a card of B; a push is k transfers of S/k, one per",
+        "  shard, so each card carries n*S/k (docs/DESIGN.md section 2).",
+        "- Racks: m workers of a rack push at once through its uplink to the core (links and the",
+        "  PS card faster); the max-min model over links, rack uplinks and card gives each B/m.",
+        "- All-reduce: Thakur, Rabenseifner & Gropp (2005); every step waits for its slowest",
+        "  message, here the one through the slow uplink; every round is checked.",
     ]
     (args.out / "VALIDATION.md").write_text("\n".join(lines) + "\n")
     failed = table[~table["passed"]]

@@ -45,6 +45,19 @@ def test_overrides_and_strategy_switch():
     assert asp.strategy.name == "asp" and not hasattr(asp.strategy, "staleness")
 
 
+def test_an_override_changes_one_place_even_where_a_dict_was_given_for_two():
+    """One dict given for two sections is one object: setting the downlink's bandwidth must
+    leave the uplink's alone (``copy.deepcopy`` keeps such sharing; files cannot: YAML anchors
+    are refused)."""
+    link = {"bandwidth": [1.0e6, 2.0e6], "latency": 0.001}
+    shared = Scenario.from_dict({"cluster": {"workers": 2, "uplink": link, "downlink": link}})
+    changed = shared.with_overrides({"cluster.downlink.bandwidth": 5.0e6})
+    assert changed.cluster.downlink.bandwidth.value == 5.0e6
+    assert changed.cluster.uplink.bandwidth.values == (1.0e6, 2.0e6)
+    again = changed.with_overrides({"cluster.uplink.latency": 0.002})
+    assert again.cluster.downlink.latency.value == 0.001
+
+
 @pytest.mark.parametrize(
     ("sections", "field", "words"),
     [
