@@ -195,6 +195,20 @@ def test_the_ps_card_is_like_the_fastest_link_whatever_the_order(order):
     ]
 
 
+def test_a_server_block_keeps_the_networks_card_where_it_gives_none():
+    """Sharding the PS, or setting its software costs, must not drop the card the network
+    gave it (it used to fall back to the default card, ten times slower on 10 GbE)."""
+    sharded = ashlsim.Scenario.from_dict({"cluster": {"network": "10gbe", "server": {"shards": 4}}})
+    assert sharded.cluster.server.ingress == sharded.cluster.server.egress == 1.25e9
+    assert sharded.cluster.server.shards == 4
+    own = ashlsim.Scenario.from_dict({"cluster": {"network": "10gbe", "server": {"ingress": 5e8}}})
+    assert (own.cluster.server.ingress, own.cluster.server.egress) == (5e8, 1.25e9)
+    again = ashlsim.Scenario.from_dict({"cluster": {"network": "10gbe"}}).with_overrides(
+        {"cluster.server.apply_s": 0.001}
+    )
+    assert again.cluster.server.ingress == 1.25e9
+
+
 @pytest.mark.parametrize(
     "body, field",
     [("models: {m: {params: abc, flops_per_sample: 1e9}}", "models.m.params"),

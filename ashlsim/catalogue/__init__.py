@@ -246,7 +246,10 @@ def _resolve_cluster(cluster: dict, workload: dict, model_name=None) -> dict:
             link["bandwidth"] = [float(e["bandwidth"]) for e in links]
             link["latency"] = [float(e["latency"]) for e in links]
             cluster[side] = link
-        if "server" not in cluster:  # the PS has a card like the fastest of its workers'
+        # the PS has a card like the fastest of its workers', in each direction the server
+        # block does not give (``server: {shards: 4}`` keeps the network's card)
+        server = cluster.get("server")
+        if server is None or isinstance(server, dict):
             card = max(float(e["bandwidth"]) for e in links)
-            cluster["server"] = {"ingress": card, "egress": card}
+            cluster["server"] = {"ingress": card, "egress": card, **(server or {})}
     return cluster
