@@ -24,6 +24,19 @@ def scheme_color(label, index: int = 0) -> str:
     return f"C{(order.index(name) if name in order else index) % 10}"
 
 
+def label_colors(labels: list) -> dict:
+    """Each label's colour in one figure: its scheme's (``scheme_color``), or, where an
+    earlier label of the figure has that one (two labels of one scheme, "allreduce (ring)" and
+    "allreduce (halving-doubling)"), the next of matplotlib's cycle that no other has."""
+    colors: dict = {}
+    for i, label in enumerate(labels):
+        index = int(scheme_color(label, i)[1:])
+        while f"C{index % 10}" in colors.values() and len(colors) < 10:
+            index += 1
+        colors[label] = f"C{index % 10}"
+    return colors
+
+
 def _log_y(ax, values) -> None:
     """A log y axis labelled 0.2, 0.5, 2 rather than 2x10^-1, if ``values`` has anything to
     put on one (a timing-only run's loss is all NaN: a log axis of nothing cannot be drawn)."""
@@ -152,15 +165,16 @@ def compare_curves(
     fig, ax = _axes(ax, (7.5, 4.8))
     n_seeds = history["seed"].nunique() if "seed" in history else 1
     positive = history.loc[history["time_s"] > 0, "time_s"]
-    for i, (label, group) in enumerate(history.groupby(by, sort=False)):
-        color = scheme_color(label, i)
+    colors = label_colors(list(dict.fromkeys(history[by])))
+    for label, group in history.groupby(by, sort=False):
+        color = colors[label]
         if "seed" not in group or group["seed"].nunique() == 1:
             ax.step(group["time_s"], group[metric], where="post", color=color, label=str(label))
             continue
         _seeds_and_median(
             ax, group, metric, color, str(label), _time_grid(group, xscale, positive, grid_s)
         )
-    _mark_target(ax, target if metric == "accuracy" else None, target_times, history, by)
+    _mark_target(ax, target if metric == "accuracy" else None, target_times, colors)
     ylabel = {"accuracy": "test accuracy", "loss": "training loss", "updates": "pushes applied"}
     ylabel = ylabel.get(metric, metric)
     ax.set(xlabel="simulated time (s)" + (", log scale" if xscale == "log" else ""), ylabel=ylabel)
@@ -207,16 +221,15 @@ def _seeds_and_median(ax, group, metric, color, label, grid) -> None:
     ax.step(grid, mid, where="post", color=color, lw=2, label=label)
 
 
-def _mark_target(ax, target, target_times, history, by) -> None:
+def _mark_target(ax, target, target_times, colors: dict) -> None:
     """The target line, and each label's time to target on it (a triangle of its colour)."""
     if target is None:
         return
     ax.axhline(target, color="grey", ls=":", lw=1, label=f"target {target:g}")
-    labels = list(dict.fromkeys(history[by]))
-    for i, label in enumerate(labels):
+    for label, color in colors.items():
         t = (target_times or {}).get(label)
         if t is not None and np.isfinite(t):
-            ax.plot([t], [target], marker="v", ms=9, color=scheme_color(label, i), mec="black",
+            ax.plot([t], [target], marker="v", ms=9, color=color, mec="black",
                     mew=0.6, zorder=5, ls="none")  # fmt: skip
     if target_times:
         ax.plot([], [], marker="v", ms=7, color="white", mec="black", ls="none",

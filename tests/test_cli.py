@@ -139,6 +139,22 @@ def test_figure_functions_draw_on_given_axes():
     plt.close(fig)
 
 
+def test_two_labels_of_one_scheme_get_two_colours():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from ashlsim.plots import compare_curves
+
+    one = pd.DataFrame({"time_s": [0.0, 1.0], "accuracy": [0.1, 0.5], "seed": 0})
+    labels = ["allreduce (ring)", "allreduce (halving-doubling)", "bsp", "bsp(backup_workers=1)"]
+    history = pd.concat([one.assign(strategy=label) for label in labels])
+    fig = compare_curves(history)
+    colours = [line.get_color() for line in fig.axes[0].get_lines()]
+    assert len(set(colours)) == 4
+    assert colours[2] == "C0"  # bsp keeps its own
+    plt.close(fig)
+
+
 def test_the_main_job_compares_the_schemes_with_a_verdict(tmp_path, capsys):
     """``ashlsim compare`` with nothing named: five schemes under the authors' recipe, 6 seeds,
     a verdict with intervals and its checks (shortened here: 75 % within 4 simulated s)."""

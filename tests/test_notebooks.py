@@ -29,11 +29,14 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     expected = {"01_quickstart": ["Fastest to 95% accuracy", "idle_share"],
                 "02_heterogeneity": ["ashl", "bsp"],
                 "03_inside_ashl": ["h_shl", "loss_preset"],
-                "04_my_cluster": ["samples/s per worker", "Fastest to 95% accuracy"]}[path.stem]  # fmt: skip
+                "04_my_cluster": ["samples/s per worker", "Fastest to 95% accuracy"],
+                "05_ps_or_allreduce": ["ring all-reduce", "rounds/s", "Fastest to 95% accuracy"],
+                }[path.stem]  # fmt: skip
     for words in expected:
         assert words in text, words
 
 
-def test_there_are_three_notebooks():
+def test_there_are_five_notebooks():
     assert [p.stem for p in NOTEBOOKS] == [
-        "01_quickstart", "02_heterogeneity", "03_inside_ashl", "04_my_cluster"]  # fmt: skip
+        "01_quickstart", "02_heterogeneity", "03_inside_ashl", "04_my_cluster",
+        "05_ps_or_allreduce"]  # fmt: skip
