@@ -26,8 +26,8 @@ def scheme_color(label, index: int = 0) -> str:
 
 def label_colors(labels: list) -> dict:
     """Each label's colour in one figure: its scheme's (``scheme_color``), or, where an
-    earlier label of the figure has that one (two labels of one scheme, "allreduce (ring)" and
-    "allreduce (halving-doubling)"), the next of matplotlib's cycle that no other has."""
+    earlier label of the figure has that one (two labels of one scheme with different
+    parameters), the next of matplotlib's cycle that no other has."""
     colors: dict = {}
     for i, label in enumerate(labels):
         index = int(scheme_color(label, i)[1:])
