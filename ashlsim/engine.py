@@ -16,6 +16,7 @@ import numpy as np
 from .blas import blas_threads
 from .cluster import Environment, Network, ParameterServer, Worker
 from .cluster.fabric import FabricNetwork
+from .cluster.replicas import Replicas
 from .cluster.server import Deltas
 from .compression import dense_bytes, virtual_values
 from .config import dump_section
@@ -68,6 +69,9 @@ class Simulation(RunLoop):
         self.strategy = build_strategy(scenario.strategy, self.port_class(self))
         if not self.strategy.through_server:  # no PS to queue at: the workers hold the model
             self.server.apply_s = 0.0
+        self.peers = None  # workers' messages to each other (``SimPort.exchange``)
+        own = self.strategy.own_models and self.model.trains  # each worker's model
+        self.replicas = Replicas(self.server.params, self.n_workers) if own else None
 
     # ---- set-up --------------------------------------------------------------------------------
     def _build_learning(self) -> None:

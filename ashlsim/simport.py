@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .cluster import collectives
+from .cluster.fabric import PeerLinks
 from .compression import build_compressor, layer_segments
 from .data import partition
 
@@ -94,6 +97,50 @@ class SimPort:
         ``algorithm`` (``cluster.collectives``), over their links as they are now."""
         sim = self._sim
         return collectives.all_reduce(sim.network, list(workers), sim.dense_bytes, algorithm)
+
+    def exchange(self, a: int, b: int):
+        """Workers ``a`` and ``b`` send each other their models over their links (max-min
+        fair with every other exchange: ``cluster.fabric.PeerLinks``): ``(event, bytes each
+        way)``, the event succeeding when both are through."""
+        sim = self._sim
+        if sim.peers is None:
+            sim.peers = PeerLinks(sim.env, sim.network)
+        return sim.peers.exchange(a, b, sim.dense_bytes), sim.dense_bytes
+
+    def average_with(self, update, peer: int | None) -> None:
+        """AD-PSGD's step for ``update``'s worker: average its model with ``peer``'s (None:
+        nobody), then add its delta; the model evaluated, their average, moves by delta / N."""
+        sim = self._sim
+        server, replicas, worker = sim.server, sim.replicas, update.worker
+        if replicas is not None:
+            server.flush()  # (the worker's earlier deltas first: its optimizer's order)
+            server.materialize([update])
+            if peer is not None:
+                replicas.average(worker, peer)
+            replicas.add(worker, update.message.decompress())
+        if peer is not None:  # what the passive side sent and received
+            sim.workers[peer].stats.served(sim.dense_bytes)
+        server.apply([update], 1.0 / self.n)
+
+    def restore(self, worker: int, neighbours) -> None:
+        """A restarted worker's model: the average of its neighbours' that are up (its own was
+        lost); the average of all moves with it."""
+        sim = self._sim
+        up = [j for j in neighbours if not sim.workers[j].down]
+        if sim.replicas is None or not up:
+            return
+        old = sim.replicas.read(worker)
+        new = np.mean([sim.replicas.read(j) for j in up], axis=0).astype(old.dtype)
+        sim.replicas.models[worker] = new
+        sim.server.shift((new - old) / self.n)
+
+    def consensus_distance(self) -> float:
+        replicas = self._sim.replicas
+        return math.nan if replicas is None else replicas.consensus_distance()
+
+    def random(self, name: str):
+        """A generator of the run's seed for the strategy's own draws (``strategy.{name}``)."""
+        return self._sim.streams.get(f"strategy.{name}")
 
     # ---- what the run records -----------------------------------------------------------------
     def stage_changed(self, from_stage: str, to_stage: str, reason: str) -> None:

@@ -268,3 +268,30 @@ class FabricNetwork:
             [self.route(worker, s, direction) for s in range(self.shards)], self.fabric.capacity
         )
         return latency + nbytes / self.shards / min(rates)
+
+
+class PeerLinks:
+    """Messages between workers over their own links (and racks), each a flow of a ``Fabric``
+    over the network's ``peer_route`` resources: concurrent exchanges share the links they
+    cross max-min fairly. The capacities are the links' when it is made (decentralized
+    schemes: ``Port.exchange``)."""
+
+    def __init__(self, env, network):
+        self.env, self.network = env, network
+        self.fabric = Fabric(env, network.peer_capacity())
+
+    def exchange(self, a: int, b: int, nbytes: float) -> simpy.Event:
+        """``a`` and ``b`` send each other ``nbytes``: the later of the two latencies, then
+        both flows; the event succeeds when both are through."""
+        return self.env.process(self._exchange(a, b, nbytes))
+
+    def _exchange(self, a: int, b: int, nbytes: float):
+        up, down, route = (
+            self.network.up_latency,
+            self.network.down_latency,
+            self.network.peer_route,
+        )
+        yield self.env.timeout(max(up[a] + down[b], up[b] + down[a]) / 2)
+        one = self.fabric.start(route(a, b), nbytes)
+        two = self.fabric.start(route(b, a), nbytes)
+        yield simpy.AllOf(self.env, [one.done, two.done])

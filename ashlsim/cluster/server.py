@@ -131,6 +131,12 @@ class ParameterServer:
             handle = self._handles[self.version] = Pending(self.version)
         return handle, self.version
 
+    def shift(self, delta: np.ndarray) -> None:
+        """Move the parameters by ``delta`` outside any push (a decentralized worker's model replaced
+        after a restart moves their average); the version stays."""
+        self.flush()
+        self._params = self._params + delta
+
     def apply(self, updates, scale: float = 1.0) -> None:
         """Merge ``g = scale * sum(decompressed deltas)`` and apply it through the server
         optimizer (plain: ``W += lr * g``) in one step; each update applied once."""

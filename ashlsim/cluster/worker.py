@@ -74,6 +74,14 @@ class Recorder:
         self.totals.bytes_up += nbytes
         self.totals.bytes_down += nbytes
 
+    def served(self, nbytes: int) -> None:
+        """Bytes sent and received for another worker's exchange, while this one went on
+        (the passive side of a neighbour's averaging): no time of its own."""
+        self.bytes_up += nbytes
+        self.bytes_down += nbytes
+        self.totals.bytes_up += nbytes
+        self.totals.bytes_down += nbytes
+
     def computing(self, start: float, end: float, steps: int, samples: int) -> None:
         """A computation that will end at ``end`` without an event of its own (its push is
         the same timeout): recorded by ``settle`` when the push ends, or when the run stops,
@@ -419,6 +427,7 @@ class Iterations:
         "due",
         "message",
         "gate_event",
+        "snapshot",
     )
 
     def __init__(self, worker: Worker, on_queue: bool = False):
@@ -437,6 +446,8 @@ class Iterations:
         self.pull_bytes = 0 if self.local else sim.dense_bytes
         # None: the pull goes through a card that can be shared
         self.pull_fixed = self._transfer_time(self.pull_bytes, "pull")
+        # what a pull reads: the PS's model, or the worker's own (``Strategy.own_models``)
+        self.snapshot = self.server.snapshot if sim.replicas is None else self._own_model
         self.cached = sim.strategy.cached_reads  # may compute on its own model, not pull
         self.join = worker.joins_compute_and_push
         self.push_fixed_for = (None, None)  # (bytes, seconds): recomputed when the size changes
@@ -567,7 +578,7 @@ class Iterations:
             # since), no transfer
             self.version, self.chain, self.pull_s = worker.cache_version, worker.last_local, 0.0
             return self.compute_from(self.env.now)
-        self.params, self.version = self.server.snapshot()
+        self.params, self.version = self.snapshot()
         if self.cached:  # (only a cached read reads it)
             worker.cache_version = self.version
         self.since = now = self.env.now
@@ -589,6 +600,9 @@ class Iterations:
         if not whole:
             self.next = flow_step
         return event
+
+    def _own_model(self):
+        return self.sim.replicas.read(self.index), self.server.version
 
     def _pull_flow(self):
         self.next = self.after_pull

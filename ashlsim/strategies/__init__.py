@@ -17,12 +17,13 @@ from .ashl import ASHL
 from .asp import ASP
 from .base import ClockGate, RoundBarrier, Strategy, StrategyParams
 from .bsp import BSP
+from .gossip import Gossip
 from .local_sgd import LocalSGD
 from .ssp import SSP
 
 ENTRY_POINTS = "ashlsim.strategies"
 REGISTRY = Registry("scheme", Strategy, StrategyParams, ENTRY_POINTS,
-                    (BSP, ASP, SSP, LocalSGD, ASHL, ADSP, ADACOMM, AllReduce))  # fmt: skip
+                    (BSP, ASP, SSP, LocalSGD, ASHL, ADSP, ADACOMM, AllReduce, Gossip))  # fmt: skip
 STRATEGIES: dict[str, type[Strategy]] = REGISTRY.classes
 DEFAULT = "bsp"  # the scheme of a scenario that names none
 

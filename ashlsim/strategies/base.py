@@ -181,6 +181,11 @@ class Port(Protocol):
 
     # communication among the workers (schemes without PS transfers)
     def all_reduce(self, workers: list[int], algorithm: str) -> tuple[float, dict]: ...
+    def exchange(self, a: int, b: int) -> tuple[object, int]: ...  # (event, bytes each way)
+    def average_with(self, update: Update, peer: int | None) -> None: ...
+    def restore(self, worker: int, neighbours: list[int]) -> None: ...
+    def consensus_distance(self) -> float: ...
+    def random(self, name: str): ...  # a numpy Generator of the run's seed, for the strategy
 
     # what the run records
     def stage_changed(self, from_stage: str, to_stage: str, reason: str) -> None: ...
@@ -203,6 +208,9 @@ class Strategy:
     # a worker's pull and push cross the network to the PS; False: they are free (the worker
     # holds the model) and the scheme moves its bytes itself, through the port (``all_reduce``)
     through_server: bool = True
+    # each worker keeps a model of its own (``Port.average_with``), which its pulls read; the model
+    # evaluated is their average
+    own_models: bool = False
 
     def __init__(self, params, port: Port):
         self.params = params
