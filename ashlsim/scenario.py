@@ -322,7 +322,7 @@ class Scenario:
         """The scenario a mapping describes (as a file has it: catalogue names allowed)."""
         from .catalogue import resolve
 
-        written = _unshared_copy(data)
+        written = copy.deepcopy(data)
         if isinstance(data, dict):
             data = resolve(written)  # names from the catalogue -> numbers
         data = _data_source(data)
@@ -354,7 +354,7 @@ class Scenario:
         written = getattr(self, "_written", None)
         if written is None:
             return _differences(self.to_dict(), Scenario.from_dict({}).to_dict())
-        return _unshared_copy(written)
+        return copy.deepcopy(written)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -377,17 +377,6 @@ class Scenario:
         for path, new in overrides.items():
             set_path(data, path, new)
         return Scenario.from_dict(data)
-
-
-def _unshared_copy(data):
-    """A deep copy in which no two places share a mapping or list, even where ``data`` does (a
-    YAML anchor and its alias, one dict given for two sections): setting one key path
-    (``with_overrides``) must change that place only. ``copy.deepcopy`` keeps such sharing."""
-    if isinstance(data, dict):
-        return {key: _unshared_copy(value) for key, value in data.items()}
-    if isinstance(data, (list, tuple)):
-        return type(data)(_unshared_copy(value) for value in data)
-    return copy.deepcopy(data)
 
 
 def _data_source(data: dict) -> dict:
@@ -427,10 +416,11 @@ def set_path(data: dict, path: str, new) -> None:
     node = data
     for i, key in enumerate(keys[:-1]):
         child = node.get(key)
-        if child is None:
-            child = node[key] = {}
-        elif not isinstance(child, dict):
+        if child is not None and not isinstance(child, dict):
             raise ScenarioError(".".join(keys[: i + 1]), child, "a mapping to set keys inside")
+        # a copy of each mapping on the way: one dict given for two sections (a deep copy
+        # keeps such sharing) changes in this place only
+        child = node[key] = dict(child or {})
         node = child
     if len(keys) == 2 and keys[0] in WHOLE and keys[1] == "name" and node.get("name") != new:
         for key in [key for key in node if key not in KEPT[keys[0]]]:
