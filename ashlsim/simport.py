@@ -20,6 +20,7 @@ class SimPort:
     def __init__(self, sim):
         self._sim = sim
         self.n = sim.n_workers
+        self._priced: dict = {}  # all-reduces priced so far (``all_reduce``)
 
     # ---- time and events ----------------------------------------------------------------------
     def now(self) -> float:
@@ -96,7 +97,15 @@ class SimPort:
         """(seconds, bytes each sends) of an all-reduce of the dense delta among ``workers`` by
         ``algorithm`` (``cluster.collectives``), over their links as they are now."""
         sim = self._sim
-        return collectives.all_reduce(sim.network, list(workers), sim.dense_bytes, algorithm)
+        key = (tuple(workers), algorithm, sim.network.changes)
+        priced = self._priced.get(key)
+        if priced is None:  # (the same members over the same links: the same price)
+            if len(self._priced) > 64:
+                self._priced.clear()
+            priced = self._priced[key] = collectives.all_reduce(
+                sim.network, list(workers), sim.dense_bytes, algorithm
+            )
+        return priced
 
     def exchange(self, a: int, b: int):
         """Workers ``a`` and ``b`` send each other their models over their links (max-min

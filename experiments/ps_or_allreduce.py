@@ -1,6 +1,6 @@
-"""PS or all-reduce? BSP through one PS card, BSP through a PS of 4 shards, all-reduce BSP (ring,
-and recursive halving-doubling) and ASP and ASHL through the PS, on four clusters: the built-in
-one (compute-bound), and a network-bound one (100 MB messages, 10 Gbit/s links and PS card) as
+"""PS or all-reduce? BSP, ASP and ASHL through the PS, all-reduce BSP (ring, and recursive
+halving-doubling) and decentralized gossip (AD-PSGD on a ring) without one, on four clusters:
+the built-in one (compute-bound), and a network-bound one (100 MB messages, 10 Gbit/s links and PS card) as
 it is, with its PS in 4 shards, and in racks of 4 with a 4:1 oversubscribed uplink each.
 
     python experiments/ps_or_allreduce.py [--quick]   (--quick: 2 seeds, not 6)
@@ -25,7 +25,7 @@ from ashlsim.entries import load_recipe
 from ashlsim.stats import summarize
 
 RECIPE = load_recipe("authors")
-SCHEMES = {  # the authors' recipe per scheme; halving-doubling is all-reduce BSP's
+SCHEMES = {  # the authors' recipe per scheme; halving-doubling takes all-reduce BSP's
     "bsp": RECIPE["bsp"],
     "allreduce (ring)": RECIPE["allreduce"],
     "allreduce (halving-doubling)": {
@@ -34,6 +34,7 @@ SCHEMES = {  # the authors' recipe per scheme; halving-doubling is all-reduce BS
     },
     "asp": RECIPE["asp"],
     "ashl": RECIPE["ashl"],
+    "gossip (ring)": RECIPE["gossip"],
 }
 LINK = 1.25e9  # 10 Gbit/s
 

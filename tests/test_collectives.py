@@ -517,3 +517,25 @@ def test_k_shards_move_bytes_as_one_card_of_k_times_the_capacity(shards, transfe
         env.run()
         ends.append([done[w] for w in range(len(transfers))])
     np.testing.assert_allclose(ends[0], ends[1], rtol=1e-9)
+
+
+def test_an_allreduce_is_priced_anew_when_the_links_change(tmp_path):
+    """Uplinks drop from 1e7 to 2.5e6 B/s at 1 s: rounds whose all-reduce starts later take
+    the slower closed form (a price remembered from before would not)."""
+    series = tmp_path / "up.csv"
+    series.write_text("time_s,bandwidth\n0,1e7\n1.0,2.5e6\n")
+    scenario = make(strategy=ALLREDUCE, cluster={"uplink": {"bandwidth": {"series": str(series),
+                    "column": "bandwidth"}, "latency": 0.001}})  # fmt: skip
+    sim = Simulation(scenario)
+    sim.run()
+    p, n, alpha = 4, push_nbytes(scenario), 0.001
+    compute = 16 / 1000
+    ends = np.array(sim.strategy.round_ends)
+    starts = np.concatenate([[0.0], ends[:-1]])
+    durations = ends - starts
+    fast = compute + 2 * (p - 1) * (alpha + n / p / 1e7)
+    slow = compute + 2 * (p - 1) * (alpha + n / p / 2.5e6)
+    began = starts + compute  # when each round's all-reduce started
+    np.testing.assert_allclose(durations[began < 1.0], fast, rtol=1e-9)
+    np.testing.assert_allclose(durations[began >= 1.0], slow, rtol=1e-9)
+    assert (began >= 1.0).sum() > 10

@@ -160,6 +160,7 @@ class FabricNetwork:
         self.down_latency = [float(x) for x in down_latency]
         self.shards = int(shards)
         self.link_up = [True] * n
+        self.changes = 0  # link bandwidth changes so far (what a priced all-reduce depends on)
         # resources: [up 0..n) [down n..2n) [ingress shards] [egress shards] [rack up] [rack down]
         capacity = self.up_bandwidth + self.down_bandwidth
         capacity += [float(ingress)] * shards + [float(egress)] * shards
@@ -248,6 +249,7 @@ class FabricNetwork:
     def set_bandwidth(self, worker: int, direction: str, bandwidth: float) -> None:
         """``worker``'s link in ``direction`` changes its bandwidth now."""
         n = len(self.up_bandwidth)
+        self.changes += 1
         if direction == "push":
             self.up_bandwidth[worker], resource = float(bandwidth), worker
         else:

@@ -418,6 +418,7 @@ class Network:
         self.egress = SharedCapacity(env, egress)
         n = len(self.up_bandwidth)
         self.link_up = [True] * n
+        self.changes = 0  # link bandwidth changes so far (what a priced all-reduce depends on)
         # a transfer with the shortest latency joins the card before any asked later
         self._min_latency = {"push": min(self.up_latency), "pull": min(self.down_latency)}
         self._active: list = [None] * n  # (shared, flow, bandwidth): a worker's last transfer
@@ -514,6 +515,7 @@ class Network:
         """``worker``'s link in ``direction`` (push: up, pull: down) changes its bandwidth now:
         its transfer in flight, if any, goes on at the new rate."""
         shared = self.ingress if direction == "push" else self.egress
+        self.changes += 1
         if direction == "push":
             self.up_bandwidth[worker] = float(bandwidth)
         else:

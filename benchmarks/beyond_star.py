@@ -1,11 +1,14 @@
-"""How an all-reduce round scales with the number of workers: events and host time per round of
-all-reduce BSP (ring, and halving-doubling), next to BSP through one PS card, timing only.
+"""The cost of going beyond the star, timing only. First, how an all-reduce round scales with
+the number of workers: events and host time per round of all-reduce BSP (ring, and
+halving-doubling), next to BSP through one PS card. Then what racks cost: the same ASP run
+through the star's one card (its O(log n) model) and through racks (max-min over links, rack
+uplinks and the card, ``cluster.fabric``), and through a PS of 4 shards.
 
-    python benchmarks/allreduce_scale.py [--workers 64,256,1024,4096]
+    python benchmarks/beyond_star.py [--workers 64,256,1024,4096]
 
 Prints, per scheme and N: rounds, events per round per worker (flat: a round costs O(N)
 events), host microseconds per round per worker, and the host time of pricing one all-reduce
-(``cluster.collectives``) alone.
+(``cluster.collectives``) alone; then host seconds per 1,000 pushes for the three networks.
 """
 
 import argparse
@@ -61,6 +64,27 @@ def main() -> None:
     for label, scheme in schemes.items():
         for n in sizes:
             measure(n, label, scheme)
+    print()
+    racks(64)
+
+
+def racks(n: int) -> None:
+    """Host seconds per 1,000 pushes of one ASP run of ``n`` workers through each network."""
+    base = {"cluster": {"workers": n, "server": {"ingress": 1e8, "egress": 1e8}},
+            "model": {"name": "none"}, "workload": {"param_bytes": 4e6}, "strategy": {"name": "asp"},
+            "stop": {"time_s": 300, "target_accuracy": None}}  # fmt: skip
+    networks = {
+        "star (one card)": {},
+        "PS in 4 shards": {"cluster.server.shards": 4},
+        "racks of 8, uplink 2e7 B/s": {"cluster.racks": {"size": 8, "uplink": {"bandwidth": 2e7}}},
+    }
+    for label, overrides in networks.items():
+        scenario = ashlsim.Scenario.from_dict(base).with_overrides(overrides)
+        started = time.perf_counter()
+        result = ashlsim.run(scenario, seed=0)
+        host = time.perf_counter() - started
+        print(f"ASP, {n} workers, {label:<28} {result.pushes_sent:>6} pushes  "
+              f"{1e3 * host / result.pushes_sent:6.2f} host s per 1,000 pushes")  # fmt: skip
 
 
 if __name__ == "__main__":
