@@ -114,6 +114,13 @@ def _timing_scenario(
     )
 
 
+def _first_pushes(scenario: Scenario, n: int) -> np.ndarray:
+    """How long each of the run's first ``n`` pushes took (from its event log)."""
+    result = Simulation(scenario, events=True).run()
+    pushes = result.events.query("kind == 'push'")
+    return (pushes["end_s"] - pushes["start_s"]).to_numpy()[:n]
+
+
 def harmonic(n: int) -> float:
     return float(sum(1.0 / k for k in range(1, n + 1)))
 
@@ -179,9 +186,7 @@ def ps_ingress_contention(n: int, nbytes: float = 1e6, capacity: float = 1e8, la
         ingress=capacity,
         time_s=5.0,
     )
-    result = Simulation(scenario, events=True).run()
-    pushes = result.events.query("kind == 'push'")
-    durations = (pushes["end_s"] - pushes["start_s"]).to_numpy()[:n]
+    durations = _first_pushes(scenario, n)
     predicted = latency + n * nbytes / capacity
     return _exact_check(
         f"PS ingress, {n} simultaneous pushes",
@@ -286,9 +291,7 @@ def sharded_ingress_contention(n: int = 8, shards: int = 4, nbytes: float = 1e6,
     scenario = _timing_scenario(n, [1.0] * n, {"name": "bsp"}, latency=latency,
                                 param_bytes=nbytes, ingress=capacity, time_s=5.0,
                                 shards=shards)  # fmt: skip
-    result = Simulation(scenario, events=True).run()
-    pushes = result.events.query("kind == 'push'")
-    durations = (pushes["end_s"] - pushes["start_s"]).to_numpy()[:n]
+    durations = _first_pushes(scenario, n)
     predicted = latency + n * nbytes / (shards * capacity)
     return _exact_check(
         f"sharded PS ingress, {n} pushes, {shards} shards",
@@ -307,9 +310,7 @@ def rack_uplink_contention(m: int = 4, racks: int = 2, nbytes: float = 1e6,
     rack = {"size": m, "uplink": {"bandwidth": uplink}, "downlink": {"bandwidth": 1e15}}
     scenario = _timing_scenario(n, [1.0] * n, {"name": "bsp"}, latency=latency,
                                 param_bytes=nbytes, time_s=5.0, racks=rack)  # fmt: skip
-    result = Simulation(scenario, events=True).run()
-    pushes = result.events.query("kind == 'push'")
-    durations = (pushes["end_s"] - pushes["start_s"]).to_numpy()[:n]
+    durations = _first_pushes(scenario, n)
     predicted = latency + m * nbytes / uplink
     return _exact_check(
         f"rack uplink, racks of {m}",
