@@ -69,10 +69,7 @@ class Recorder:
         """Communication among the workers (``strategies.base.Exchange``): ``nbytes`` sent and
         as many received."""
         self.comm_s += now - start
-        self.bytes_up += nbytes
-        self.bytes_down += nbytes
-        self.totals.bytes_up += nbytes
-        self.totals.bytes_down += nbytes
+        self.served(nbytes)
 
     def served(self, nbytes: int) -> None:
         """Bytes sent and received for another worker's exchange, while this one went on
