@@ -286,10 +286,13 @@ def test_calibrate_writes_the_measured_costs_into_a_scenario(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("label", ["ashl", "ssp(staleness=2)", "local_sgd(local_steps=3)"])
+@pytest.mark.parametrize("label", ["ashl", "ssp(staleness=2)", "local_sgd(local_steps=3)",
+                                   "allreduce", "gossip(topology=complete)"])  # fmt: skip
 def test_the_other_schemes_agree_too(label):
     # ASHL: profiling, resharding, a stage switch, per-worker top-K on the real workers; SSP:
-    # cached reads from the worker's own model; Local SGD: H local steps. Tolerance: per-worker
+    # cached reads from the worker's own model; Local SGD: H local steps; all-reduce: no PS
+    # transfers, the round's communication among the workers; gossip: each worker computes on
+    # its own model, averaged with a neighbour's. Tolerance: per-worker
     # iterations over the shorter run within 10 % (docs/SIM_VS_REAL.md measures ~2 %)
     from ashlsim.compare import parse_strategy_label
 
