@@ -134,3 +134,29 @@ def test_timing_only_gossip_runs_without_models():
     result = sim.run()
     assert sim.replicas is None and sim.strategy.exchanges > 50
     assert np.isnan(result.tables["consensus"]["consensus_distance"]).all()
+
+
+def test_a_link_outage_stalls_the_exchanges_through_it_and_a_new_bandwidth_rerates_them(
+    tmp_path,
+):
+    """Two equal workers (links of B) exchange from 0.016 s: 2 S / B after the latency. Worker
+    1's link is down from 0.0 to 0.5 s: the first exchange's bytes wait for it, then take
+    2 S / B. With the uplinks halved from the start instead, every exchange takes 4 S / B."""
+    B, latency = 1e6, 0.001
+    link = {"bandwidth": B, "latency": latency}
+    two = {"workers": 2, "speed": [1000.0, 1000.0], "uplink": link, "downlink": link}
+    outage = [{"worker": 1, "at_s": 0.0, "kind": "link_down", "duration_s": 0.5}]
+    sim = Simulation(gossip("complete", cluster=two, faults=outage), events=True)
+    result = sim.run()
+    S = sim.dense_bytes
+    first = result.events.query("kind == 'exchange'").groupby("worker")["end_s"].min()
+    np.testing.assert_allclose(first.to_numpy(), 0.5 + 2 * S / B, rtol=1e-9)
+
+    series = tmp_path / "up.csv"
+    series.write_text("time_s,bandwidth\n0,5e5\n")
+    slow = {**two, "uplink": {"bandwidth": {"series": str(series), "column": "bandwidth"},
+                              "latency": latency}}  # fmt: skip
+    result = ashlsim.run(gossip("complete", cluster=slow), events=True)
+    exchanges = result.events.query("kind == 'exchange'")
+    durations = (exchanges["end_s"] - exchanges["start_s"]).to_numpy()
+    np.testing.assert_allclose(durations, latency + 2 * S / (B / 2), rtol=1e-9)

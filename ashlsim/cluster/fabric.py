@@ -103,6 +103,12 @@ class Fabric:
         self.capacity[resource] = float(capacity)
         self._settle()
 
+    def set_capacities(self, capacity: list[float]) -> None:
+        """Every resource's capacity changes now, to ``capacity``."""
+        self._advance()
+        self.capacity = [float(c) for c in capacity]
+        self._settle()
+
     def _advance(self) -> None:
         now = self.env.now
         dt = now - self._last
@@ -161,6 +167,7 @@ class FabricNetwork:
         self.shards = int(shards)
         self.link_up = [True] * n
         self.changes = 0  # link bandwidth changes so far (what a priced all-reduce depends on)
+        self.watchers: list = []  # called after a link changes (``fabric.PeerLinks``)
         # resources: [up 0..n) [down n..2n) [ingress shards] [egress shards] [rack up] [rack down]
         capacity = self.up_bandwidth + self.down_bandwidth
         capacity += [float(ingress)] * shards + [float(egress)] * shards
@@ -245,6 +252,8 @@ class FabricNetwork:
         n = len(self.up_bandwidth)
         self.fabric.set_capacity(worker, self.up_bandwidth[worker] if up else 0.0)
         self.fabric.set_capacity(n + worker, self.down_bandwidth[worker] if up else 0.0)
+        for watch in self.watchers:
+            watch()
 
     def set_bandwidth(self, worker: int, direction: str, bandwidth: float) -> None:
         """``worker``'s link in ``direction`` changes its bandwidth now."""
@@ -256,6 +265,8 @@ class FabricNetwork:
             self.down_bandwidth[worker], resource = float(bandwidth), n + worker
         if self.link_up[worker]:
             self.fabric.set_capacity(resource, float(bandwidth))
+        for watch in self.watchers:
+            watch()
 
     def set_card(self, direction: str, capacity: float) -> None:
         """Every shard's card in ``direction`` changes its capacity now."""
@@ -275,12 +286,26 @@ class FabricNetwork:
 class PeerLinks:
     """Messages between workers over their own links (and racks), each a flow of a ``Fabric``
     over the network's ``peer_route`` resources: concurrent exchanges share the links they
-    cross max-min fairly. The capacities are the links' when it is made (decentralized
-    schemes: ``Port.exchange``)."""
+    cross max-min fairly, at the links' bandwidths of the moment: an outage stalls the
+    exchanges through the link, a change of bandwidth re-rates them (``Port.exchange``)."""
 
     def __init__(self, env, network):
         self.env, self.network = env, network
-        self.fabric = Fabric(env, network.peer_capacity())
+        self.fabric = Fabric(env, self._capacity())
+        network.watchers.append(self.refresh)
+
+    def _capacity(self) -> list[float]:
+        """The network's peer capacities, with a link that is down at 0."""
+        capacity = self.network.peer_capacity()
+        n = len(self.network.link_up)
+        for worker, up in enumerate(self.network.link_up):
+            if not up:
+                capacity[worker] = capacity[n + worker] = 0.0
+        return capacity
+
+    def refresh(self) -> None:
+        """A link changed: the exchanges in flight go on at the new rates."""
+        self.fabric.set_capacities(self._capacity())
 
     def exchange(self, a: int, b: int, nbytes: float) -> simpy.Event:
         """``a`` and ``b`` send each other ``nbytes``: the later of the two latencies, then

@@ -419,6 +419,7 @@ class Network:
         n = len(self.up_bandwidth)
         self.link_up = [True] * n
         self.changes = 0  # link bandwidth changes so far (what a priced all-reduce depends on)
+        self.watchers: list = []  # called after a link changes (``fabric.PeerLinks``)
         # a transfer with the shortest latency joins the card before any asked later
         self._min_latency = {"push": min(self.up_latency), "pull": min(self.down_latency)}
         self._active: list = [None] * n  # (shared, flow, bandwidth): a worker's last transfer
@@ -510,6 +511,8 @@ class Network:
         if entry is not None and entry[1] is not None:  # (a flow yet to join: joins capped)
             shared, flow, bandwidth = entry
             shared.set_cap(flow, bandwidth if up else 0.0)  # no-op for a finished flow
+        for watch in self.watchers:
+            watch()
 
     def set_bandwidth(self, worker: int, direction: str, bandwidth: float) -> None:
         """``worker``'s link in ``direction`` (push: up, pull: down) changes its bandwidth now:
@@ -524,6 +527,8 @@ class Network:
         if entry is not None and entry[0] is shared and entry[1] is not None:
             self._active[worker] = (shared, entry[1], float(bandwidth))
             shared.set_cap(entry[1], float(bandwidth) if self.link_up[worker] else 0.0)
+        for watch in self.watchers:
+            watch()
 
     def set_card(self, direction: str, capacity: float) -> None:
         """The PS card's capacity in ``direction`` (push: ingress, pull: egress) changes now."""
