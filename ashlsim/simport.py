@@ -107,6 +107,18 @@ class SimPort:
             )
         return priced
 
+    def collective(self, workers, algorithm: str):
+        """An all-reduce among ``workers`` starting now: ``(event, bytes each sends)``, the
+        event succeeding when it is over. It is priced by ``all_reduce`` at the links of the
+        moment, again whenever a link changes, and stalls while a member's link is down
+        (``collectives.Running``)."""
+        sim, workers = self._sim, list(workers)
+        seconds, sent = self.all_reduce(workers, algorithm)
+        running = collectives.Running(
+            sim.env, sim.network, workers, lambda: self.all_reduce(workers, algorithm)[0], seconds
+        )
+        return running.done, sent
+
     def exchange(self, a: int, b: int):
         """Workers ``a`` and ``b`` send each other their models over their links (max-min
         fair with every other exchange: ``cluster.fabric.PeerLinks``): ``(event, bytes each

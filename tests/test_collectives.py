@@ -539,3 +539,27 @@ def test_an_allreduce_is_priced_anew_when_the_links_change(tmp_path):
     np.testing.assert_allclose(durations[began < 1.0], fast, rtol=1e-9)
     np.testing.assert_allclose(durations[began >= 1.0], slow, rtol=1e-9)
     assert (began >= 1.0).sum() > 10
+
+
+def test_an_outage_stalls_an_allreduce_under_way_and_a_new_bandwidth_reprices_what_is_left(
+    tmp_path,
+):
+    """The first all-reduce runs from 0.016 s (the slow workers' batch) for X s. Worker 2's link
+    down from 0.018 s for 0.3 s stalls it: it ends 0.3 s late. Uplinks cut to a quarter at
+    0.019 s instead: the fraction done by then stays, the rest goes at the slower price."""
+    p, alpha, compute = 4, 0.001, 16 / 1000
+    outage = [{"worker": 2, "at_s": 0.018, "kind": "link_down", "duration_s": 0.3}]
+    sim = Simulation(make(strategy=ALLREDUCE, faults=outage, stop={"time_s": 1.0}))
+    sim.run()
+    n = push_nbytes(sim.scenario)
+    X = 2 * (p - 1) * (alpha + n / p / 1e7)
+    assert sim.strategy.round_ends[0] == pytest.approx(compute + X + 0.3, rel=1e-9)
+
+    series = tmp_path / "up.csv"
+    series.write_text("time_s,bandwidth\n0,1e7\n0.019,2.5e6\n")
+    up = {"bandwidth": {"series": str(series), "column": "bandwidth"}, "latency": alpha}
+    sim = Simulation(make(strategy=ALLREDUCE, cluster={"uplink": up}, stop={"time_s": 1.0}))
+    sim.run()
+    slow = 2 * (p - 1) * (alpha + n / p / 2.5e6)
+    done = (0.019 - compute) / X
+    assert sim.strategy.round_ends[0] == pytest.approx(0.019 + (1 - done) * slow, rel=1e-9)

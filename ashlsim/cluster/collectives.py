@@ -80,3 +80,46 @@ def all_reduce(network, members: list[int], nbytes: float, algorithm: str):
 
 
 ALGORITHMS = {"ring": ring, "halving_doubling": halving_doubling}
+
+
+class Running:
+    """An all-reduce under way among ``members``: a fraction done, advancing at 1 / its price
+    (``price()``: seconds for the whole at the links as they are now), re-priced whenever a
+    link changes (``network.watchers``) and stalled while a member's link is down. ``done``
+    succeeds when the fraction reaches 1."""
+
+    def __init__(self, env, network, members, price, seconds: float):
+        """``seconds``: its price now (``price()`` would say the same)."""
+        self.env, self.network, self.members, self.price = env, network, list(members), price
+        self.done = env.event()
+        self.fraction, self.since, self.rate = 0.0, env.now, 0.0
+        self._wakeup = None
+        network.watchers.append(self._changed)
+        self._reprice(seconds)
+
+    def _reprice(self, seconds: float | None = None) -> None:
+        down = any(not self.network.link_up[m] for m in self.members)
+        if down:
+            seconds = math.inf
+        elif seconds is None:
+            seconds = self.price()
+        self.rate = 0.0 if math.isinf(seconds) else (1.0 / seconds if seconds > 0 else math.inf)
+        self._wakeup = None
+        if self.rate == 0.0:
+            return
+        left = max(1.0 - self.fraction, 0.0)
+        wakeup = self._wakeup = self.env.timeout(left / self.rate)
+        wakeup.callbacks.append(self._finish)
+
+    def _changed(self) -> None:
+        now = self.env.now
+        if not math.isinf(self.rate):
+            self.fraction += self.rate * (now - self.since)
+        self.since = now
+        self._reprice()
+
+    def _finish(self, event) -> None:
+        if event is not self._wakeup:  # re-priced since
+            return
+        self.network.watchers.remove(self._changed)
+        self.done.succeed()

@@ -80,10 +80,10 @@ class AllReduce(Strategy):
         if any(worker not in self._buffer for worker in self.members):
             return
         participants = sorted(self._buffer)
-        seconds, sent = self.port.all_reduce(participants, self.params.algorithm)
+        done, sent = self.port.collective(participants, self.params.algorithm)
         token = object()
         self._running = (token, self.port.now(), sent)
-        self.port.call_later(seconds, lambda: self._finish(token))
+        done.callbacks.append(lambda _: self._finish(token))
 
     def _finish(self, token) -> None:
         if self._running is None or self._running[0] is not token:  # abandoned: a crash

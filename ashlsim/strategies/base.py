@@ -181,6 +181,7 @@ class Port(Protocol):
 
     # communication among the workers (schemes without PS transfers)
     def all_reduce(self, workers: list[int], algorithm: str) -> tuple[float, dict]: ...
+    def collective(self, workers: list[int], algorithm: str) -> tuple[object, dict]: ...
     def exchange(self, a: int, b: int) -> tuple[object, int]: ...  # (event, bytes each way)
     def average_with(self, update: Update, peer: int | None) -> None: ...
     def restore(self, worker: int, neighbours: list[int]) -> None: ...
@@ -206,7 +207,7 @@ class Strategy:
     # Read from the class that sets it, never inherited: a subclass may vary either.
     steady: bool = False
     # a worker's pull and push cross the network to the PS; False: they are free (the worker
-    # holds the model) and the scheme moves its bytes itself, through the port (``all_reduce``)
+    # holds the model) and the scheme moves its bytes itself, through the port (``collective``)
     through_server: bool = True
     # each worker keeps a model of its own (``Port.average_with``), which its pulls read; the model
     # evaluated is their average
