@@ -92,29 +92,26 @@ class Running:
         """``seconds``: its price now (``price()`` would say the same)."""
         self.env, self.network, self.members, self.price = env, network, list(members), price
         self.done = env.event()
-        self.fraction, self.since, self.rate = 0.0, env.now, 0.0
+        self.fraction, self.since, self.seconds = 0.0, env.now, math.inf
         self._wakeup = None
         network.watchers.append(self._changed)
         self._reprice(seconds)
 
     def _reprice(self, seconds: float | None = None) -> None:
-        down = any(not self.network.link_up[m] for m in self.members)
-        if down:
-            seconds = math.inf
+        if any(not self.network.link_up[m] for m in self.members):
+            seconds = math.inf  # stalled
         elif seconds is None:
             seconds = self.price()
-        self.rate = 0.0 if math.isinf(seconds) else (1.0 / seconds if seconds > 0 else math.inf)
-        self._wakeup = None
-        if self.rate == 0.0:
+        self.seconds, self._wakeup = seconds, None
+        if math.isinf(seconds):
             return
-        left = max(1.0 - self.fraction, 0.0)
-        wakeup = self._wakeup = self.env.timeout(left / self.rate)
+        wakeup = self._wakeup = self.env.timeout(max(1.0 - self.fraction, 0.0) * seconds)
         wakeup.callbacks.append(self._finish)
 
     def _changed(self) -> None:
         now = self.env.now
-        if not math.isinf(self.rate):
-            self.fraction += self.rate * (now - self.since)
+        if self.seconds > 0 and not math.isinf(self.seconds):
+            self.fraction += (now - self.since) / self.seconds
         self.since = now
         self._reprice()
 
