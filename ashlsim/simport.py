@@ -134,8 +134,7 @@ class SimPort:
         sim = self._sim
         server, replicas, worker = sim.server, sim.replicas, update.worker
         if replicas is not None:
-            server.flush()  # (the worker's earlier deltas first: its optimizer's order)
-            server.materialize([update])
+            server.compute(update)
             if peer is not None:
                 replicas.average(worker, peer)
             replicas.add(worker, update.message.decompress())

@@ -106,7 +106,12 @@ class ParameterServer:
     def discard(self, update) -> None:
         """A push a scheme drops instead of applying: its worker did compute it, so its
         optimizer and compression state advance (in push order), but ``W`` never sees it."""
-        self.flush()  # its parameters, and the worker's earlier pushes, come first
+        self.compute(update)
+
+    def compute(self, update) -> None:
+        """Compute ``update``'s message now, after every application queued before it (its
+        parameters, and the worker's earlier pushes, come first: its optimizer's order)."""
+        self.flush()
         if self.materialize is not None:
             self.materialize([update])
 
