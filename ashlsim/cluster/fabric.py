@@ -16,6 +16,8 @@ import math
 
 import simpy
 
+from .network import Links
+
 
 def max_min_rates(routes: list[tuple[int, ...]], capacity: list[float]) -> list[float]:
     """The max-min fair rate of each flow, given the resources it crosses (``routes``, indices
@@ -146,7 +148,7 @@ class Fabric:
         self._settle()
 
 
-class FabricNetwork:
+class FabricNetwork(Links):
     """The ``Network`` interface (``begin``, ``flow``, ``drop``, ``set_link``, ...) over a
     ``Fabric``: each worker's uplink and downlink, each rack's uplink and downlink to the core
     (``racks``: ``(size, up bytes/s, down bytes/s)`` or None), and each of the PS's ``shards``
@@ -158,16 +160,9 @@ class FabricNetwork:
 
     def __init__(self, env, up_bandwidth, up_latency, down_bandwidth, down_latency,
                  ingress: float, egress: float, shards: int = 1, racks=None):  # fmt: skip
-        self.env = env
+        super().__init__(env, up_bandwidth, up_latency, down_bandwidth, down_latency)
         n = len(up_bandwidth)
-        self.up_bandwidth = [float(b) for b in up_bandwidth]
-        self.up_latency = [float(x) for x in up_latency]
-        self.down_bandwidth = [float(b) for b in down_bandwidth]
-        self.down_latency = [float(x) for x in down_latency]
         self.shards = int(shards)
-        self.link_up = [True] * n
-        self.changes = 0  # link bandwidth changes so far (what a priced all-reduce depends on)
-        self.watchers: list = []  # called after a link changes (``fabric.PeerLinks``)
         # resources: [up 0..n) [down n..2n) [ingress shards] [egress shards] [rack up] [rack down]
         capacity = self.up_bandwidth + self.down_bandwidth
         capacity += [float(ingress)] * shards + [float(egress)] * shards
@@ -233,13 +228,6 @@ class FabricNetwork:
             return flows[0].done
         return simpy.AllOf(self.env, [f.done for f in flows])
 
-    def move(self, worker: int, nbytes: float, direction: str):
-        """One transfer as a process makes it (``yield from``): the latency, then the flows."""
-        event, whole = self.begin(worker, nbytes, direction)
-        yield event
-        if not whole:
-            yield self.flow(worker, nbytes, direction)
-
     def drop(self, worker: int) -> None:
         """``worker`` crashed: its flows in flight are cancelled."""
         flows, self._active[worker] = self._active[worker], []
@@ -252,21 +240,18 @@ class FabricNetwork:
         n = len(self.up_bandwidth)
         self.fabric.set_capacity(worker, self.up_bandwidth[worker] if up else 0.0)
         self.fabric.set_capacity(n + worker, self.down_bandwidth[worker] if up else 0.0)
-        for watch in self.watchers:
-            watch()
+        self.changed(bandwidth=False)
 
     def set_bandwidth(self, worker: int, direction: str, bandwidth: float) -> None:
         """``worker``'s link in ``direction`` changes its bandwidth now."""
         n = len(self.up_bandwidth)
-        self.changes += 1
         if direction == "push":
             self.up_bandwidth[worker], resource = float(bandwidth), worker
         else:
             self.down_bandwidth[worker], resource = float(bandwidth), n + worker
         if self.link_up[worker]:
             self.fabric.set_capacity(resource, float(bandwidth))
-        for watch in self.watchers:
-            watch()
+        self.changed(bandwidth=True)
 
     def set_card(self, direction: str, capacity: float) -> None:
         """Every shard's card in ``direction`` changes its capacity now."""

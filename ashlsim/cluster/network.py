@@ -386,7 +386,45 @@ class SharedCapacity:
         flow.done.succeed()
 
 
-class Network:
+class Links:
+    """What every network has: each worker's uplink and downlink (bandwidth in bytes/s,
+    latency in s, up or down), the watchers told when one changes (``changed``), and a
+    transfer as a process makes it (``move``, on the network's ``fixed_time``, ``begin`` and
+    ``flow``)."""
+
+    def __init__(self, env, up_bandwidth, up_latency, down_bandwidth, down_latency):
+        self.env = env
+        self.up_bandwidth = [float(b) for b in up_bandwidth]
+        self.up_latency = [float(x) for x in up_latency]
+        self.down_bandwidth = [float(b) for b in down_bandwidth]
+        self.down_latency = [float(x) for x in down_latency]
+        self.link_up = [True] * len(self.up_bandwidth)
+        self.changes = 0  # link bandwidth changes so far (what a priced all-reduce depends on)
+        self.watchers: list = []  # called after a link changes (``fabric.PeerLinks``)
+
+    def changed(self, bandwidth: bool) -> None:
+        """A link changed (``bandwidth``: its bandwidth; else whether it is up): tell the
+        watchers."""
+        self.changes += bandwidth
+        for watch in self.watchers:
+            watch()
+
+    def move(self, worker: int, nbytes: float, direction: str):
+        """One transfer as a process makes it (``yield from``): one timeout when nothing can
+        slow it (``fixed_time``), else ``begin`` (the latency, or latency and flow reserved as
+        one) and, unless reserved whole, a ``flow``. The worker loop (``Iterations``) takes
+        the same steps without a generator; the tests use this."""
+        fixed = self.fixed_time(worker, nbytes, direction)
+        if fixed is not None:
+            yield self.env.timeout(fixed)
+            return
+        event, whole = self.begin(worker, nbytes, direction)
+        yield event
+        if not whole:
+            yield self.flow(worker, nbytes, direction)
+
+
+class Network(Links):
     """Per-worker uplinks and downlinks (bandwidth in bytes/s, latency in s) to a PS whose
     ingress and egress capacities are shared by concurrent transfers."""
 
@@ -402,11 +440,7 @@ class Network:
         faulty: bool = False,
         varying: bool = False,
     ):
-        self.env = env
-        self.up_bandwidth = [float(b) for b in up_bandwidth]
-        self.up_latency = [float(x) for x in up_latency]
-        self.down_bandwidth = [float(b) for b in down_bandwidth]
-        self.down_latency = [float(x) for x in down_latency]
+        super().__init__(env, up_bandwidth, up_latency, down_bandwidth, down_latency)
         # If every link at full speed together cannot exceed the PS card, max-min sharing always
         # gives each transfer its link's rate: the card is uncontended, exactly (unless the
         # bandwidths change over the run: ``varying``).
@@ -417,9 +451,6 @@ class Network:
         self.ingress = SharedCapacity(env, ingress)
         self.egress = SharedCapacity(env, egress)
         n = len(self.up_bandwidth)
-        self.link_up = [True] * n
-        self.changes = 0  # link bandwidth changes so far (what a priced all-reduce depends on)
-        self.watchers: list = []  # called after a link changes (``fabric.PeerLinks``)
         # a transfer with the shortest latency joins the card before any asked later
         self._min_latency = {"push": min(self.up_latency), "pull": min(self.down_latency)}
         self._active: list = [None] * n  # (shared, flow, bandwidth): a worker's last transfer
@@ -481,20 +512,6 @@ class Network:
         self._active[worker] = (shared, flow, bandwidth)
         return flow.done
 
-    def move(self, worker: int, nbytes: float, direction: str):
-        """One transfer as a process makes it (``yield from``): one timeout when nothing can
-        slow it (``fixed_time``), else ``begin`` (the latency, or latency and flow reserved as
-        one) and, unless reserved whole, a ``flow`` through the PS card. The worker loop
-        (``Iterations``) takes the same steps without a generator; the tests use this."""
-        fixed = self.fixed_time(worker, nbytes, direction)
-        if fixed is not None:
-            yield self.env.timeout(fixed)
-            return
-        event, whole = self.begin(worker, nbytes, direction)
-        yield event
-        if not whole:
-            yield self.flow(worker, nbytes, direction)
-
     def drop(self, worker: int) -> None:
         """``worker`` crashed: its transfer in flight, if any, is cancelled (frees its share)."""
         entry, self._active[worker] = self._active[worker], None
@@ -511,14 +528,12 @@ class Network:
         if entry is not None and entry[1] is not None:  # (a flow yet to join: joins capped)
             shared, flow, bandwidth = entry
             shared.set_cap(flow, bandwidth if up else 0.0)  # no-op for a finished flow
-        for watch in self.watchers:
-            watch()
+        self.changed(bandwidth=False)
 
     def set_bandwidth(self, worker: int, direction: str, bandwidth: float) -> None:
         """``worker``'s link in ``direction`` (push: up, pull: down) changes its bandwidth now:
         its transfer in flight, if any, goes on at the new rate."""
         shared = self.ingress if direction == "push" else self.egress
-        self.changes += 1
         if direction == "push":
             self.up_bandwidth[worker] = float(bandwidth)
         else:
@@ -527,8 +542,7 @@ class Network:
         if entry is not None and entry[0] is shared and entry[1] is not None:
             self._active[worker] = (shared, entry[1], float(bandwidth))
             shared.set_cap(entry[1], float(bandwidth) if self.link_up[worker] else 0.0)
-        for watch in self.watchers:
-            watch()
+        self.changed(bandwidth=True)
 
     def set_card(self, direction: str, capacity: float) -> None:
         """The PS card's capacity in ``direction`` (push: ingress, pull: egress) changes now."""
