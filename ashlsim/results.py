@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import tempfile
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -408,7 +409,8 @@ def _read_params(path: Path, field: str):
     _readable(path, field)
     try:
         params = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
+    # (a damaged header fails NumPy's parse of it: a TokenError or a SyntaxError)
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as exc:
         raise ScenarioError(field, str(path), f"a NumPy array file ({str(exc)[:120]})") from None
     if params.ndim != 1 or not np.issubdtype(params.dtype, np.floating):
         raise ScenarioError(field, f"{params.dtype}{params.shape}", "a flat float array")

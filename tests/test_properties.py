@@ -276,6 +276,7 @@ FILES = ["run.json", "history.csv", "workers.csv", "events.csv", "scenario.yaml"
                           st.sampled_from(["delete", "truncate", "flip", "junk", "empty"]),
                           st.floats(0, 1), st.binary(max_size=40)), min_size=1, max_size=3))  # fmt: skip
 @example(damage=[("history.csv", "truncate", 0.625, b"")])  # a row cut mid-way: empty cells
+@example(damage=[("final_params.npy", "flip", 0.0119, b"\x00\x00\x00")])  # a broken .npy header
 def test_any_damaged_saved_run_loads_or_is_a_scenario_error(tmp_path_factory, a_saved_run, damage):
     import shutil
 
